@@ -1,0 +1,17 @@
+"""`fakescope demo` (not built yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from fakescope.cli.common import not_built
+
+DESCRIPTION = "fakescope demo: not implemented yet in this version."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    return not_built("demo")

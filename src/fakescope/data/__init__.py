@@ -1,0 +1,1 @@
+"""Manifests, dataset layouts, image loading, datasets and perturbations."""

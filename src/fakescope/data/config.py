@@ -1,0 +1,39 @@
+"""The ``data`` config section: where images come from and how they are split."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from fakescope.utils.schema import StrictModel
+
+
+class SplitConfig(StrictModel):
+    """Seeded split by ``group`` (never by image), so a person or source video sits on one side only."""
+
+    train: float = Field(0.70, ge=0, le=1)
+    val: float = Field(0.15, ge=0, le=1)
+    test: float = Field(0.15, ge=0, le=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1 (got {total:.3f})")
+        return self
+
+
+class DataConfig(StrictModel):
+    """Training / validation data. ``manifest`` is a CSV (``path,label,group[,split,...]``); if it has
+    no ``split`` column, ``split`` fractions are applied by group. ``layout`` + ``root`` build the
+    manifest from a benchmark folder instead."""
+
+    manifest: str | None = None
+    layout: Literal["manifest", "folder", "ffpp", "celebdf", "dfdc_preview", "deeperforensics"] = "manifest"
+    root: str | None = None
+    split: SplitConfig = SplitConfig()
+    image_size: int = Field(224, ge=16, description="side of the square face crop fed to the detectors")
+    max_per_split: int | None = Field(None, ge=1, description="cap on images per split (quick runs)")
+    num_workers: int = Field(0, ge=0)

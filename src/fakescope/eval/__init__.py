@@ -1,0 +1,1 @@
+"""Metrics, cross-dataset and robustness evaluation, tables and plots."""

@@ -1,0 +1,1 @@
+"""Batched implicit neural representations (SIREN, Gauss, WIRE), fitting, PCA heatmaps and cache."""

@@ -1,0 +1,1 @@
+"""Backbones, streams, detectors and the detector registry."""

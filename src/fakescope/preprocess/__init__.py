@@ -1,0 +1,1 @@
+"""Video decoding, face detection, alignment and the resumable video -> faces pipeline."""

@@ -1,0 +1,1 @@
+"""Losses (CE, SupCon), the trainer and checkpoints."""
