@@ -24,5 +24,5 @@ def test_each_subcommand_has_help(name, capsys):
 
 
 def test_console_script_runs():
-    r = subprocess.run([sys.executable, "-m", "fakescope.cli", "--version"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "fakescope", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "fakescope" in r.stdout
