@@ -13,6 +13,7 @@ demo: setup
 	$(VENV)/bin/fakescope demo --out demo_output
 
 test: setup
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing"; exit 1; fi; exit $$rc
 
 lint: setup
