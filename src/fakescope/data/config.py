@@ -16,6 +16,16 @@ class SplitConfig(StrictModel):
     val: float = Field(0.15, ge=0, le=1)
     test: float = Field(0.15, ge=0, le=1)
     seed: int = 0
+    stratify: bool = Field(
+        True,
+        description="split each class mix (real-only, fake-only, mixed groups) separately, so every split "
+        "gets both classes where the group count allows",
+    )
+    carve_val: bool = Field(
+        True,
+        description="when a layout's official split has train but no val (Celeb-DF, DFDC-Preview), move "
+        "val/(train+val) of the train groups to val; the official test split is never touched",
+    )
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitConfig:
@@ -37,3 +47,10 @@ class DataConfig(StrictModel):
     image_size: int = Field(224, ge=16, description="side of the square face crop fed to the detectors")
     max_per_split: int | None = Field(None, ge=1, description="cap on images per split (quick runs)")
     num_workers: int = Field(0, ge=0)
+    max_image_pixels: int = Field(
+        64_000_000, ge=1, description="images with more pixels are refused as decompression bombs"
+    )
+    rgba_background: Literal["black", "white"] = Field(
+        "black",
+        description="colour that transparent pixels (RGBA, LA, palette transparency) are composited on",
+    )
