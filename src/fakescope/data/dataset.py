@@ -1,0 +1,121 @@
+"""A torch ``Dataset`` over manifest rows that yields the batch dicts of docs/CONTRACTS.md.
+
+Each item: ``image`` float32 ``[3,S,S]`` in [0, 1] RGB (not normalised: each backbone normalises
+itself), ``label`` (0 real, 1 fake), ``path``, ``video`` (the full video identity), ``group``, plus
+``heatmaps`` ``[L,R,R]`` and ``clip`` ``[768]`` when precomputed stores are given (INFER, DESIGN.md:
+INR heatmaps and frozen CLIP features are computed once and cached, never inside the training loop).
+
+Order of operations on a face crop: decode -> test-time perturbation (on the crop at its stored
+resolution, if ``perturb_before_resize``) -> resize to ``S`` -> perturbation (otherwise) -> training
+augmentation (seeded by ``(seed, epoch, index)``, see :mod:`fakescope.data.augment`).
+Downscaling uses ``cv2.INTER_AREA`` (no aliasing), upscaling ``cv2.INTER_CUBIC``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fakescope.data.augment import augment_image, augment_rng
+from fakescope.data.images import load_image_rgb
+from fakescope.data.manifest import ManifestRow
+from fakescope.data.perturbations import get_perturbation
+from fakescope.train.config import AugmentConfig
+
+__all__ = ["FaceDataset", "resize_square", "collate_batch"]
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a uint8 HxWx3 crop to ``size x size`` (INTER_AREA down, INTER_CUBIC up)."""
+    h, w = image.shape[:2]
+    if h == size and w == size:
+        return image
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_CUBIC
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+class FaceDataset(Dataset):
+    """Face crops from ``rows``; ``stores`` maps an input name (``heatmaps``, ``clip``) to a mapping
+    from the row's ``path`` to its precomputed array."""
+
+    def __init__(
+        self,
+        rows: Sequence[ManifestRow],
+        image_size: int,
+        *,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        perturbation: str | None = None,
+        perturb_before_resize: bool = True,
+        stores: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+        max_image_pixels: int = 64_000_000,
+        background: str = "black",
+    ) -> None:
+        self.rows = list(rows)
+        self.image_size = int(image_size)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.perturbation = None if perturbation in (None, "clean") else perturbation
+        self._perturb = get_perturbation(self.perturbation) if self.perturbation else None
+        self.perturb_before_resize = perturb_before_resize
+        self.stores = dict(stores or {})
+        self.max_image_pixels = max_image_pixels
+        self.background = background
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation draws ``__getitem__`` uses."""
+        self.epoch = int(epoch)
+
+    def load_crop(self, index: int) -> np.ndarray:
+        """The uint8 ``S x S`` crop after any perturbation, before augmentation: what the INR and CLIP
+        stores are computed from."""
+        row = self.rows[index]
+        img = load_image_rgb(row.path, max_pixels=self.max_image_pixels, background=self.background)  # type: ignore[arg-type]
+        if self._perturb is not None and self.perturb_before_resize:
+            img = self._perturb(img)
+        img = resize_square(img, self.image_size)
+        if self._perturb is not None and not self.perturb_before_resize:
+            img = self._perturb(img)
+        return img
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        img = self.load_crop(index)
+        if self.augment is not None:
+            x = augment_image(img, self.augment, augment_rng(self.seed, self.epoch, index))
+        else:
+            x = img.astype(np.float32) / 255.0
+        item: dict[str, Any] = {
+            "image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),
+            "label": int(row.label),
+            "path": row.path,
+            "video": row.video_id,
+            "group": row.group,
+            "index": index,
+        }
+        for name, store in self.stores.items():
+            item[name] = torch.as_tensor(np.asarray(store[row.path], dtype=np.float32))
+        return item
+
+
+def collate_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; keep the bookkeeping fields (``path``, ``video``, ``group``) as lists."""
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif key in ("label", "index"):
+            batch[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            batch[key] = values
+    return batch

@@ -1,0 +1,112 @@
+"""Balanced batch sampler: every batch holds both classes (papers/AIRL.txt §III-E, SupCon needs
+positives and negatives in each batch; DESIGN.md "AIRL" Loss).
+
+Each batch takes ``ceil(B/2)`` real and ``floor(B/2)`` fake indices (alternating which class gets the
+extra one when ``B`` is odd). The two classes are shuffled by a generator seeded with
+``(seed, epoch, class)``; the smaller class is cycled (re-shuffled on each wrap) so an epoch covers the
+larger class once; an epoch holds ``ceil(N / (B * world_size))`` batches.
+
+Under DDP every rank builds the same global batches of ``B * world_size`` and takes its own slice of each
+class, so every rank's batch is balanced too and no rank sees another's samples. ``state_dict`` /
+``load_state_dict`` record the epoch and how many batches were already consumed, so an interrupted epoch
+resumes at the next batch with exactly the same order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from fakescope.errors import InputError
+
+__all__ = ["BalancedBatchSampler"]
+
+
+class BalancedBatchSampler(Sampler[list[int]]):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size < 2:
+            raise InputError(f"balanced batches need batch_size >= 2 (got {batch_size})")
+        labels_arr = np.asarray(labels, dtype=np.int64)
+        self.real = np.flatnonzero(labels_arr == 0)
+        self.fake = np.flatnonzero(labels_arr == 1)
+        if len(self.real) == 0 or len(self.fake) == 0:
+            raise InputError(
+                f"training data must hold both classes (got {len(self.real)} real, {len(self.fake)} fake)"
+            )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.epoch = 0
+        self.start_batch = 0
+        self.num_samples = len(labels_arr)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / (self.batch_size * self.world_size))
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch (its shuffle) and the first batch to yield (for mid-epoch resume)."""
+        self.epoch = int(epoch)
+        self.start_batch = int(start_batch)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "start_batch": self.start_batch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.set_epoch(int(state["epoch"]), int(state.get("start_batch", 0)))
+
+    def _stream(self, pool: np.ndarray, cls: int, count: int) -> np.ndarray:
+        """``count`` indices from ``pool``: successive independent shuffles, concatenated."""
+        out = []
+        wrap = 0
+        while sum(len(o) for o in out) < count:
+            rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, cls, wrap])
+            out.append(pool[rng.permutation(len(pool))])
+            wrap += 1
+        return np.concatenate(out)[:count]
+
+    def global_batches(self) -> list[list[int]]:
+        """All batches of this epoch, as the global ``B * world_size`` index lists before sharding."""
+        n = len(self)
+        halves_real = [(self.batch_size + (i % 2)) // 2 for i in range(n)]  # odd B: alternate the extra one
+        halves_fake = [self.batch_size - h for h in halves_real]
+        real = self._stream(self.real, 0, sum(halves_real) * self.world_size)
+        fake = self._stream(self.fake, 1, sum(halves_fake) * self.world_size)
+        batches = []
+        r = f = 0
+        for hr, hf in zip(halves_real, halves_fake, strict=True):
+            br = real[r : r + hr * self.world_size]
+            bf = fake[f : f + hf * self.world_size]
+            r += hr * self.world_size
+            f += hf * self.world_size
+            batches.append([br, bf])
+        return [np.concatenate([br, bf]).tolist() for br, bf in batches]  # rank slicing happens in __iter__
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n = len(self)
+        halves_real = [(self.batch_size + (i % 2)) // 2 for i in range(n)]
+        for i, batch in enumerate(self.global_batches()):
+            if i < self.start_batch:
+                continue
+            hr = halves_real[i]
+            hf = self.batch_size - hr
+            real = batch[: hr * self.world_size]
+            fake = batch[hr * self.world_size :]
+            mine = real[self.rank * hr : (self.rank + 1) * hr] + fake[self.rank * hf : (self.rank + 1) * hf]
+            # Mix the two halves so BatchNorm statistics and SupCon see them interleaved.
+            order = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, 2, i, self.rank]).permutation(
+                len(mine)
+            )
+            yield [int(mine[j]) for j in order]
