@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from fakescope.utils.schema import StrictModel
@@ -30,5 +32,28 @@ class TrainConfig(StrictModel):
     early_stopping_patience: int = Field(10, ge=1)
     supcon_weight: float = Field(0.5, ge=0)
     supcon_temperature: float = Field(0.07, gt=0)
-    amp: bool = False
+    amp: bool = Field(False, description="autocast the forward pass (bf16 on CPU; amp_dtype on CUDA)")
+    amp_dtype: Literal["bfloat16", "float16"] = Field(
+        "bfloat16", description="autocast dtype; float16 (CUDA only) also uses a gradient scaler"
+    )
     augment: AugmentConfig | None = AugmentConfig()
+    checkpoint_every_steps: int = Field(
+        200, ge=1, description="write checkpoints/last.* every N optimiser steps (mid-epoch resume point)"
+    )
+    max_steps_per_epoch: int | None = Field(
+        None, ge=1, description="cap on batches per epoch (quick runs); the schedule uses the capped length"
+    )
+    threshold_rule: Literal["youden", "eer", "accuracy"] = Field(
+        "youden",
+        description="how the decision threshold is chosen on the validation split: max TPR-FPR (Youden's J), "
+        "the equal-error point, or max accuracy",
+    )
+    ddp_backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="torch.distributed backend under torchrun; auto = nccl on CUDA, gloo on CPU"
+    )
+    feature_cache_dir: str | None = Field(
+        None,
+        description="shared cache for precomputed INR heatmaps / frozen-backbone features; "
+        "default: inr.cache_dir (content-addressed, so runs share it)",
+    )
+    progress: bool = Field(True, description="show tqdm progress bars")
