@@ -1,0 +1,201 @@
+"""From images to heatmaps: resize, fit (batched or one image per worker process), extract, cache.
+
+The public entry point is :func:`heatmaps_for_images` (docs/CONTRACTS.md "INR heatmaps").
+
+Execution path (DESIGN.md "Fitting"; measured in README "INR engine"): on a GPU, B images are fitted
+as one batched computation. On this CPU the batched matmuls were slower per image than one image per
+process with one process per core, because the activations leave the cache; so on CPU the default
+(``inr.cpu_path: auto``) runs a pool of single-threaded worker processes, each fitting one image at a
+time with the same B = 1 code. Both paths compute the same thing from the same initialisation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from fakescope.errors import InputError
+from fakescope.inr.cache import HeatmapCache, InrResult, image_key
+from fakescope.inr.config import InrConfig
+from fakescope.inr.fitting import FitRecord, fit_batch
+from fakescope.inr.heatmaps import layer_heatmaps, luminance
+from fakescope.inr.models import InrParams, coordinate_grid, forward, load_init
+
+__all__ = ["heatmaps_for_images", "iter_results", "resize_for_inr", "fit_resized", "choose_path", "n_workers"]
+
+# Heatmap extraction keeps [B, N, width] activations per layer; this many images at a time bounds it.
+_EXTRACT_CHUNK = 8
+
+
+def resize_for_inr(image: np.ndarray, resolution: int, name: str = "image") -> np.ndarray:
+    """uint8 HxWx3 -> uint8 RxRx3. Area interpolation when shrinking (anti-aliased), cubic when
+    enlarging. A non-square image is stretched: inputs are meant to be square aligned face crops."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"{name}: expected a uint8 HxWx3 RGB array, got {desc}")
+    h, w = image.shape[:2]
+    if (h, w) == (resolution, resolution):
+        return np.ascontiguousarray(image)
+    interp = cv2.INTER_AREA if min(h, w) >= resolution else cv2.INTER_CUBIC
+    return cv2.resize(image, (resolution, resolution), interpolation=interp)
+
+
+def _targets(
+    images: Sequence[np.ndarray], cfg: InrConfig, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resized uint8 images -> (fit targets [B, N, 3] in the fitted range, luminance [B, N])."""
+    rgb01 = torch.from_numpy(np.stack(images)).to(device=device, dtype=torch.float32).div_(255.0)
+    rgb01 = rgb01.reshape(len(images), -1, 3)
+    tgt = rgb01 * 2.0 - 1.0 if cfg.target_range == "symmetric" else rgb01
+    return tgt, luminance(rgb01)
+
+
+def _to_uint8(rgb: torch.Tensor, cfg: InrConfig) -> torch.Tensor:
+    rgb01 = (rgb + 1.0) / 2.0 if cfg.target_range == "symmetric" else rgb
+    return (rgb01.clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
+def fit_resized(
+    images: Sequence[np.ndarray],
+    cfg: InrConfig,
+    device: torch.device,
+    init: InrParams | None = None,
+    coords: torch.Tensor | None = None,
+) -> list[InrResult]:
+    """Fit already-resized uint8 RxRx3 images as one batch and extract heatmaps (INFER §3.3-3.4)."""
+    r = cfg.resolution
+    init = load_init(cfg) if init is None else init
+    coords = coordinate_grid(r, device) if coords is None else coords
+    tgt, luma = _targets(images, cfg, device)
+    params, records = fit_batch(tgt, init, cfg, coords)
+    results: list[InrResult] = []
+    with torch.no_grad():
+        for s in range(0, len(images), _EXTRACT_CHUNK):
+            idx = slice(s, s + _EXTRACT_CHUNK)
+            rgb, acts = forward(params.index(idx), coords, cfg, return_activations=True)
+            maps = layer_heatmaps(acts, luma[idx], cfg.heatmap_mode, r).cpu().numpy()
+            recon = _to_uint8(rgb, cfg).reshape(-1, r, r, 3).cpu().numpy()
+            for k in range(maps.shape[0]):
+                results.append(InrResult(maps[k], recon[k], records[s + k]))
+    return results
+
+
+def n_workers(cfg: InrConfig) -> int:
+    if cfg.workers > 0:
+        return cfg.workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_path(cfg: InrConfig, device: torch.device) -> str:
+    """'workers' or 'batched' for this device (see module docstring)."""
+    if device.type != "cpu":
+        return "batched"
+    if cfg.cpu_path == "auto":
+        return "workers" if n_workers(cfg) > 1 else "batched"
+    return cfg.cpu_path
+
+
+# --- worker processes (CPU path) -------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _worker_init(cfg_json: str) -> None:
+    # One thread per process: the processes, not intra-op threads, use the cores.
+    torch.set_num_threads(1)
+    cfg = InrConfig.model_validate_json(cfg_json)
+    _WORKER["cfg"] = cfg
+    _WORKER["init"] = load_init(cfg)
+    _WORKER["coords"] = coordinate_grid(cfg.resolution)
+
+
+def _worker_fit(task: tuple[int, np.ndarray]) -> tuple[int, InrResult]:
+    idx, image = task
+    cfg = _WORKER["cfg"]
+    (res,) = fit_resized([image], cfg, torch.device("cpu"), _WORKER["init"], _WORKER["coords"])
+    return idx, res
+
+
+def _iter_workers(
+    tasks: list[tuple[int, np.ndarray]], cfg: InrConfig, workers: int
+) -> Iterator[tuple[int, InrResult]]:
+    # spawn, not fork: forking a process whose torch/OpenMP thread pools are running can deadlock.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(cfg.model_dump_json(),)) as pool:
+        yield from pool.imap_unordered(_worker_fit, tasks, chunksize=1)
+
+
+def _iter_batched(
+    tasks: list[tuple[int, np.ndarray]], cfg: InrConfig, device: torch.device
+) -> Iterator[tuple[int, InrResult]]:
+    init = load_init(cfg)
+    coords = coordinate_grid(cfg.resolution, device)
+    for s in range(0, len(tasks), cfg.batch_size):
+        chunk = tasks[s : s + cfg.batch_size]
+        results = fit_resized([img for _, img in chunk], cfg, device, init, coords)
+        yield from zip((i for i, _ in chunk), results)
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+
+def iter_results(
+    images: Iterable[np.ndarray],
+    cfg: InrConfig,
+    device: torch.device | str = "cpu",
+    cache: HeatmapCache | None = None,
+    names: Sequence[str] | None = None,
+) -> Iterator[tuple[int, InrResult]]:
+    """Yield (index, InrResult) for each image as it completes (cached ones first, then fits in
+    completion order). Each fitted result is written to ``cache`` before it is yielded, so a run
+    killed at any point keeps everything it reported."""
+    device = torch.device(device)
+    tasks: list[tuple[int, np.ndarray]] = []
+    keys: dict[int, str] = {}
+    for i, img in enumerate(images):
+        name = names[i] if names is not None else f"image {i}"
+        small = resize_for_inr(img, cfg.resolution, name)
+        if cache is not None:
+            keys[i] = image_key(img)
+            hit = cache.get(keys[i])
+            if hit is not None:
+                yield i, hit
+                continue
+        tasks.append((i, small))
+    if not tasks:
+        return
+    path = choose_path(cfg, device)
+    workers = min(n_workers(cfg), len(tasks))
+    stream = (
+        _iter_workers(tasks, cfg, workers)
+        if path == "workers" and workers > 1
+        else _iter_batched(tasks, cfg, device)
+    )
+    for i, res in stream:
+        if cache is not None:
+            cache.put(keys[i], res)
+        yield i, res
+
+
+def heatmaps_for_images(
+    images_uint8: Sequence[np.ndarray],
+    cfg: InrConfig,
+    device: torch.device | str = "cpu",
+    cache: HeatmapCache | None = None,
+) -> tuple[list[np.ndarray], list[FitRecord]]:
+    """INR heatmaps for uint8 HxWx3 RGB images (INFER §3.4.4): float32 [L, R, R] per image
+    (L = ``cfg.depth`` activated layers, R = ``cfg.resolution``; images are resized inside), and a
+    FitRecord per image (steps, final PSNR, reached target, cached). Order follows the input."""
+    maps: list[np.ndarray | None] = [None] * len(images_uint8)
+    records: list[FitRecord | None] = [None] * len(images_uint8)
+    for i, res in iter_results(images_uint8, cfg, device, cache):
+        maps[i], records[i] = res.heatmaps, res.record
+    return maps, records  # type: ignore[return-value]
