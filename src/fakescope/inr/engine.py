@@ -141,7 +141,7 @@ def _iter_batched(
     for s in range(0, len(tasks), cfg.batch_size):
         chunk = tasks[s : s + cfg.batch_size]
         results = fit_resized([img for _, img in chunk], cfg, device, init, coords)
-        yield from zip((i for i, _ in chunk), results)
+        yield from zip((i for i, _ in chunk), results, strict=True)
 
 
 # --- public API ------------------------------------------------------------------------------------

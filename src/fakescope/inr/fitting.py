@@ -84,7 +84,7 @@ def _compact(
     """Drop finished images from the parameters and from Adam's moments."""
     new = _make_leaves(params.index(keep))
     new_opt = torch.optim.Adam(new.tensors(), lr=opt.param_groups[0]["lr"])
-    for old_p, new_p in zip(params.tensors(), new.tensors()):
+    for old_p, new_p in zip(params.tensors(), new.tensors(), strict=True):
         state = opt.state.get(old_p)
         if state:
             new_opt.state[new_p] = {
@@ -130,10 +130,10 @@ def fit_batch(
             done_local = done.nonzero().squeeze(1)
             done_global = active[done_local]
             with torch.no_grad():
-                for dst, src in zip(final.tensors(), params.tensors()):
+                for dst, src in zip(final.tensors(), params.tensors(), strict=True):
                     dst[done_global] = src.detach()[done_local]
             psnr_cpu = psnr[done_local].tolist()
-            for i, p in zip(done_global.tolist(), psnr_cpu):
+            for i, p in zip(done_global.tolist(), psnr_cpu, strict=True):
                 records[i] = FitRecord(steps=step, final_psnr=p if math.isfinite(p) else float("inf"),
                                        reached=p >= cfg.target_psnr)  # fmt: skip
             keep = (~done).nonzero().squeeze(1)

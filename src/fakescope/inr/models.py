@@ -106,7 +106,7 @@ def init_params(cfg: InrConfig, seed: int | None = None) -> InrParams:
 def save_init(params: InrParams, path: str | Path) -> None:
     """Save a one-image initialisation as safetensors (``layers.{i}.weight`` [out, in], ``.bias``)."""
     tensors = {}
-    for i, (w, b) in enumerate(zip(params.weights, params.biases)):
+    for i, (w, b) in enumerate(zip(params.weights, params.biases, strict=True)):
         tensors[f"layers.{i}.weight"] = w[0].contiguous()
         tensors[f"layers.{i}.bias"] = b[0].contiguous()
     atomic_write_bytes(path, save(tensors))
@@ -160,7 +160,7 @@ def forward(
     h = coords.unsqueeze(0).expand(b, -1, -1)
     acts: list[torch.Tensor] = []
     last = len(params.weights) - 1
-    for layer, (w, bias) in enumerate(zip(params.weights, params.biases)):
+    for layer, (w, bias) in enumerate(zip(params.weights, params.biases, strict=True)):
         if h.dtype != w.dtype:
             h = h.to(w.dtype)
         z = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))

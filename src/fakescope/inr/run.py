@@ -71,7 +71,7 @@ def _records_csv(rows: Sequence[ManifestRow], results: Sequence[InrResult]) -> s
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "label", "group", "steps", "final_psnr", "reached", "cached"])
-    for row, res in zip(rows, results):
+    for row, res in zip(rows, results, strict=True):
         rec = res.record
         w.writerow([row.path, row.label_name, row.group, rec.steps, f"{rec.final_psnr:.3f}", int(rec.reached),
                     int(rec.cached)])  # fmt: skip
@@ -89,7 +89,7 @@ def _figure_pairs(rows: Sequence[ManifestRow], n: int) -> list[tuple[int, int]]:
     used = {i for p in pairs for i in p}
     rest_r = [i for i, r in enumerate(rows) if r.label == 0 and i not in used]
     rest_f = [i for i, r in enumerate(rows) if r.label == 1 and i not in used]
-    pairs += list(zip(rest_r, rest_f))
+    pairs += list(zip(rest_r, rest_f, strict=False))
     return pairs[:n]
 
 
