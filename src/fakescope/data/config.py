@@ -35,6 +35,37 @@ class SplitConfig(StrictModel):
         return self
 
 
+class LayoutOptions(StrictModel):
+    """Choices for the benchmark layout builders (``fakescope.data.layouts``); each layout reads only
+    the fields that concern it. See the README section "Data" for every layout's folder tree."""
+
+    compression: Literal["raw", "c23", "c40"] = Field("c23", description="FaceForensics++ / DFD quality")
+    methods: list[str] | None = Field(
+        None,
+        description="FaceForensics++ manipulation folders to include; None = Deepfakes, Face2Face, "
+        "FaceSwap, NeuralTextures (add FaceShifter or DeepFakeDetection explicitly)",
+    )
+    media: str = Field(
+        "videos",
+        description="FaceForensics++: the folder under <method>/<compression>/ holding the videos, or "
+        "extracted frames / face crops, one sub-folder per video (e.g. images, faces)",
+    )
+    splits_dir: str | None = Field(
+        None,
+        description="folder with the official FaceForensics++ train/val/test.json (default: <root>/splits)",
+    )
+    celebdf_version: Literal["auto", "v1", "v2"] = Field(
+        "auto", description="auto: v1 when the root folder name says v1, else v2"
+    )
+    deeperforensics_perturbation: str = Field(
+        "end_to_end", description="folder under manipulated_videos/ (end_to_end, end_to_end_level_3, ...)"
+    )
+    allow_missing: bool = Field(
+        False,
+        description="list-driven layouts: skip (and count) listed videos that are absent instead of failing",
+    )
+
+
 class DataConfig(StrictModel):
     """Training / validation data. ``manifest`` is a CSV (``path,label,group[,split,...]``); if it has
     no ``split`` column, ``split`` fractions are applied by group. ``layout`` + ``root`` build the
@@ -43,6 +74,7 @@ class DataConfig(StrictModel):
     manifest: str | None = None
     layout: Literal["manifest", "folder", "ffpp", "celebdf", "dfdc_preview", "deeperforensics"] = "manifest"
     root: str | None = None
+    layout_options: LayoutOptions = LayoutOptions()
     split: SplitConfig = SplitConfig()
     image_size: int = Field(224, ge=16, description="side of the square face crop fed to the detectors")
     max_per_split: int | None = Field(None, ge=1, description="cap on images per split (quick runs)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -274,40 +274,39 @@ def split_by_group(
     """Split rows into ``train`` / ``val`` / ``test`` by group, deterministically for a given seed.
 
     - Rows that already carry a ``split`` (an official benchmark split) keep it; rows of the same
-      group without one follow it.
+      group without one follow it (the group's most common split). An official protocol that puts a
+      group on several sides is kept as published; :func:`groups_on_several_sides` reports it.
     - The other groups are split by ``cfg`` fractions of rows (default 70/15/15), separately for
       real-only, fake-only and mixed groups when ``cfg.stratify``, so each split gets both classes
       when there are enough groups.
     - If the preset splits include train but no val and ``cfg.carve_val``, val/(train+val) of the
       train groups become val (model selection needs a validation split; test is never used for it).
 
-    Returned rows are copies with ``split`` filled in; a group never appears on two sides among the
-    groups this function assigns.
+    Returned rows are copies with ``split`` filled in; a group this function assigns never appears on
+    two sides.
     """
     cfg = cfg or SplitConfig()
-    preset: dict[str, str] = {}
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
     for r in rows:
         if r.split:
-            prev = preset.setdefault(r.group, r.split)
-            if prev != r.split:
-                raise ManifestError(
-                    f"group {r.group!r} is preset to both {prev!r} and {r.split!r} (e.g. {r.path}); "
-                    "a group must stay on one side"
-                )
+            counts[r.group][r.split] += 1
+    # A group an official protocol puts on several sides keeps each row's own split; its rows without
+    # one follow the group's most common split (ties: train, val, test).
+    preset = {g: max(SPLITS, key=lambda s, c=c: (c[s], -SPLITS.index(s))) for g, c in counts.items()}
     free = [r for r in rows if r.group not in preset]
     group_split = dict(preset)
     if free:
         fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
         group_split.update(_split_groups(free, fractions, cfg))
-    preset_splits = set(preset.values())
+    preset_splits = {s for c in counts.values() for s in c}
     if cfg.carve_val and "train" in preset_splits and "val" not in preset_splits and cfg.val > 0:
-        train_rows = [r for r in rows if group_split[r.group] == "train" and r.group in preset]
+        train_rows = [r for r in rows if r.group in preset and set(counts[r.group]) == {"train"}]
         share = cfg.val / (cfg.train + cfg.val) if cfg.train + cfg.val > 0 else 0.0
         carved = _split_groups(train_rows, {"train": 1 - share, "val": share}, cfg)
         group_split.update(carved)
     out: dict[str, list[ManifestRow]] = {s: [] for s in SPLITS}
     for r in rows:
-        s = group_split[r.group]
+        s = r.split if r.split and len(counts[r.group]) > 1 else group_split[r.group]
         out[s].append(replace(r, split=s))
     return out
 
