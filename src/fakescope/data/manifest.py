@@ -63,7 +63,7 @@ def _problem_message(source: str, problems: list[str]) -> str:
     shown = problems[:MAX_LISTED_PROBLEMS]
     more = len(problems) - len(shown)
     tail = f"; ... and {more} more" if more > 0 else ""
-    return f"{source}: {len(problems)} bad row(s): " + "; ".join(shown) + tail
+    return f"{source}: {len(problems)} problem(s): " + "; ".join(shown) + tail
 
 
 def parse_label(value: str) -> int | None:
