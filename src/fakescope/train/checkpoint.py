@@ -1,0 +1,270 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else; never pickle (DESIGN.md "A run
+directory"; docs/CONTRACTS.md "Runs and checkpoints").
+
+A checkpoint named ``NAME`` in ``RUN/checkpoints/`` is:
+
+- ``NAME.safetensors``: the detector's ``state_dict``;
+- ``NAME.json``: the resolved config, detector name, epoch, step, validation metrics and the decision
+  threshold chosen on the validation split, plus (``last`` only) the scalar resume state: scheduler,
+  optimiser hyper-parameters, sampler position, early-stopping counters, Python RNG;
+- ``NAME.state.safetensors`` (``last`` only): optimiser moments and the torch / numpy RNG states.
+
+Every file is written atomically, the JSON last; each safetensors file carries the step in its
+metadata, and loading checks it against the JSON, so a crash between two writes is detected instead
+of resuming from a mixed state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import safe_open
+from safetensors.torch import save as st_save
+
+from fakescope.config import ExperimentConfig, config_from_dict
+from fakescope.errors import FakescopeError, ModelLoadError
+from fakescope.utils.atomic import atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "FORMAT",
+    "save_checkpoint",
+    "read_checkpoint_meta",
+    "load_model_state",
+    "load_train_state",
+    "resolve_checkpoint",
+    "load_detector",
+    "capture_rng",
+    "restore_rng",
+]
+
+FORMAT = "fakescope-checkpoint/1"
+
+
+def _tensors_to_bytes(tensors: dict[str, torch.Tensor], step: int) -> bytes:
+    # clone(): tied / shared storages would make safetensors refuse the dict.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    return st_save(flat, metadata={"step": str(step), "format": FORMAT})
+
+
+def _read_tensors(path: Path, expect_step: int | None) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        data = st_load(path.read_bytes())
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelLoadError(f"{path}: cannot read safetensors file ({err})") from None
+    if expect_step is not None and meta.get("step") != str(expect_step):
+        raise ModelLoadError(
+            f"{path}: holds step {meta.get('step')} but its JSON says step {expect_step} "
+            "(interrupted while saving?); delete the checkpoint or resume from another"
+        )
+    return data
+
+
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Torch (CPU and CUDA), numpy and Python RNG states as (tensors, JSON scalars)."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["rng.numpy.keys"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    version, state, gauss = random.getstate()
+    scalars = {
+        "numpy": [name, int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(state), gauss],
+    }
+    return tensors, scalars
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+    name, pos, has_gauss, cached = scalars["numpy"]
+    keys = tensors["rng.numpy.keys"].numpy().astype(np.uint32)
+    np.random.set_state((name, keys, pos, has_gauss, cached))
+    version, state, gauss = scalars["python"]
+    random.setstate((version, tuple(state), gauss))
+
+
+def _optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {"param_groups": sd["param_groups"], "state": {}}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars["state"].setdefault(str(idx), {})[key] = value
+    return tensors, scalars
+
+
+def _optimizer_from_parts(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = value
+    for idx, extra in scalars.get("state", {}).items():
+        state.setdefault(int(idx), {}).update(extra)
+    groups = []
+    for g in scalars["param_groups"]:
+        g = dict(g)
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(
+    ckpt_dir: str | os.PathLike[str],
+    name: str,
+    *,
+    model: torch.nn.Module,
+    cfg: ExperimentConfig,
+    detector_name: str,
+    epoch: int,
+    step: int,
+    val_metrics: dict[str, Any] | None = None,
+    val_threshold: float | None = None,
+    resume: dict[str, Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``NAME.safetensors`` (+ ``NAME.state.safetensors`` when ``optimizer`` is given) and
+    ``NAME.json``. ``resume`` holds JSON-able scalars needed to continue training."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(ckpt_dir / f"{name}.safetensors", _tensors_to_bytes(model.state_dict(), step))
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "detector": detector_name,
+        "epoch": int(epoch),
+        "step": int(step),
+        "val_metrics": val_metrics or {},
+        "val_threshold": val_threshold,
+        "config": cfg.model_dump(mode="json"),
+    }
+    if optimizer is not None:
+        opt_tensors, opt_scalars = _optimizer_to_parts(optimizer)
+        rng_tensors, rng_scalars = capture_rng()
+        tensors = {**opt_tensors, **rng_tensors, **(extra_tensors or {})}
+        atomic_write_bytes(ckpt_dir / f"{name}.state.safetensors", _tensors_to_bytes(tensors, step))
+        meta["resume"] = {**(resume or {}), "optimizer": opt_scalars, "rng": rng_scalars}
+    atomic_write_json(ckpt_dir / f"{name}.json", meta)
+    return ckpt_dir / f"{name}.json"
+
+
+def resolve_checkpoint(run_dir_or_checkpoint: str | os.PathLike[str], prefer: str = "best") -> Path:
+    """The ``.json`` of a checkpoint given a run directory, its ``checkpoints/`` folder, or a
+    checkpoint's ``.json`` / ``.safetensors`` file."""
+    p = Path(run_dir_or_checkpoint)
+    if not p.exists():
+        raise ModelLoadError(f"{p}: no such run directory or checkpoint")
+    if p.is_file():
+        if p.suffix == ".json":
+            return p
+        if p.name.endswith(".safetensors"):
+            j = p.with_name(p.name.removesuffix(".safetensors") + ".json")
+            if j.is_file():
+                return j
+            raise ModelLoadError(f"{p}: its metadata file {j.name} is missing")
+        raise ModelLoadError(f"{p}: not a checkpoint (.json or .safetensors)")
+    for folder in (p / "checkpoints", p):
+        for name in (prefer, "best", "last"):
+            j = folder / f"{name}.json"
+            if j.is_file():
+                return j
+    raise ModelLoadError(f"{p}: no checkpoints/best.json or checkpoints/last.json (was training run here?)")
+
+
+def read_checkpoint_meta(json_path: str | os.PathLike[str]) -> dict[str, Any]:
+    json_path = Path(json_path)
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{json_path}: unreadable checkpoint metadata ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{json_path}: not a fakescope checkpoint (format {meta.get('format')!r})")
+    return meta
+
+
+def load_model_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    json_path = Path(json_path)
+    st = json_path.with_name(json_path.name.removesuffix(".json") + ".safetensors")
+    if not st.is_file():
+        raise ModelLoadError(f"{st}: weights file missing")
+    return _read_tensors(st, int(meta["step"]))
+
+
+def load_train_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    json_path = Path(json_path)
+    st = json_path.with_name(json_path.name.removesuffix(".json") + ".state.safetensors")
+    if "resume" not in meta or not st.is_file():
+        raise ModelLoadError(f"{json_path}: holds no resume state (only checkpoints/last has it)")
+    return _read_tensors(st, int(meta["step"]))
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    optimizer.load_state_dict(_optimizer_from_parts(tensors, meta["resume"]["optimizer"]))
+
+
+def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with one clear line when the keys or shapes do not match."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or bad_shape:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", bad_shape)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+        raise ModelLoadError(f"{source}: weights do not fit this detector: {', '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
+def load_detector(
+    run_dir_or_checkpoint: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    prefer: str = "best",
+) -> tuple[torch.nn.Module, ExperimentConfig, dict[str, Any]]:
+    """Rebuild the detector a run trained and load its weights (``best`` by default).
+
+    Returns ``(detector in eval mode on device, its ExperimentConfig, checkpoint meta)``. The detector
+    is built without fetching pretrained weights: the checkpoint supplies every trained tensor.
+    Raises :class:`ModelLoadError` for a missing run, unreadable files or weights that belong to another
+    detector.
+    """
+    from fakescope.models.registry import build_detector
+
+    json_path = resolve_checkpoint(run_dir_or_checkpoint, prefer)
+    meta = read_checkpoint_meta(json_path)
+    try:
+        cfg = config_from_dict(meta["config"], str(json_path))
+    except FakescopeError as err:
+        raise ModelLoadError(f"{json_path}: its saved config no longer validates: {err}") from None
+    if cfg.model.name != meta.get("detector"):
+        raise ModelLoadError(
+            f"{json_path}: config names detector {cfg.model.name!r} but the weights are {meta.get('detector')!r}"
+        )
+    cfg_build = cfg.model_copy(deep=True)
+    cfg_build.model.pretrained = False
+    detector = build_detector(cfg_build)
+    load_state_into(detector, load_model_state(json_path, meta), str(json_path))
+    detector.to(torch.device(device)).eval()
+    return detector, cfg, meta
