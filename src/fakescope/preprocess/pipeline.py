@@ -1,0 +1,553 @@
+"""The resumable videos/images -> aligned face crops pipeline behind ``fakescope prepare``
+(DESIGN.md "Preprocessing"; INFER §3.1, AIRL §IV-B).
+
+Output folder::
+
+    prepare.json            the preprocess config and its hash (a re-run must use the same one)
+    crops/<label>/<key>/<frame>.png   one aligned crop per sampled frame with a face
+    records/<key>.json      per-video done-marker: every sampled frame, its box, score, landmarks
+                            (original and aligned) and crop; written atomically *after* the crops
+    manifest.csv            the crop manifest: path,label,group,dataset,method,split,video,frame
+    landmarks.csv           one row per crop: box, score, 5 landmarks in the frame and in the crop
+    no_face.csv             every sampled frame where no face was kept (never lost silently)
+    summary.json            counts, errors, short videos, and the no-face policy
+
+A job is one video file, one frame folder (manifest rows sharing a video and carrying ``frame``) or
+one image. A job whose record exists is skipped on a re-run; any other job's crop folder is wiped
+and redone, so a killed run resumes to exactly what an uninterrupted run writes. A file that cannot
+be read is reported (summary ``errors``) and the job goes on; it is retried on the next run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fakescope.data.images import load_image_rgb
+from fakescope.data.manifest import LABEL_NAMES, ManifestRow, write_manifest
+from fakescope.errors import ConfigError, FakescopeError, InputError
+from fakescope.preprocess.align import align_face
+from fakescope.preprocess.config import PreprocessConfig
+from fakescope.preprocess.detectors import FaceDetection, FaceDetector, build_face_detector, select_faces
+from fakescope.preprocess.video import iter_frames, probe_video, select_frame_indices
+from fakescope.utils.atomic import atomic_open, atomic_write_bytes, atomic_write_json
+from fakescope.utils.hashing import config_hash
+
+__all__ = ["PrepareJob", "PrepareSummary", "plan_jobs", "process_job", "run_prepare", "output_config_hash"]
+
+RECORD_VERSION = 1
+NO_FACE_POLICY_TEXT = {
+    "drop": "frames with no face are left out of manifest.csv and scored by nothing; they are listed in "
+    "no_face.csv and counted here",
+    "score_half": "frames with no face are listed in no_face.csv; evaluation gives each a score of 0.5 "
+    "when it averages a video's frame scores",
+}
+
+
+@dataclass(frozen=True)
+class PrepareJob:
+    """One unit of resumable work. ``sources`` holds ``(frame, path)`` pairs: one pair with frame
+    ``None`` for a video file or an image, one per frame image for a frame folder."""
+
+    key: str
+    kind: str  # "video" | "frames" | "image"
+    label: int
+    group: str
+    dataset: str
+    method: str
+    split: str
+    video: str
+    sources: tuple[tuple[int | None, str], ...]
+
+    @property
+    def path(self) -> str:
+        return self.sources[0][1] if self.kind != "frames" else str(Path(self.sources[0][1]).parent)
+
+
+@dataclass
+class PrepareSummary:
+    inputs: int = 0
+    jobs_processed: int = 0
+    jobs_resumed: int = 0
+    jobs_failed: int = 0
+    frames_sampled: int = 0
+    faces_found: int = 0
+    no_face_frames: int = 0
+    multi_face_frames: int = 0
+    crops_by_label: dict[str, int] = field(default_factory=dict)
+    short_videos: list[dict[str, Any]] = field(default_factory=list)
+    inputs_without_face: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    no_face_policy: str = "drop"
+    no_face_policy_means: str = ""
+    detector: str = ""
+    config_hash: str = ""
+    seconds: float = 0.0
+    frames_per_second_this_run: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"inputs: {self.inputs} ({self.jobs_processed} processed now, {self.jobs_resumed} done before, "
+            f"{self.jobs_failed} failed)",
+            f"frames sampled: {self.frames_sampled}; faces found: {self.faces_found}; "
+            f"no face: {self.no_face_frames} (policy {self.no_face_policy}); several faces: {self.multi_face_frames}",
+            "crops by label: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.crops_by_label.items())) or "none"),
+        ]
+        if self.short_videos:
+            out.append(f"short videos (fewer frames than asked, all used): {len(self.short_videos)}")
+        if self.inputs_without_face:
+            out.append(f"inputs with no face in any sampled frame: {len(self.inputs_without_face)}")
+        for e in self.errors:
+            out.append(f"error: {e['error']}")
+        return out
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _job_key(video_id: str, first_source: str) -> str:
+    stem = _SAFE.sub("_", Path(video_id).name)[:60].strip("._") or "item"
+    digest = hashlib.sha1(f"{video_id}|{Path(first_source).name}".encode()).hexdigest()[:10]
+    return f"{stem}-{digest}"
+
+
+def plan_jobs(rows: Sequence[ManifestRow]) -> list[PrepareJob]:
+    """Group manifest rows into jobs, in input order. Rows with a ``frame`` that share a video are one
+    frame-folder job; any other row is a video file or an image on its own."""
+    from fakescope.preprocess.video import is_video_path
+
+    jobs: list[PrepareJob] = []
+    frame_groups: dict[str, list[ManifestRow]] = {}
+    order: list[tuple[str, Any]] = []
+    for row in rows:
+        if row.frame is not None:
+            vid = row.video_id
+            if vid not in frame_groups:
+                frame_groups[vid] = []
+                order.append(("frames", vid))
+            frame_groups[vid].append(row)
+        else:
+            order.append(("single", row))
+    seen: set[str] = set()
+    for kind, item in order:
+        if kind == "frames":
+            members = sorted(frame_groups[item], key=lambda r: r.frame)
+            first = members[0]
+            sources = tuple((r.frame, r.path) for r in members)
+            video = first.video or Path(first.path).parent.name
+            job = PrepareJob(
+                _job_key(item, first.path),
+                "frames",
+                first.label,
+                first.group,
+                first.dataset,
+                first.method,
+                first.split,
+                video,
+                sources,
+            )
+        else:
+            row = item
+            kind_ = "video" if is_video_path(row.path) else "image"
+            video = row.video or Path(row.path).stem
+            job = PrepareJob(
+                _job_key(row.video_id, row.path),
+                kind_,
+                row.label,
+                row.group,
+                row.dataset,
+                row.method,
+                row.split,
+                video,
+                ((None, row.path),),
+            )
+        if job.key in seen:
+            raise InputError(f"{job.path}: appears twice in the input (same video identity {job.video!r})")
+        seen.add(job.key)
+        jobs.append(job)
+    return jobs
+
+
+def output_config_hash(cfg: PreprocessConfig) -> str:
+    """Hash of the fields that change what is written (not workers, threads, seeking or the no-face
+    policy, which only changes how evaluation reads no_face.csv)."""
+    d = cfg.model_dump(mode="json")
+    for k in ("workers", "threads_per_worker", "no_face_policy"):
+        d.pop(k, None)
+    d["frames"].pop("seek", None)
+    d["frames"].pop("decode_threads", None)
+    return config_hash(d)
+
+
+def _round(a: np.ndarray | Sequence[float], nd: int = 3) -> list[Any]:
+    return np.round(np.asarray(a, dtype=np.float64), nd).tolist()
+
+
+def _encode(image: np.ndarray, cfg: PreprocessConfig) -> bytes:
+    bgr = image[..., ::-1]
+    if cfg.crop_format == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+    if not ok:  # pragma: no cover - OpenCV only fails on invalid arrays
+        raise RuntimeError("could not encode a face crop")
+    return buf.tobytes()
+
+
+def _iter_job_frames(job: PrepareJob, cfg: PreprocessConfig, info: dict[str, Any]):
+    """Yield (frame number, RGB image) for the sampled frames of a job; fills ``info``."""
+    if job.kind == "video":
+        path = job.sources[0][1]
+        probe = probe_video(path)
+        n = probe.n_frames
+        if not probe.seekable:
+            from fakescope.preprocess.video import count_frames_by_decoding
+
+            n = count_frames_by_decoding(path, cfg.frames.decode_threads)
+        if n == 0:
+            raise InputError(f"{path}: the video has no frames")
+        sel = select_frame_indices(n, cfg.frames, job.label)
+        info.update(
+            n_frames=n,
+            requested=sel.requested,
+            short=sel.short,
+            fps=probe.fps,
+            variable_frame_rate=probe.variable_frame_rate,
+        )
+        for fr in iter_frames(
+            path, sel.indices, probe=probe, seek=cfg.frames.seek, threads=cfg.frames.decode_threads
+        ):
+            yield fr.index, fr.image
+    elif job.kind == "frames":
+        sel = select_frame_indices(len(job.sources), cfg.frames, job.label)
+        info.update(n_frames=len(job.sources), requested=sel.requested, short=sel.short)
+        for i in sel.indices:
+            frame, path = job.sources[i]
+            yield frame, load_image_rgb(path)
+    else:
+        info.update(n_frames=1, requested=None, short=False)
+        yield None, load_image_rgb(job.sources[0][1])
+
+
+def process_job(
+    job: PrepareJob, cfg: PreprocessConfig, detector: FaceDetector, out_dir: Path
+) -> dict[str, Any]:
+    """Sample, detect, select, align and write the crops of one job; return (and atomically write)
+    its record, which is the job's done-marker. Raises :class:`InputError` for unreadable input."""
+    crop_dir = out_dir / "crops" / LABEL_NAMES.get(job.label, "unknown") / job.key
+    if crop_dir.exists():  # leftovers of a killed run: redo the job from scratch
+        shutil.rmtree(crop_dir)
+    info: dict[str, Any] = {}
+    frames: list[tuple[int | None, np.ndarray]] = []
+    dets: list[list[FaceDetection]] = []
+    # Detect as frames arrive but keep only the frames (the track policy needs every frame's faces
+    # before it can choose); the sampled count is small except for policy=all.
+    for number, image in _iter_job_frames(job, cfg, info):
+        dets.append(detector.detect(image))
+        frames.append((number, image))
+    chosen = select_faces(dets, cfg.face_select)
+    ext = "png" if cfg.crop_format == "png" else "jpg"
+    records = []
+    try:
+        for (number, image), faces, face in zip(frames, dets, chosen, strict=True):
+            rec: dict[str, Any] = {"frame": number, "n_faces": len(faces)}
+            if face is None:
+                rec["status"] = "no_face"
+            else:
+                aligned = align_face(image, face.landmarks, cfg.align, box=face.box)
+                name = f"{number:06d}.{ext}" if number is not None else f"image.{ext}"
+                atomic_write_bytes(crop_dir / name, _encode(aligned.image, cfg))
+                rec.update(
+                    status="face",
+                    crop=(crop_dir / name).relative_to(out_dir).as_posix(),
+                    box=_round(face.box, 2),
+                    score=round(face.score, 5),
+                    landmarks=_round(aligned.landmarks),
+                    landmarks_aligned=_round(aligned.landmarks_aligned),
+                    matrix=_round(aligned.matrix, 6),
+                )
+            records.append(rec)
+    except BaseException:
+        shutil.rmtree(crop_dir, ignore_errors=True)
+        raise
+    record = {
+        "version": RECORD_VERSION,
+        "config_hash": output_config_hash(cfg),
+        "key": job.key,
+        "source": job.path,
+        **info,
+        "frames": records,
+    }
+    atomic_write_json(out_dir / "records" / f"{job.key}.json", record)
+    return record
+
+
+def _load_record(path: Path, expected_hash: str) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if rec.get("version") != RECORD_VERSION or rec.get("config_hash") != expected_hash:
+        return None
+    return rec
+
+
+# ---- worker processes -------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def _init_worker(cfg_json: str, device: str, threads: int, out_dir: str) -> None:
+    cfg = PreprocessConfig.model_validate_json(cfg_json)
+    _set_threads(threads)
+    _WORKER.update(cfg=cfg, detector=build_face_detector(cfg, device, threads), out_dir=Path(out_dir))
+
+
+def _run_in_worker(job: PrepareJob) -> tuple[str, dict[str, Any] | None, str | None]:
+    try:
+        rec = process_job(job, _WORKER["cfg"], _WORKER["detector"], _WORKER["out_dir"])
+        return job.key, rec, None
+    except FakescopeError as err:
+        return job.key, None, str(err)
+
+
+# ---- the job ----------------------------------------------------------------------------------
+
+
+def _check_output_dir(out_dir: Path, cfg: PreprocessConfig, overwrite: bool) -> str:
+    h = output_config_hash(cfg)
+    meta_path = out_dir / "prepare.json"
+    if meta_path.is_file():
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8")).get("config_hash")
+        except ValueError:
+            old = None
+        if old != h:
+            if not overwrite:
+                raise ConfigError(
+                    f"{out_dir}: was prepared with a different preprocess config (hash {old}, now {h}); "
+                    "use another --out, or --overwrite to start it again"
+                )
+            for sub in ("crops", "records"):
+                shutil.rmtree(out_dir / sub, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(meta_path, {"config_hash": h, "preprocess": cfg.model_dump(mode="json")})
+    return h
+
+
+def _crop_row(job: PrepareJob, out_dir: Path, rec: dict[str, Any]) -> ManifestRow:
+    return ManifestRow(
+        str(out_dir / rec["crop"]),
+        job.label,
+        job.group,
+        job.dataset,
+        job.method,
+        job.split,
+        job.video,
+        rec["frame"],
+    )
+
+
+def _write_outputs(out_dir: Path, jobs: Sequence[PrepareJob], records: dict[str, dict[str, Any]]) -> None:
+    crop_rows: list[ManifestRow] = []
+    no_face_rows: list[ManifestRow] = []
+    lm_lines: list[list[Any]] = []
+    for job in jobs:
+        rec = records.get(job.key)
+        if rec is None:
+            continue
+        for fr in rec["frames"]:
+            if fr["status"] == "face":
+                row = _crop_row(job, out_dir, fr)
+                crop_rows.append(row)
+                lm_lines.append(
+                    [
+                        fr["crop"],
+                        job.video,
+                        "" if fr["frame"] is None else fr["frame"],
+                        *fr["box"],
+                        fr["score"],
+                        fr["n_faces"],
+                        *np.ravel(fr["landmarks"]).tolist(),
+                        *np.ravel(fr["landmarks_aligned"]).tolist(),
+                    ]
+                )
+            else:
+                src = job.path if job.kind != "frames" else dict(job.sources).get(fr["frame"], job.path)
+                no_face_rows.append(
+                    ManifestRow(
+                        str(src),
+                        job.label,
+                        job.group,
+                        job.dataset,
+                        job.method,
+                        job.split,
+                        job.video,
+                        fr["frame"],
+                    )
+                )
+    write_manifest(crop_rows, out_dir / "manifest.csv")
+    write_manifest(no_face_rows, out_dir / "no_face.csv", relative_to="/")
+    names = ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"]
+    header = ["path", "video", "frame", "box_x1", "box_y1", "box_x2", "box_y2", "score", "n_faces"]
+    header += [f"{n}_{a}" for n in names for a in "xy"]
+    header += [f"aligned_{n}_{a}" for n in names for a in "xy"]
+    with atomic_open(out_dir / "landmarks.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(lm_lines)
+
+
+def run_prepare(
+    rows: Sequence[ManifestRow],
+    out_dir: str | os.PathLike[str],
+    cfg: PreprocessConfig,
+    device: str = "cpu",
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Turn the videos/images in ``rows`` into aligned face crops under ``out_dir`` (see module doc).
+
+    Resumable and idempotent: jobs with a record are not redone. Per-file input errors are collected
+    in the summary; the job goes on with the other files.
+    """
+    out = Path(out_dir)
+    jobs = plan_jobs(rows)
+    chash = _check_output_dir(out, cfg, overwrite)
+    t0 = time.perf_counter()
+    records: dict[str, dict[str, Any]] = {}
+    pending: list[PrepareJob] = []
+    for job in jobs:
+        rec = _load_record(out / "records" / f"{job.key}.json", chash)
+        if rec is not None:
+            records[job.key] = rec
+        else:
+            pending.append(job)
+    resumed = len(records)
+    errors: dict[str, str] = {}
+    workers = min(cfg.workers, max(1, len(pending)))
+    threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
+    bar = tqdm(
+        total=len(pending),
+        desc="prepare",
+        unit="video",
+        disable=not progress or not pending,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+    frames_now = 0
+
+    def done(key: str, rec: dict[str, Any] | None, err: str | None) -> None:
+        nonlocal frames_now
+        if rec is not None:
+            records[key] = rec
+            frames_now += len(rec["frames"])
+        else:
+            errors[key] = err or "unknown error"
+            tqdm.write(f"prepare: skipped: {err}", file=sys.stderr)
+        bar.update(1)
+        bar.set_postfix(frames=frames_now, fps=f"{frames_now / max(time.perf_counter() - t0, 1e-9):.2f}")
+
+    try:
+        if pending and workers == 1:
+            _set_threads(threads)
+            detector = build_face_detector(cfg, device, threads)
+            for job in pending:
+                try:
+                    done(job.key, process_job(job, cfg, detector, out), None)
+                except FakescopeError as err:
+                    done(job.key, None, str(err))
+        elif pending:
+            ctx = get_context("spawn")  # fork would copy onnxruntime / torch thread pools
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(cfg.model_dump_json(), device, threads, str(out)),
+            ) as pool:
+                futures = {pool.submit(_run_in_worker, job) for job in pending}
+                try:
+                    while futures:
+                        finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            done(*fut.result())
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+    finally:
+        bar.close()
+
+    _write_outputs(out, jobs, records)
+    summary = _summarise(jobs, records, errors, cfg, chash, resumed)
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    summary.frames_per_second_this_run = round(frames_now / max(summary.seconds, 1e-9), 3)
+    atomic_write_json(out / "summary.json", asdict(summary))
+    return summary
+
+
+def _summarise(
+    jobs: Sequence[PrepareJob],
+    records: dict[str, dict[str, Any]],
+    errors: dict[str, str],
+    cfg: PreprocessConfig,
+    chash: str,
+    resumed: int,
+) -> PrepareSummary:
+    s = PrepareSummary(
+        inputs=len(jobs),
+        jobs_resumed=resumed,
+        jobs_failed=len(errors),
+        no_face_policy=cfg.no_face_policy,
+        no_face_policy_means=NO_FACE_POLICY_TEXT[cfg.no_face_policy],
+        detector=cfg.detector,
+        config_hash=chash,
+    )
+    s.jobs_processed = len(records) - resumed
+    by_label: Counter[str] = Counter()
+    for job in jobs:
+        rec = records.get(job.key)
+        if rec is None:
+            if job.key in errors:
+                s.errors.append({"path": job.path, "error": errors[job.key]})
+            continue
+        frames = rec["frames"]
+        faces = sum(f["status"] == "face" for f in frames)
+        s.frames_sampled += len(frames)
+        s.faces_found += faces
+        s.no_face_frames += len(frames) - faces
+        s.multi_face_frames += sum(f["n_faces"] > 1 for f in frames)
+        by_label[LABEL_NAMES.get(job.label, "unknown")] += faces
+        if rec.get("short"):
+            s.short_videos.append(
+                {"path": job.path, "n_frames": rec.get("n_frames"), "requested": rec.get("requested")}
+            )
+        if faces == 0:
+            s.inputs_without_face.append(job.path)
+    s.crops_by_label = dict(sorted(by_label.items()))
+    return s
