@@ -1,0 +1,248 @@
+"""The HTML report of one input (image or video) scored by ``fakescope detect``.
+
+A report is a folder: ``index.html`` plus the images it shows, next to it (so the folder can be
+zipped, mailed or served as is; no network, no script). It shows what a reviewer needs to trust or
+doubt a score:
+
+- the aligned crop of every face, its score and the decision threshold (the one chosen on the run's
+  validation split; DESIGN.md "Model selection");
+- INR heatmaps per layer for INFER-family detectors (papers/INFER.txt §3.4, Fig. 3);
+- Grad-CAM on the RGB / CLIP branch (papers/INFER.txt A.8 Fig. 12; papers/AIRL.txt §VI-A);
+- the block-DCT high-frequency residual for AIRL-family detectors (papers/AIRL.txt §III-C);
+- for a video, the score over time and the frames with no face.
+
+:func:`write_index` writes one page linking every input's report.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fakescope.explain.config import ExplainConfig
+from fakescope.explain.figures import (
+    cam_overlay,
+    dct_residual_image,
+    heatmap_figure,
+    save_figure,
+    save_image,
+    score_over_time_figure,
+)
+from fakescope.utils.atomic import atomic_write_text
+
+if TYPE_CHECKING:  # the API imports this module lazily; avoid a cycle at import time
+    from fakescope.api import Prediction
+
+__all__ = ["FaceExplanation", "report_name", "write_index", "write_report"]
+
+
+@dataclass
+class FaceExplanation:
+    """What the report shows for one face. Any part may be ``None`` when the model family has none."""
+
+    crop: np.ndarray  # uint8 HxWx3, the aligned crop the detector scored
+    cam: np.ndarray | None = None  # [H, W] in [0, 1]
+    dct_residual: np.ndarray | None = None  # [H, W] raw high-pass coefficients
+    heatmaps: np.ndarray | None = None  # [L, R, R] standardised INR heatmaps
+    cam_note: str = ""  # why a Grad-CAM is missing, when it is
+
+
+def report_name(source: str, index: int) -> str:
+    """A folder name for an input's report: its file name made safe, prefixed by its position."""
+    stem = Path(str(source)).name or "input"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "input"
+    return f"{index:03d}_{safe[:80]}"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1150px}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:18px 0 6px} .muted{color:#666;font-size:13px}
+.verdict{display:inline-block;padding:4px 10px;border-radius:4px;color:#fff;font-weight:600;font-size:15px}
+.fake{background:#c0392b} .real{background:#27ae60} .none{background:#7f8c8d}
+.card{border:1px solid #ddd;border-radius:6px;padding:12px;margin:12px 0}
+.row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}
+figure{margin:0;text-align:center} figcaption{font-size:12px;color:#555;margin-top:3px}
+img.sq{width:200px;height:200px;image-rendering:pixelated;border:1px solid #ccc}
+img.wide{max-width:100%;border:1px solid #eee}
+table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+.banner{background:#fff3cd;border:1px solid #e0c36c;padding:8px 12px;border-radius:4px;font-size:13px}
+"""
+
+
+def _verdict(score: float | None, label: str | None) -> str:
+    if score is None or label is None:
+        return '<span class="verdict none">no score</span>'
+    return f'<span class="verdict {label}">{label.upper()} &middot; P(fake) = {score:.3f}</span>'
+
+
+def _fmt_box(box: list[float] | None) -> str:
+    return "—" if box is None else "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
+
+
+def write_report(
+    prediction: Prediction,
+    explanations: list[FaceExplanation],
+    out_dir: str | os.PathLike[str],
+    cfg: ExplainConfig | None = None,
+    banner: str | None = None,
+) -> Path:
+    """Write ``out_dir/index.html`` and its images for one input; returns the HTML path.
+
+    ``explanations[i]`` belongs to ``prediction.faces[shown[i]]`` where ``shown`` is
+    ``prediction.explained`` (the faces chosen for explanation: all faces of an image, the
+    highest-scoring frames of a video).
+    """
+    cfg = cfg or ExplainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ext = cfg.image_format
+    p = prediction
+    esc = html.escape
+    parts: list[str] = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>fakescope: {esc(Path(p.source).name)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(Path(p.source).name)}</h1>",
+        f"<div class='muted'>{esc(p.source)} &middot; {esc(p.kind)} &middot; model <b>{esc(p.model)}</b>"
+        f" ({esc(p.model_source)})</div>",
+    ]
+    if banner:
+        parts.append(f"<p class='banner'>{esc(banner)}</p>")
+    thr_note = (
+        "chosen on the run's validation split"
+        if p.threshold_source == "validation"
+        else "default 0.5: the checkpoint records no validation threshold"
+    )
+    what = "video score = mean of frame scores" if p.kind == "video" else "image score = highest face score"
+    parts.append(
+        f"<p>{_verdict(p.score, p.label)}&nbsp; threshold <b>{p.threshold:.3f}</b> "
+        f"<span class='muted'>({esc(thr_note)}; {esc(what)})</span></p>"
+    )
+    if p.error:
+        parts.append(f"<p class='banner'>{esc(p.error)}</p>")
+
+    if p.kind == "video":
+        parts.append("<h2>Score over time</h2>")
+        times = [f.time_s if f.time_s is not None else float(f.frame) for f in p.frames]
+        xlabel = "time (s)" if all(f.time_s is not None for f in p.frames) else "frame"
+        fig = score_over_time_figure(times, [f.score for f in p.frames], p.threshold, p.score, xlabel)
+        save_figure(fig, out / "score_over_time.png")
+        parts.append("<img class='wide' src='score_over_time.png' alt='score over time'>")
+        parts.append(
+            f"<p class='muted'>{p.frames_sampled} frames sampled, {p.frames_no_face} with no face "
+            f"(policy: {esc(p.no_face_policy)}).</p>"
+        )
+
+    if p.faces and p.kind == "image":
+        parts.append(f"<h2>{len(p.faces)} face(s)</h2>")
+    elif p.kind == "video" and explanations:
+        parts.append(f"<h2>The {len(explanations)} highest-scoring frame(s)</h2>")
+    for k, (face_idx, ex) in enumerate(zip(p.explained, explanations, strict=True)):
+        f = p.faces[face_idx]
+        tag = f"face{k:02d}"
+        figs: list[str] = []
+        save_image(ex.crop, out / f"{tag}_crop.{ext}")
+        figs.append(
+            f"<figure><img class='sq' src='{tag}_crop.{ext}' alt='aligned crop'>"
+            "<figcaption>aligned crop (model input)</figcaption></figure>"
+        )
+        if ex.cam is not None:
+            save_image(
+                cam_overlay(ex.crop, ex.cam, cfg.cam_alpha, cfg.cam_colormap), out / f"{tag}_gradcam.{ext}"
+            )
+            figs.append(
+                f"<figure><img class='sq' src='{tag}_gradcam.{ext}' alt='Grad-CAM'>"
+                "<figcaption>Grad-CAM toward &lsquo;fake&rsquo;</figcaption></figure>"
+            )
+        if ex.dct_residual is not None:
+            save_image(dct_residual_image(ex.dct_residual, cfg), out / f"{tag}_dct.{ext}")
+            figs.append(
+                f"<figure><img class='sq' src='{tag}_dct.{ext}' alt='DCT residual'>"
+                "<figcaption>block-DCT high-frequency residual</figcaption></figure>"
+            )
+        where = (
+            f"frame {f.frame}" + (f" ({f.time_s:.2f} s)" if f.time_s is not None else "")
+            if f.frame is not None
+            else f"face {face_idx + 1}"
+        )
+        parts.append(
+            f"<div class='card'><div>{_verdict(f.score, f.label)} <span class='muted'>{esc(where)}"
+            "</span></div>"
+        )
+        parts.append("<div class='row' style='margin-top:8px'>" + "".join(figs) + "</div>")
+        if ex.heatmaps is not None:
+            fig = heatmap_figure(ex.crop, ex.heatmaps, cfg=cfg)
+            save_figure(fig, out / f"{tag}_inr_heatmaps.png")
+            parts.append(
+                "<h2>INR heatmaps per layer</h2>"
+                f"<img class='wide' src='{tag}_inr_heatmaps.png' alt='INR heatmaps'>"
+            )
+        rows = [
+            ("box (x1, y1, x2, y2)", _fmt_box(f.box)),
+            ("face detector confidence", "—" if f.detection_score is None else f"{f.detection_score:.3f}"),
+        ]
+        if f.inr:
+            rows.append(
+                (
+                    "INR fit",
+                    f"{f.inr.get('steps')} steps, {f.inr.get('psnr', float('nan')):.1f} dB"
+                    f"{'' if f.inr.get('reached', True) else ' (target not reached)'}",
+                )
+            )
+        if ex.cam_note:
+            rows.append(("Grad-CAM", ex.cam_note))
+        parts.append(
+            "<table style='margin-top:8px'>"
+            + "".join(f"<tr><th>{esc(a)}</th><td>{esc(b)}</td></tr>" for a, b in rows)
+            + "</table></div>"
+        )
+    if not p.faces:
+        parts.append("<p>No face was found, so there is nothing to explain.</p>")
+    parts.append(
+        "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
+        "&lsquo;fake&rsquo;; heatmaps are each layer's first principal component of the INR "
+        "activations; the DCT map shows the 8&times;8-block coefficients above the cutoff.</p>"
+    )
+    parts.append("</body></html>")
+    path = out / "index.html"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+def write_index(
+    entries: list[tuple[str, Path | None, Prediction | None, str | None]],
+    out_dir: str | os.PathLike[str],
+    banner: str | None = None,
+) -> Path:
+    """One page listing every input: ``(source, report_html or None, prediction or None, error)``."""
+    out = Path(out_dir)
+    esc = html.escape
+    rows = []
+    for source, rep, pred, err in entries:
+        link = (
+            f"<a href='{esc(os.path.relpath(rep, out))}'>{esc(Path(source).name)}</a>" if rep else esc(source)
+        )
+        if pred is not None:
+            cell = _verdict(pred.score, pred.label)
+            extra = f"{len(pred.faces)} face(s)" + (
+                f", {pred.frames_sampled} frames" if pred.kind == "video" else ""
+            )
+        else:
+            cell, extra = '<span class="verdict none">error</span>', esc(err or "")
+        rows.append(f"<tr><td>{link}</td><td>{cell}</td><td>{extra}</td></tr>")
+    banner_html = f"<p class='banner'>{esc(banner)}</p>" if banner else ""
+    text = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>fakescope report</title>"
+        f"<style>{_CSS}</style></head><body><h1>fakescope detect</h1>{banner_html}"
+        "<table><tr><th>input</th><th>result</th><th>details</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+    path = out / "index.html"
+    atomic_write_text(path, text)
+    return path
