@@ -138,7 +138,7 @@ def save_checkpoint(
     epoch: int,
     step: int,
     val_metrics: dict[str, Any] | None = None,
-    val_threshold: float | None = None,
+    val_threshold: float | dict[str, float] | None = None,
     resume: dict[str, Any] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     extra_tensors: dict[str, torch.Tensor] | None = None,

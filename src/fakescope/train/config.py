@@ -43,10 +43,10 @@ class TrainConfig(StrictModel):
     max_steps_per_epoch: int | None = Field(
         None, ge=1, description="cap on batches per epoch (quick runs); the schedule uses the capped length"
     )
-    threshold_rule: Literal["youden", "eer", "accuracy"] = Field(
-        "youden",
-        description="how the decision threshold is chosen on the validation split: max TPR-FPR (Youden's J), "
-        "the equal-error point, or max accuracy",
+    threshold_rule: Literal["eer", "youden"] = Field(
+        "eer",
+        description="how the decision threshold is chosen on the validation split (frame and video level): "
+        "the equal-error point, or max TPR-FPR (Youden's J); see fakescope.eval.metrics.choose_threshold",
     )
     ddp_backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="torch.distributed backend under torchrun; auto = nccl on CUDA, gloo on CPU"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -33,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -42,6 +40,7 @@ from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.manifest import ManifestRow, read_manifest, split_by_group
 from fakescope.data.sampler import BalancedBatchSampler
 from fakescope.errors import ConfigError, FakescopeError, InputError
+from fakescope.eval.metrics import accuracy, auc, choose_thresholds
 from fakescope.train import checkpoint as ckpt
 from fakescope.train.ddp import DistInfo, all_gather_objects, barrier, cleanup_distributed, init_distributed
 from fakescope.utils.atomic import atomic_write_text
@@ -54,7 +53,6 @@ __all__ = [
     "load_data_rows",
     "load_splits",
     "cap_rows",
-    "choose_threshold",
     "precompute_inputs",
     "iter_predictions",
     "autocast_context",
@@ -221,28 +219,6 @@ def iter_predictions(
         detector.train(was_training)
 
 
-def choose_threshold(labels: Sequence[int], scores: Sequence[float], rule: str = "youden") -> float:
-    """The decision threshold on P(fake) picked on the validation split (AIRL §IV-C "accuracy at
-    optimal threshold from validation"): Youden's J (max TPR - FPR), the equal-error point, or max
-    accuracy. Returns 0.5 when validation holds a single class."""
-    y = np.asarray(labels)
-    s = np.asarray(scores, dtype=np.float64)
-    if len(np.unique(y)) < 2:
-        return 0.5
-    fpr, tpr, thr = roc_curve(y, s)
-    thr = np.clip(thr, 0.0, 1.0)  # sklearn's first threshold is +inf
-    if rule == "youden":
-        i = int(np.argmax(tpr - fpr))
-    elif rule == "eer":
-        i = int(np.argmin(np.abs((1 - tpr) - fpr)))
-    elif rule == "accuracy":
-        pos, neg = (y == 1).sum(), (y == 0).sum()
-        i = int(np.argmax(tpr * pos + (1 - fpr) * neg))
-    else:
-        raise ConfigError(f"train.threshold_rule: unknown rule {rule!r}")
-    return float(thr[i])
-
-
 def _validate(
     detector: torch.nn.Module,
     val_ds: FaceDataset,
@@ -261,21 +237,26 @@ def _validate(
     )
     labels: list[int] = []
     scores: list[float] = []
+    videos: list[str] = []
     for batch, out in iter_predictions(detector, loader, device, cfg.train.amp, cfg.train.amp_dtype):
         labels.extend(batch["label"].tolist())
         scores.extend(out["prob"].tolist())
-    gathered = all_gather_objects((labels, scores), info)
+        videos.extend(batch["video"])
+    gathered = all_gather_objects((labels, scores, videos), info)
     y = np.concatenate([np.asarray(g[0], dtype=np.int64) for g in gathered])
     s = np.concatenate([np.asarray(g[1], dtype=np.float64) for g in gathered])
+    v = [vid for g in gathered for vid in g[2]]
     if not np.all(np.isfinite(s)):
         raise FakescopeError("validation produced non-finite scores (diverged training?)")
-    thr = choose_threshold(y, s, cfg.train.threshold_rule)
+    # The decision threshold is chosen here, on validation, and only applied to test data later.
+    thresholds = choose_thresholds(y, s, v, cfg.train.threshold_rule)
     return {
-        "auc": float(roc_auc_score(y, s)),
-        "threshold": thr,
-        "acc": float(((s >= thr).astype(int) == y).mean()),
-        "acc_05": float(((s >= 0.5).astype(int) == y).mean()),
-        "n": len(y),
+        "auc": auc(y, s),
+        "threshold": thresholds["frame"],
+        "threshold_video": thresholds["video"],
+        "acc": accuracy(y, s, thresholds["frame"]),
+        "acc_0.5": accuracy(y, s, 0.5),
+        "n": int(len(y)),
     }
 
 
@@ -406,7 +387,7 @@ def _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector)
     step_fields = STEP_LOG_FIELDS + [f"lr_{n}" for n in group_names]
 
     state: dict[str, Any] = {
-        "epoch": 0, "batch": 0, "step": 0, "best_auc": -math.inf, "best_epoch": -1, "best_threshold": 0.5,
+        "epoch": 0, "batch": 0, "step": 0, "best_auc": -1.0, "best_epoch": -1, "best_threshold": 0.5,
         "bad_epochs": 0, "loss_sum": 0.0, "loss_count": 0, "stopped_early": False,
     }  # fmt: skip
     if resume:
@@ -506,7 +487,8 @@ def _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector)
             if info.is_main:
                 ckpt.save_checkpoint(
                     ckpt_dir, "best", model=detector, cfg=cfg, detector_name=cfg.model.name, epoch=epoch + 1,
-                    step=state["step"], val_metrics=val, val_threshold=val["threshold"],
+                    step=state["step"], val_metrics=val,
+                    val_threshold={"frame": val["threshold"], "video": val["threshold_video"]},
                 )  # fmt: skip
         else:
             state["bad_epochs"] += 1

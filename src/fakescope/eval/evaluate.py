@@ -1,0 +1,258 @@
+"""Score a trained run on one or more datasets (DESIGN.md "Data, evaluation, robustness";
+papers/AIRL.txt §IV-C, §V-B; papers/INFER.txt §4.1 Table 1).
+
+For every dataset (and, with ``--robustness``, every perturbation of :mod:`fakescope.eval.robustness`)
+the run's best checkpoint scores each face crop; the scores are streamed to
+``predictions/<dataset>[__<perturbation>].csv`` (one row per frame, docs/CONTRACTS.md "Predictions")
+and summarised with :func:`fakescope.eval.metrics.compute_metrics` at frame and video level: AUC with
+a bootstrap 95 % interval, AP, EER, and accuracy at the threshold chosen on the **validation split**
+during training and at 0.5.
+
+Which rows of a dataset are scored: the run's own training dataset is scored on its **test split** only
+(the same group split the trainer used); a dataset whose rows carry official splits is scored on
+``test``; any other dataset is scored whole (cross-dataset). ``eval.max_images`` caps each dataset
+(class-stratified, seeded) for quick runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from fakescope.config import ExperimentConfig
+from fakescope.data.dataset import FaceDataset, collate_batch
+from fakescope.data.manifest import LABEL_NAMES, ManifestRow, read_manifest, split_by_group
+from fakescope.errors import InputError
+from fakescope.train.checkpoint import load_detector
+from fakescope.train.trainer import cap_rows, iter_predictions, precompute_inputs
+from fakescope.utils.atomic import atomic_open
+from fakescope.utils.runtime import resolve_device
+
+__all__ = [
+    "DEFAULT_DATA_ROOT",
+    "EvalSet",
+    "RunPredictions",
+    "resolve_dataset",
+    "rows_to_score",
+    "predict_rows",
+    "evaluate_runs",
+]
+
+DEFAULT_DATA_ROOT = Path(os.environ.get("FAKESCOPE_DATA", Path.cwd().parent / "shared" / "data"))
+PREDICTION_FIELDS = ["path", "label", "score", "group", "video", "dataset", "method", "perturbation"]
+
+
+@dataclass
+class EvalSet:
+    """A named dataset: its rows and where they came from (a manifest file or a folder)."""
+
+    name: str
+    rows: list[ManifestRow]
+    source: Path
+
+
+@dataclass
+class RunPredictions:
+    """Scores of one run on one dataset under one perturbation."""
+
+    run: str
+    dataset: str
+    perturbation: str
+    labels: np.ndarray
+    scores: np.ndarray
+    videos: list[str]
+    features: np.ndarray | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_dataset(spec: str, data_root: str | os.PathLike[str] | None = None) -> EvalSet:
+    """``spec`` is a folder name under ``data_root`` (default ``../shared/data``), any folder holding a
+    ``manifest.csv`` or ``real/`` + ``fake/``, or a manifest CSV file."""
+    root = Path(data_root) if data_root is not None else DEFAULT_DATA_ROOT
+    p = Path(spec).expanduser()
+    if not p.exists() and (root / spec).exists():
+        p = root / spec
+    if p.is_file():
+        return EvalSet(p.stem if p.name != "manifest.csv" else p.parent.name, read_manifest(p), p.resolve())
+    if p.is_dir():
+        if (p / "manifest.csv").is_file():
+            return EvalSet(p.name, read_manifest(p / "manifest.csv"), (p / "manifest.csv").resolve())
+        if (p / "real").is_dir() or (p / "fake").is_dir():
+            from fakescope.data.layouts import build_manifest
+
+            return EvalSet(p.name, build_manifest("folder", p), p.resolve())
+        raise InputError(f"{p}: no manifest.csv and no real/ or fake/ folder to evaluate")
+    raise InputError(f"--data {spec}: not a file, a folder, or a dataset name under {root}")
+
+
+def _training_source(cfg: ExperimentConfig) -> set[Path]:
+    out: set[Path] = set()
+    if cfg.data.manifest:
+        out.add(Path(cfg.data.manifest).resolve())
+    if cfg.data.root:
+        r = Path(cfg.data.root).resolve()
+        out |= {r, r / "manifest.csv"}
+    return out
+
+
+def rows_to_score(ds: EvalSet, cfg: ExperimentConfig, split: str = "auto") -> tuple[list[ManifestRow], str]:
+    """The rows to score and which part they are (``test`` / ``all`` / a split name)."""
+    if split == "auto":
+        if ds.source in _training_source(cfg) or any(r.split for r in ds.rows):
+            split = "test"
+        else:
+            split = "all"
+    if split == "all":
+        return list(ds.rows), "all"
+    if ds.source in _training_source(cfg) or not any(r.split for r in ds.rows):
+        parts = split_by_group(ds.rows, cfg.data.split)
+    else:
+        parts = {s: [r for r in ds.rows if r.split == s] for s in ("train", "val", "test")}
+    rows = parts.get(split, [])
+    if not rows:
+        raise InputError(f"{ds.name}: its {split!r} split is empty")
+    return rows, split
+
+
+def predict_rows(
+    detector: torch.nn.Module,
+    cfg: ExperimentConfig,
+    rows: Sequence[ManifestRow],
+    device: torch.device,
+    *,
+    run_name: str,
+    dataset: str,
+    perturbation: str = "clean",
+    csv_path: str | os.PathLike[str] | None = None,
+    keep_features: bool = False,
+    progress: bool = True,
+) -> RunPredictions:
+    """Score ``rows`` (after ``perturbation``), streaming one CSV row per image to ``csv_path``."""
+    ds = FaceDataset(
+        rows,
+        cfg.data.image_size,
+        perturbation=perturbation,
+        perturb_before_resize=cfg.eval.perturb_before_resize,
+        max_image_pixels=cfg.data.max_image_pixels,
+        background=cfg.data.rgba_background,
+    )
+    precompute_inputs(frozenset(getattr(detector, "inputs", {"image"})), ds, cfg, device, detector=detector,
+                      desc=f"{dataset}/{perturbation}")  # fmt: skip
+    loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
+                        collate_fn=collate_batch)  # fmt: skip
+    labels: list[int] = []
+    scores: list[float] = []
+    videos: list[str] = []
+    feats: list[np.ndarray] = []
+    sink = atomic_open(csv_path, "w", newline="", encoding="utf-8") if csv_path else contextlib.nullcontext()
+    with sink as fh:
+        writer = csv.DictWriter(fh, fieldnames=PREDICTION_FIELDS) if fh is not None else None
+        if writer:
+            writer.writeheader()
+        for batch, out in iter_predictions(
+            detector, loader, device, cfg.train.amp, cfg.train.amp_dtype, progress=progress,
+            desc=f"{run_name} {dataset} {perturbation}",
+        ):  # fmt: skip
+            probs = out["prob"].tolist()
+            for j, idx in enumerate(batch["index"].tolist()):
+                r = ds.rows[idx]
+                labels.append(r.label)
+                scores.append(probs[j])
+                videos.append(r.video_id)
+                if writer:
+                    writer.writerow({
+                        "path": r.path, "label": LABEL_NAMES[r.label], "score": f"{probs[j]:.6f}",
+                        "group": r.group, "video": r.video_id, "dataset": r.dataset or dataset,
+                        "method": r.method, "perturbation": perturbation,
+                    })  # fmt: skip
+            if keep_features and "features" in out:
+                feats.append(out["features"].numpy())
+    return RunPredictions(
+        run=run_name,
+        dataset=dataset,
+        perturbation=perturbation,
+        labels=np.asarray(labels, dtype=np.int64),
+        scores=np.asarray(scores, dtype=np.float64),
+        videos=videos,
+        features=np.concatenate(feats) if feats else None,
+    )
+
+
+def _metrics(
+    pred: RunPredictions, threshold: float | None, cfg: ExperimentConfig, seed: int
+) -> dict[str, Any]:
+    from fakescope.eval.metrics import compute_metrics
+
+    return compute_metrics(
+        pred.labels,
+        pred.scores,
+        videos=pred.videos,
+        threshold=threshold,
+        bootstrap=cfg.eval.bootstrap,
+        seed=seed,
+    )
+
+
+def evaluate_runs(
+    runs: Sequence[str | os.PathLike[str]],
+    datasets: Sequence[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    robustness: bool = False,
+    device: str = "auto",
+    data_root: str | os.PathLike[str] | None = None,
+    split: str = "auto",
+    max_images: int | None = None,
+    plots: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every run on every dataset; write predictions, tables and plots under ``out_dir``
+    (default: the first run's directory). Returns the JSON-able summary that ``metrics/*.json`` holds."""
+    from fakescope.eval import plots as plot_mod
+    from fakescope.eval.robustness import perturbation_names, write_tables
+
+    if not runs:
+        raise InputError("evaluate: give at least one --run")
+    if not datasets:
+        raise InputError("evaluate: give at least one --data")
+    dev = resolve_device(device)
+    out = Path(out_dir) if out_dir is not None else Path(runs[0])
+    results: list[RunPredictions] = []
+    for run in runs:
+        detector, cfg, meta = load_detector(run, dev)
+        run_name = Path(run).name if Path(run).is_dir() else Path(run).parent.parent.name
+        cap = max_images if max_images is not None else cfg.eval.max_images
+        threshold = meta.get("val_threshold")
+        perts = perturbation_names(cfg) if robustness else ["clean"]
+        for spec in datasets:
+            ds = resolve_dataset(spec, data_root)
+            rows, part = rows_to_score(ds, cfg, split)
+            rows = cap_rows(rows, cap, cfg.seed)
+            if len({r.label for r in rows}) < 2:
+                raise InputError(
+                    f"{ds.name} ({part}): holds one class only ({len(rows)} rows); AUC needs both"
+                )
+            for pert in perts:
+                suffix = "" if pert == "clean" else f"__{pert}"
+                csv_path = out / "predictions" / f"{run_name}__{ds.name}{suffix}.csv"
+                pred = predict_rows(
+                    detector, cfg, rows, dev, run_name=run_name, dataset=ds.name, perturbation=pert,
+                    csv_path=csv_path, keep_features=plots and pert == "clean", progress=progress,
+                )  # fmt: skip
+                pred.metrics = _metrics(pred, threshold, cfg, cfg.seed)
+                pred.metrics.update({"split": part, "n_images": len(rows), "val_threshold": threshold})
+                results.append(pred)
+        del detector
+    summary = write_tables(results, out / "metrics")
+    if plots:
+        plot_mod.plot_all(results, out / "plots", perplexity=None)
+    return summary
