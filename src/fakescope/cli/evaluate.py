@@ -1,17 +1,96 @@
-"""`fakescope evaluate` (not built yet)."""
+"""`fakescope evaluate`: metrics from a predictions CSV (``--predictions``).
+
+Each mode is one function (``run_predictions``, ...); ``run`` picks the mode from the arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from fakescope.cli.common import not_built
+from fakescope.errors import InputError
+from fakescope.eval.metrics import THRESHOLD_RULES
+from fakescope.eval.predictions import metrics_from_predictions, thresholds_from_predictions
+from fakescope.eval.report import markdown_table, write_report
 
-DESCRIPTION = "fakescope evaluate: not implemented yet in this version."
+DESCRIPTION = """Evaluate detector scores.
+
+  fakescope evaluate --predictions run/predictions/test.csv --val-predictions run/predictions/val.csv
+
+reads a predictions CSV (one row per frame: path,label,score,group,video,dataset,method,perturbation),
+and prints and saves AUC (with a bootstrap 95% interval), AP, EER and accuracy, at frame level and at
+video level (mean frame score per full video id), per dataset and perturbation. Accuracy is given at
+0.5 and at a threshold chosen on validation predictions (--val-predictions, rule --threshold-rule)
+or given directly (--threshold); the test set never chooses its own threshold.
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--predictions", metavar="FILE", help="predictions CSV to evaluate")
+    thr = p.add_mutually_exclusive_group()
+    thr.add_argument(
+        "--val-predictions",
+        metavar="FILE",
+        help="validation predictions CSV: the accuracy threshold is chosen on it",
+    )
+    thr.add_argument(
+        "--threshold", type=float, metavar="T", help="fixed threshold for accuracy (score >= T is fake)"
+    )
+    p.add_argument(
+        "--threshold-rule",
+        choices=THRESHOLD_RULES,
+        default="eer",
+        help="how --val-predictions chooses the threshold: eer (FPR = FNR) or youden (max TPR - FPR); default eer",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for the AUC interval (0: none)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write <name>.md/.json/.csv (default: the run's metrics/ folder for "
+        "run/predictions/<name>.csv, else the predictions file's folder)",
+    )
+
+
+def default_out_dir(predictions: Path) -> Path:
+    parent = predictions.resolve().parent
+    return parent.parent / "metrics" if parent.name == "predictions" else parent
+
+
+def run_predictions(args: argparse.Namespace) -> int:
+    pred = Path(args.predictions)
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be >= 0 (got {args.bootstrap})")
+    threshold: float | dict[str, float] | None = args.threshold
+    source = f"--threshold {args.threshold}" if args.threshold is not None else "none"
+    if args.val_predictions:
+        threshold = thresholds_from_predictions(args.val_predictions, args.threshold_rule)
+        source = f"{args.threshold_rule} on {args.val_predictions}"
+    records = metrics_from_predictions(pred, threshold=threshold, bootstrap=args.bootstrap, seed=args.seed)
+    meta = {
+        "predictions": str(pred),
+        "threshold_source": source,
+        "thresholds": threshold,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+    }
+    out_dir = Path(args.out) if args.out else default_out_dir(pred)
+    paths = write_report(records, out_dir, stem=pred.stem, meta=meta, title=f"Metrics: {pred.name}")
+    print(markdown_table(records), end="")
+    print(f"\nthreshold: {source}")
+    print(f"saved {paths['md']}, {paths['json']}, {paths['csv']}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("evaluate")
+    if args.predictions:
+        return run_predictions(args)
+    print("fakescope evaluate: give --predictions FILE (see --help)", file=sys.stderr)
+    return 2

@@ -1,0 +1,294 @@
+"""Streamed predictions: one CSV row per scored frame (docs/CONTRACTS.md "Predictions"), written as
+scoring goes so memory does not grow with the dataset, and read back into metrics.
+
+Columns: ``path,label,score,group,video,dataset,method,perturbation``. ``video`` holds the full video
+identity (``ManifestRow.video_id``) that video-level metrics group by; ``perturbation`` is empty for
+clean inputs and names the robustness setting otherwise (e.g. ``jpeg_q50``).
+
+The writer appends to ``<file>.partial`` and renames it to ``<file>`` on :meth:`PredictionWriter.close`,
+so a finished file is always complete. An interrupted run leaves the ``.partial`` behind; a writer
+opened with ``resume=True`` cuts it back to its last complete line, reports what is already scored
+(:meth:`PredictionWriter.done`) and appends the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from fakescope.data.manifest import LABEL_NAMES, ManifestRow, parse_label
+from fakescope.errors import InputError
+from fakescope.eval.metrics import ThresholdRule, choose_thresholds, compute_metrics
+
+PREDICTION_COLUMNS = ("path", "label", "score", "group", "video", "dataset", "method", "perturbation")
+CLEAN = ("", "none", "clean")
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: int
+    score: float
+    group: str = ""
+    video: str = ""
+    dataset: str = ""
+    method: str = ""
+    perturbation: str = ""
+
+    @property
+    def video_key(self) -> str:
+        """The video a frame belongs to; a frame without one is its own video."""
+        return self.video or self.path
+
+
+def _partial_of(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _cut_to_last_line(path: Path) -> None:
+    """Drop a half-written last line (a crash mid-write) so appending stays valid CSV."""
+    with open(path, "rb+") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        pos = size
+        while pos > 0:
+            step = min(4096, pos)
+            fh.seek(pos - step)
+            chunk = fh.read(step)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                fh.truncate(pos - step + i + 1)
+                return
+            pos -= step
+        fh.truncate(0)
+
+
+class PredictionWriter:
+    """Append-only CSV writer of per-frame predictions; flushes every ``flush_every`` rows."""
+
+    def __init__(self, path: str | os.PathLike[str], resume: bool = False, flush_every: int = 256) -> None:
+        self.path = Path(path)
+        self.partial = _partial_of(self.path)
+        self.flush_every = max(1, flush_every)
+        self._pending = 0
+        self._done: set[tuple[str, str]] = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and not self.partial.exists() and self.path.exists():
+            # A finished file can be extended (e.g. more perturbations): reopen it as the partial.
+            os.replace(self.path, self.partial)
+        if resume and self.partial.exists() and self.partial.stat().st_size > 0:
+            _cut_to_last_line(self.partial)
+            self._done = {(p.path, p.perturbation) for p in iter_predictions(self.partial, allow_empty=True)}
+            self._fh = open(self.partial, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._writer = csv.writer(self._fh)
+            if self.partial.stat().st_size == 0:
+                self._writer.writerow(PREDICTION_COLUMNS)
+        else:
+            self._fh = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow(PREDICTION_COLUMNS)
+        self.rows_written = 0
+
+    def done(self) -> set[tuple[str, str]]:
+        """``(path, perturbation)`` pairs already in the file (non-empty only when resuming)."""
+        return set(self._done)
+
+    def write(
+        self,
+        path: str,
+        label: int,
+        score: float,
+        *,
+        group: str = "",
+        video: str = "",
+        dataset: str = "",
+        method: str = "",
+        perturbation: str = "",
+    ) -> None:
+        if label not in LABEL_NAMES:
+            raise InputError(f"{path}: label must be 0 or 1 (got {label!r})")
+        score = float(score)
+        if not math.isfinite(score):
+            raise InputError(f"{path}: score is {score}")
+        self._writer.writerow(
+            [path, LABEL_NAMES[label], repr(score), group, video, dataset, method, perturbation]
+        )
+        self._done.add((path, perturbation))
+        self.rows_written += 1
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    def write_row(self, row: ManifestRow, score: float, perturbation: str = "") -> None:
+        """One scored manifest row, with its full video identity."""
+        self.write(
+            row.path,
+            row.label,
+            score,
+            group=row.group,
+            video=row.video_id,
+            dataset=row.dataset,
+            method=row.method,
+            perturbation=perturbation,
+        )
+
+    def write_many(
+        self, rows: Sequence[ManifestRow], scores: Iterable[float], perturbation: str = ""
+    ) -> None:
+        scores = list(scores)
+        if len(scores) != len(rows):
+            raise InputError(f"{len(rows)} rows but {len(scores)} scores")
+        for row, s in zip(rows, scores, strict=True):
+            self.write_row(row, s, perturbation)
+
+    def flush(self) -> None:
+        self._fh.flush()
+        self._pending = 0
+
+    def close(self) -> Path:
+        """Flush, sync and rename the partial file to its final name."""
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop without finalising: the ``.partial`` stays for a later ``resume=True``."""
+        if not self._fh.closed:
+            self._fh.flush()
+            self._fh.close()
+
+    def __enter__(self) -> PredictionWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def iter_predictions(path: str | os.PathLike[str], allow_empty: bool = False) -> Iterator[Prediction]:
+    """Stream a predictions CSV row by row; a bad row raises ``InputError`` naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: predictions file not found")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in ("path", "label", "score") if c not in header]
+        if missing:
+            raise InputError(
+                f"{path}: missing column(s) {', '.join(missing)} (need {','.join(PREDICTION_COLUMNS)})"
+            )
+        n = 0
+        for line_no, rec in enumerate(reader, start=2):
+            label = parse_label(rec.get("label") or "")
+            if label is None:
+                raise InputError(f"{path}: line {line_no}: unknown label {rec.get('label')!r}")
+            try:
+                score = float(rec["score"])
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{path}: line {line_no}: score {rec.get('score')!r} is not a number"
+                ) from None
+            if not math.isfinite(score):
+                raise InputError(f"{path}: line {line_no}: score is {score}")
+            n += 1
+            yield Prediction(
+                path=rec["path"] or "",
+                label=label,
+                score=score,
+                group=rec.get("group") or "",
+                video=rec.get("video") or "",
+                dataset=rec.get("dataset") or "",
+                method=rec.get("method") or "",
+                perturbation=rec.get("perturbation") or "",
+            )
+    if n == 0 and not allow_empty:
+        raise InputError(f"{path}: no predictions")
+
+
+@dataclass
+class _Columns:
+    """Only what the metrics need: label, score and an integer video code per frame."""
+
+    labels: array = field(default_factory=lambda: array("b"))
+    scores: array = field(default_factory=lambda: array("d"))
+    videos: array = field(default_factory=lambda: array("q"))
+
+
+def load_prediction_columns(
+    path: str | os.PathLike[str], clean_only: bool = False
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``{(dataset, perturbation): (labels, scores, video_codes)}`` from a predictions CSV.
+
+    Paths and other text columns are not kept: video ids become integer codes, so memory is a few
+    bytes per frame plus one entry per distinct video.
+    """
+    codes: dict[str, int] = {}
+    parts: dict[tuple[str, str], _Columns] = {}
+    for p in iter_predictions(path):
+        if clean_only and p.perturbation not in CLEAN:
+            continue
+        key = (p.dataset, p.perturbation)
+        col = parts.get(key)
+        if col is None:
+            col = parts[key] = _Columns()
+        col.labels.append(p.label)
+        col.scores.append(p.score)
+        # Perturbed copies of a video are separate videos at video level.
+        col.videos.append(codes.setdefault(f"{p.perturbation}\x00{p.video_key}", len(codes)))
+    if not parts:
+        raise InputError(f"{path}: no clean (unperturbed) predictions")
+    return {
+        k: (
+            np.frombuffer(c.labels, dtype=np.int8).astype(np.int64),
+            np.frombuffer(c.scores, dtype=np.float64),
+            np.frombuffer(c.videos, dtype=np.int64),
+        )
+        for k, c in parts.items()
+    }
+
+
+def thresholds_from_predictions(
+    path: str | os.PathLike[str], rule: ThresholdRule = "eer"
+) -> dict[str, float]:
+    """Frame- and video-level thresholds chosen on validation predictions (clean rows, all datasets pooled)."""
+    cols = load_prediction_columns(path, clean_only=True)
+    y = np.concatenate([c[0] for c in cols.values()])
+    s = np.concatenate([c[1] for c in cols.values()])
+    v = np.concatenate([c[2] for c in cols.values()])
+    if not (0 < y.sum() < y.size):
+        raise InputError(f"{path}: validation predictions need both real and fake rows to choose a threshold")
+    return choose_thresholds(y, s, v, rule)
+
+
+def metrics_from_predictions(
+    path: str | os.PathLike[str],
+    threshold: float | dict[str, float] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, object]]:
+    """One result record per (dataset, perturbation, level), clean results first."""
+    cols = load_prediction_columns(path)
+    keys = sorted(cols, key=lambda k: (k[1] not in CLEAN, k[0], k[1]))
+    out: list[dict[str, object]] = []
+    for key in keys:
+        y, s, v = cols[key]
+        m = compute_metrics(y, s, v, threshold=threshold, bootstrap=bootstrap, seed=seed)
+        for level, values in m.items():
+            out.append({"dataset": key[0], "perturbation": key[1], "level": level, **values})
+    return out
