@@ -31,6 +31,6 @@ class ExplainConfig(StrictModel):
     )
     dct_colormap: str = Field("magma", description="matplotlib colormap of DCT residual maps")
     dct_display: Literal["log_abs", "abs"] = Field(
-        "log_abs", description="residual maps show log(1+|coefficient|) (default) or |coefficient|"
+        "abs", description="residual maps show |value| (default) or log(1+|value|), between percentiles"
     )
     image_format: Literal["png", "jpg"] = Field("png", description="format of the images next to a report")

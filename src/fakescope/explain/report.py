@@ -206,7 +206,7 @@ def write_report(
     parts.append(
         "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
         "&lsquo;fake&rsquo;; heatmaps are each layer's first principal component of the INR "
-        "activations; the DCT map shows the 8&times;8-block coefficients above the cutoff.</p>"
+        "activations; the DCT map shows the high-frequency residual (the image rebuilt from its 8&times;8-block DCT coefficients above the cutoff).</p>"
     )
     parts.append("</body></html>")
     path = out / "index.html"
