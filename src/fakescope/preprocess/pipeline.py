@@ -411,7 +411,8 @@ def _write_outputs(out_dir: Path, jobs: Sequence[PrepareJob], records: dict[str,
                     )
                 )
     write_manifest(crop_rows, out_dir / "manifest.csv")
-    write_manifest(no_face_rows, out_dir / "no_face.csv", relative_to="/")
+    # Sources are outside crops/, so their paths stay absolute wherever --out is.
+    write_manifest(no_face_rows, out_dir / "no_face.csv", relative_to=out_dir / "crops")
     names = ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"]
     header = ["path", "video", "frame", "box_x1", "box_y1", "box_x2", "box_y2", "score", "n_faces"]
     header += [f"{n}_{a}" for n in names for a in "xy"]

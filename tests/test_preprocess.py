@@ -1,0 +1,229 @@
+"""The video -> aligned crops pipeline and `fakescope prepare`, on the real DFDC videos."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fakescope.cli import main
+from fakescope.data.manifest import ManifestRow, read_manifest, write_manifest
+from fakescope.preprocess.align import template_landmarks
+from fakescope.preprocess.config import PreprocessConfig
+from fakescope.preprocess.detectors import MTCNNDetector, RetinaFaceDetector
+from fakescope.preprocess.pipeline import run_prepare
+from fakescope.preprocess.video import read_frames
+
+FRAMES = 4
+# Near-frontal subjects, where a 5-point similarity can bring both eyes onto the template.
+FRONTAL = ("lynaeydofd", "widuwuoiur")
+EYE_TOLERANCE_PX = 6.0  # in the 224 px crop
+
+
+@pytest.fixture(scope="module")
+def job_inputs(shared_data, tmp_path_factory) -> Path:
+    """The six DFDC videos, a truncated copy of one, a zero-byte file and a faceless image."""
+    root = tmp_path_factory.mktemp("inputs")
+    rows = read_manifest(shared_data / "dfdc-videos" / "manifest.csv")
+    src = shared_data / "dfdc-videos" / "abofeumbvv.mp4"
+    (root / "cut.mp4").write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    (root / "zero.mp4").write_bytes(b"")
+    cv2.imwrite(str(root / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
+    rows += [
+        ManifestRow(str(root / "cut.mp4"), 1, "cut"),
+        ManifestRow(str(root / "zero.mp4"), 0, "zero"),
+        ManifestRow(str(root / "wall.png"), 0, "wall"),
+    ]
+    write_manifest(rows, root / "manifest.csv")
+    return root / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def prepared(job_inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    cfg = PreprocessConfig.model_validate({"frames": {"count": FRAMES}})
+    summary = run_prepare(read_manifest(job_inputs), out, cfg, progress=False)
+    return out, summary
+
+
+def test_every_video_yields_the_configured_number_of_aligned_crops(prepared):
+    out, summary = prepared
+    rows = read_manifest(out / "manifest.csv")
+    per_video: dict[str, list[ManifestRow]] = {}
+    for r in rows:
+        per_video.setdefault(r.video, []).append(r)
+    assert sorted(per_video) == [
+        "abofeumbvv",
+        "abqwwspghj",
+        "brtujopkby",
+        "lynaeydofd",
+        "widuwuoiur",
+        "yhffcuhhjy",
+    ]
+    for video, crops in per_video.items():
+        assert len(crops) == FRAMES, video
+        assert len({r.frame for r in crops}) == FRAMES
+        assert {r.group for r in crops} == {video}
+        for r in crops:
+            img = cv2.imread(r.path)
+            assert img is not None and img.shape == (224, 224, 3)
+    assert sum(r.label == 0 for r in rows) == FRAMES  # lynaeydofd is the one real video
+    assert summary.faces_found == 6 * FRAMES and summary.crops_by_label == {"fake": 20, "real": 4}
+
+
+def test_bad_files_are_clear_errors_and_the_job_completes(prepared):
+    out, summary = prepared
+    saved = json.loads((out / "summary.json").read_text())
+    errors = {Path(e["path"]).name: e["error"] for e in saved["errors"]}
+    assert set(errors) == {"cut.mp4", "zero.mp4"}
+    assert "cut.mp4: cannot open as a video" in errors["cut.mp4"] and "truncated" in errors["cut.mp4"]
+    assert "zero.mp4: empty file" in errors["zero.mp4"]
+    assert saved["inputs"] == 9 and saved["jobs_processed"] == 7 and saved["jobs_failed"] == 2
+
+
+def test_frames_without_a_face_are_counted_and_listed(prepared):
+    out, summary = prepared
+    assert summary.no_face_frames == 1 and summary.no_face_policy == "drop"
+    assert [Path(p).name for p in summary.inputs_without_face] == ["wall.png"]
+    listed = read_manifest(out / "no_face.csv")
+    assert [Path(r.path).name for r in listed] == ["wall.png"]
+
+
+def test_eyes_land_on_the_template(prepared):
+    """The recorded transform takes the detected eyes to the template; for frontal faces they land
+    within a few pixels, and a fresh detection on the saved crop finds them there too."""
+    out, _ = prepared
+    template = template_landmarks(224, 0.3)
+    detector = RetinaFaceDetector(max_side=None)
+    with open(out / "landmarks.csv", newline="") as fh:
+        records = list(csv.DictReader(fh))
+    assert len(records) == 24
+    for rec in records:
+        eyes = np.array([[float(rec[f"aligned_{e}_eye_{a}"]) for a in "xy"] for e in ("left", "right")])
+        dy, dx = eyes[1, 1] - eyes[0, 1], eyes[1, 0] - eyes[0, 0]
+        assert abs(np.degrees(np.arctan2(dy, dx))) < 6, rec["path"]  # eyes level
+        if rec["video"] in FRONTAL:
+            assert np.linalg.norm(eyes - template[:2], axis=1).max() < EYE_TOLERANCE_PX, rec["path"]
+            crop = cv2.imread(str(out / rec["path"]))[..., ::-1]
+            found = detector.detect(np.ascontiguousarray(crop))
+            assert found, rec["path"]
+            assert np.linalg.norm(found[0].landmarks[:2] - template[:2], axis=1).max() < EYE_TOLERANCE_PX
+
+
+def test_mtcnn_and_retinaface_both_find_the_face(shared_data):
+    frame = read_frames(shared_data / "dfdc-videos" / "lynaeydofd.mp4", [112])[0].image
+    retina = RetinaFaceDetector().detect(frame)
+    mtcnn = MTCNNDetector().detect(frame)
+    assert len(retina) >= 1 and len(mtcnn) >= 1 and mtcnn[0].score >= 0.95
+    r, m = retina[0], mtcnn[0]
+    for face in (r, m):
+        x1, y1, x2, y2 = face.box
+        assert 60 < x2 - x1 < 800
+        inside = (face.landmarks[:, 0] > x1) & (face.landmarks[:, 0] < x2) & (face.landmarks[:, 1] > y1)
+        assert inside.all()
+    # The two detectors agree on where the eyes are (within a tenth of the face width).
+    width = r.box[2] - r.box[0]
+    assert np.linalg.norm(r.landmarks[:2] - m.landmarks[:2], axis=1).max() < 0.1 * width
+
+
+def _crop_digests(out: Path) -> dict[str, str]:
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / "crops").rglob("*"))
+        if p.is_file()
+    }
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_crops_and_manifest(prepared, job_inputs, tmp_path):
+    """Kill `fakescope prepare` after its first finished video, plant a half-written crop, re-run it
+    (with two worker processes): the crops, manifest and landmarks equal the uninterrupted run's.
+    Three videos and the truncated file keep it fast; jobs are independent, so the uninterrupted
+    run's rows for these videos are what an uninterrupted run on them writes."""
+    reference, _ = prepared
+    videos = ["brtujopkby", "widuwuoiur", "lynaeydofd"]
+    rows = [r for r in read_manifest(job_inputs) if Path(r.path).stem in videos or r.path.endswith("cut.mp4")]
+    write_manifest(rows, tmp_path / "subset.csv", relative_to="/nonexistent")
+    out = tmp_path / "resumed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fakescope",
+        "prepare",
+        str(tmp_path / "subset.csv"),
+        "--out",
+        str(out),
+        "--frames",
+        str(FRAMES),
+        "-q",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not list((out / "records").glob("*.json")):
+        time.sleep(0.02)
+    assert proc.poll() is None, "prepare finished before it could be killed: " + proc.stderr.read().decode()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.stem for p in (out / "records").glob("*.json")}
+    assert 1 <= len(done_before) < 3
+    # What a kill in the middle of a video leaves: crops of a video that has no record yet.
+    key = next(d.name for d in (reference / "crops").glob("*/*") if d.name.startswith("widuwuoiur"))
+    if key not in done_before:
+        (out / "crops" / "fake" / key).mkdir(parents=True, exist_ok=True)
+        (out / "crops" / "fake" / key / "000037.png").write_bytes(b"half a png")
+    rerun = subprocess.run(cmd + ["--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 1, rerun.stderr  # 1: the truncated file is still reported
+    assert "cut.mp4: cannot open as a video" in rerun.stdout + rerun.stderr
+    assert json.loads((out / "summary.json").read_text())["jobs_resumed"] == len(done_before)
+
+    want_crops = {
+        k: v for k, v in _crop_digests(reference).items() if k.split("/")[2].split("-")[0] in videos
+    }
+    assert _crop_digests(out) == want_crops and len(want_crops) == 3 * FRAMES
+    for name in ("manifest.csv", "landmarks.csv"):
+        ref = _lines(reference / name)
+        want = [ref[0]] + [line for line in ref[1:] if any(f"/{v}-" in line for v in videos)]
+        assert _lines(out / name) == want, name
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_resuming_with_another_config_is_refused(prepared, job_inputs, capsys):
+    out, _ = prepared
+    rc = main(["prepare", str(job_inputs), "--out", str(out), "--frames", "5", "-q"])
+    assert rc == 2
+    assert "different preprocess config" in capsys.readouterr().err
+
+
+def test_prepare_help_explains_layouts_policies_and_outputs(capsys):
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    text = capsys.readouterr().out
+    for word in (
+        "real/ and fake/",
+        "ffpp",
+        "per_label",
+        "every_k",
+        "--no-face",
+        "score_half",
+        "largest",
+        "track",
+        "manifest.csv",
+        "landmarks.csv",
+        "summary.json",
+        "Resumable",
+        "MTCNN",
+    ):
+        assert word in text, word
