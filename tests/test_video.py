@@ -69,6 +69,26 @@ def test_probe_counts_frames_and_keyframes(tmp_path):
     assert probe.fps == pytest.approx(25.0)
 
 
+def test_stream_without_timestamps_falls_back_to_decoding(tmp_path):
+    path = tmp_path / "raw.h264"  # an elementary stream: packets carry no timestamps
+    c = av.open(str(path), "w", format="h264")
+    s = c.add_stream("libx264", rate=25, options={"g": "5", "bf": "2", "preset": "ultrafast"})
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    for i in range(20):
+        for p in s.encode(
+            av.VideoFrame.from_ndarray(np.full((48, 64, 3), LEVEL * i, np.uint8), format="rgb24")
+        ):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    probe = probe_video(path)
+    assert probe.n_frames == 20 and not probe.seekable
+    frames = read_frames(path, [0, 7, 19])
+    assert [f.index for f in frames] == [0, 7, 19]
+    assert [int(round(float(f.image.mean()) / LEVEL)) for f in frames] == [0, 7, 19]
+
+
 def test_variable_frame_rate_indices_are_presentation_order(tmp_path):
     gaps = [40 if i % 3 else 120 for i in range(29)]
     video = write_video(tmp_path / "vfr.mp4", pts=np.cumsum([0, *gaps]).tolist())

@@ -218,10 +218,6 @@ def _iter_job_frames(job: PrepareJob, cfg: PreprocessConfig, info: dict[str, Any
         path = job.sources[0][1]
         probe = probe_video(path)
         n = probe.n_frames
-        if not probe.seekable:
-            from fakescope.preprocess.video import count_frames_by_decoding
-
-            n = count_frames_by_decoding(path, cfg.frames.decode_threads)
         if n == 0:
             raise InputError(f"{path}: the video has no frames")
         sel = select_frame_indices(n, cfg.frames, job.label)

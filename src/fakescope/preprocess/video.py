@@ -37,10 +37,11 @@ __all__ = [
     "select_frame_indices",
     "iter_frames",
     "read_frames",
+    "count_frames_by_decoding",
 ]
 
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".h264"}
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -185,7 +186,12 @@ def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
             duration = float(stream.duration * tb)
         elif container.duration:
             duration = container.duration / 1e6
-        n_frames = len(frame_pts) if frame_pts else declared
+        if frame_pts:
+            n_frames = len(frame_pts)
+        else:
+            # No usable timestamps (raw streams, some AVIs): only decoding can tell the frame count.
+            container.close()
+            n_frames = count_frames_by_decoding(path)
         return VideoProbe(
             path=str(path),
             n_frames=n_frames,
