@@ -145,26 +145,35 @@ def video_level(
 
 
 class _RankedScores:
-    """Scores sorted once, so a weighted AUC (Mann-Whitney with ties counted half) costs two
-    ``bincount`` calls; a 1000-resample bootstrap then takes well under a second."""
+    """Scores sorted once, so that a weighted AUC (Mann-Whitney, ties counted half) is a cumulative
+    sum and two gathers: a 1000-resample bootstrap over 100k frames takes seconds, not minutes."""
 
     def __init__(self, y: np.ndarray, s: np.ndarray) -> None:
-        order = np.argsort(s, kind="mergesort")
-        self.order = order
-        ss = s[order]
-        self.tie_group = np.concatenate([[0], np.cumsum(ss[1:] != ss[:-1])])
-        self.n_groups = int(self.tie_group[-1]) + 1 if s.size else 0
-        self.is_fake = y[order] == 1
+        self.order = np.argsort(s, kind="mergesort")
+        ss = s[self.order]
+        n = ss.size
+        new_group = np.concatenate([[True], ss[1:] != ss[:-1]]) if n else np.zeros(0, bool)
+        starts = np.flatnonzero(new_group)
+        ends = np.concatenate([starts[1:], [n]])
+        group_of = np.cumsum(new_group) - 1
+        fake_sorted = y[self.order] == 1
+        self.neg_mask = (~fake_sorted).astype(np.float64)
+        self.pos_idx = np.flatnonzero(fake_sorted)
+        # For each fake item: where its tie group starts and ends in the sorted order.
+        self.pos_start = starts[group_of[self.pos_idx]]
+        self.pos_end = ends[group_of[self.pos_idx]]
 
     def auc(self, weights: np.ndarray) -> float:
         w = weights[self.order]
-        pos = np.bincount(self.tie_group, weights=np.where(self.is_fake, w, 0.0), minlength=self.n_groups)
-        neg = np.bincount(self.tie_group, weights=np.where(self.is_fake, 0.0, w), minlength=self.n_groups)
-        total_pos, total_neg = pos.sum(), neg.sum()
+        cum_neg = np.concatenate([[0.0], np.cumsum(w * self.neg_mask)])
+        w_pos = w[self.pos_idx]
+        total_pos, total_neg = w_pos.sum(), cum_neg[-1]
         if total_pos <= 0 or total_neg <= 0:
             return math.nan
-        neg_below = np.cumsum(neg) - neg
-        return float(np.dot(pos, neg_below + 0.5 * neg) / (total_pos * total_neg))
+        # Negatives strictly below plus half the tied ones = mean of the counts at the group's two ends.
+        below_plus_half_tied = 0.5 * (cum_neg[self.pos_start] + cum_neg[self.pos_end])
+        # An elementwise product and sum, not np.dot: BLAS threads stall on a busy shared CPU.
+        return float((w_pos * below_plus_half_tied).sum() / (total_pos * total_neg))
 
 
 def weighted_auc(labels, scores, weights) -> float:
