@@ -20,6 +20,13 @@ R = 32
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # 32 px fits gain nothing from intra-op threads, and on a shared CPU two spinning OpenMP threads
+    # were measured 5-10x slower than one.
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="module")
 def faces(shared_data) -> list[np.ndarray]:
     """Two real and two fake DFDC face crops, resized to 32 px."""

@@ -1,0 +1,161 @@
+"""Heatmap cache: content + config keyed, skips work on re-run, survives a kill, shared by processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fakescope.data.images import load_image_rgb
+from fakescope.inr import HeatmapCache, InrConfig, heatmaps_for_images, image_key
+
+R = 32
+N_KILL = 10
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # 32 px fits gain nothing from intra-op threads, and on a shared CPU two spinning OpenMP threads
+    # were measured 5-10x slower than one.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def face_paths(shared_data) -> list[str]:
+    root = shared_data / "dfdc-faces"
+    with open(root / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [str(root / r["path"]) for r in rows[:N_KILL]]
+
+
+@pytest.fixture(scope="module")
+def reference(face_paths):
+    """Uncached results for the same images, to compare resumed and concurrent runs against."""
+    torch.set_num_threads(1)  # module fixtures run before the autouse one below
+    images = [load_image_rgb(p) for p in face_paths]
+    return heatmaps_for_images(images, _cfg(), "cpu", None)
+
+
+def _cfg(**kw) -> InrConfig:
+    # One image per batch on the in-process path, so every image reaches the cache as it finishes.
+    fields = {"resolution": R, "max_steps": 300, "cpu_path": "batched", "batch_size": 1}
+    return InrConfig(**{**fields, **kw})
+
+
+# The child process fits the listed faces into the cache; it is what the tests kill or run twice.
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    torch.set_num_threads(1)
+    from fakescope.data.images import load_image_rgb
+    from fakescope.inr import HeatmapCache, InrConfig, heatmaps_for_images
+    cfg = InrConfig.model_validate_json(sys.argv[1])
+    paths = json.loads(sys.argv[3])
+    heatmaps_for_images([load_image_rgb(p) for p in paths], cfg, "cpu", HeatmapCache(sys.argv[2], cfg))
+    """
+)
+
+
+def _spawn(cfg: InrConfig, cache_dir: Path, paths: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, cfg.model_dump_json(), str(cache_dir), json.dumps(paths)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _assert_same(got, ref) -> None:
+    maps, recs = got
+    ref_maps, ref_recs = ref
+    for m, r, rm, rr in zip(maps, recs, ref_maps, ref_recs, strict=True):
+        assert r.steps == rr.steps
+        assert abs(r.final_psnr - rr.final_psnr) < 0.05
+        np.testing.assert_allclose(m, rm, atol=1e-3)
+
+
+def test_rerun_is_served_from_cache(tmp_path, face_paths, reference):
+    images = [load_image_rgb(p) for p in face_paths[:3]]
+    cache = HeatmapCache(tmp_path, _cfg())
+    first = heatmaps_for_images(images, _cfg(), "cpu", cache)
+    assert [r.cached for r in first[1]] == [False] * 3
+    assert len(cache) == 3
+    second = heatmaps_for_images(images, _cfg(), "cpu", cache)
+    assert [r.cached for r in second[1]] == [True] * 3
+    _assert_same(second, (reference[0][:3], reference[1][:3]))
+    # Scheduling fields do not change the key; fields that change the result do.
+    assert HeatmapCache(tmp_path, _cfg(batch_size=7, workers=3)).root == cache.root
+    other = HeatmapCache(tmp_path, _cfg(target_psnr=30.0))
+    assert other.root != cache.root and other.get(image_key(images[0])) is None
+    # The key is the pixels, not the file: a one-pixel change is a different image.
+    edited = images[0].copy()
+    edited[0, 0, 0] ^= 1
+    assert image_key(edited) != image_key(images[0])
+
+
+def test_unreadable_entry_is_refitted(tmp_path, face_paths, reference):
+    images = [load_image_rgb(face_paths[0])]
+    cache = HeatmapCache(tmp_path, _cfg())
+    cache.path(image_key(images[0])).parent.mkdir(parents=True)
+    cache.path(image_key(images[0])).write_bytes(b"not safetensors")
+    maps, recs = heatmaps_for_images(images, _cfg(), "cpu", cache)
+    assert not recs[0].cached
+    np.testing.assert_allclose(maps[0], reference[0][0], atol=1e-3)
+    assert cache.get(image_key(images[0])) is not None
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_the_same_results(tmp_path, face_paths, reference):
+    cfg = _cfg()
+    cache = HeatmapCache(tmp_path, cfg)
+    proc = _spawn(cfg, tmp_path, face_paths)
+    deadline = time.monotonic() + 120
+    while len(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(cache)
+    assert proc.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    assert 2 <= n_before < N_KILL
+    images = [load_image_rgb(p) for p in face_paths]
+    maps, recs = heatmaps_for_images(images, cfg, "cpu", cache)
+    # Everything written before the kill is reused (a kill can land between the rename and the next
+    # image, never inside a file: writes are atomic), the rest is fitted now.
+    assert sum(r.cached for r in recs) == n_before
+    _assert_same((maps, recs), reference)
+    assert len(cache) == N_KILL
+
+
+@pytest.mark.slow
+def test_two_processes_fill_one_cache(tmp_path, face_paths, reference):
+    """Like two torchrun ranks with overlapping shares: both finish, every entry is whole and right."""
+    cfg = _cfg()
+    half = N_KILL // 2
+    procs = [_spawn(cfg, tmp_path, face_paths[: half + 2]), _spawn(cfg, tmp_path, face_paths[half - 2 :])]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    cache = HeatmapCache(tmp_path, cfg)
+    assert len(cache) == N_KILL
+    assert not list(cache.root.glob("*/.*.tmp"))
+    images = [load_image_rgb(p) for p in face_paths]
+    got = heatmaps_for_images(images, cfg, "cpu", cache)
+    assert all(r.cached for r in got[1])
+    _assert_same(got, reference)
+
+
+def test_worker_processes_give_the_batched_results(tmp_path, face_paths, reference):
+    """The CPU default path (one single-threaded process per core) computes what the batched path does."""
+    images = [load_image_rgb(p) for p in face_paths[:4]]
+    cfg = _cfg(cpu_path="workers", workers=2)
+    got = heatmaps_for_images(images, cfg, "cpu", HeatmapCache(tmp_path, cfg))
+    _assert_same(got, (reference[0][:4], reference[1][:4]))
