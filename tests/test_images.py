@@ -77,6 +77,18 @@ def test_16_bit_is_scaled_not_clipped(tmp_path):
     assert arr[0, :, 0].tolist() == [0, 100, 128, 255]
 
 
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_16_bit_colour_files(tmp_path, ext):
+    cv2 = pytest.importorskip("cv2")
+    bgr = np.zeros((3, 5, 3), np.uint16)
+    bgr[..., 2], bgr[..., 1] = 65535, 257 * 100
+    p = tmp_path / f"c16.{ext}"
+    assert cv2.imwrite(str(p), bgr)
+    arr = load_image_rgb(p)
+    _check(arr, 3, 5)
+    assert tuple(arr[1, 1]) == (255, 100, 0)
+
+
 def test_cmyk_jpeg(tmp_path):
     img = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # pure red in CMYK
     arr = load_image_rgb(_save(img, tmp_path / "c.jpg", quality=95))
