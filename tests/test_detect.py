@@ -1,0 +1,206 @@
+"""`fakescope detect` and the Python API on real faces from ../shared/data with tiny trained runs.
+
+Two runs are trained once per module through the trainer API, on a few dozen real DFDC face crops at
+small size: an AIRL-family run (random tiny EfficientNet) and an INFER-family run (tiny CLIP + INR
+heatmaps at 16 px). Scores of such tiny models carry no meaning; the tests check what a user sees:
+the fields, the thresholds, the report files, and one clear line per bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fakescope
+from fakescope.cli import main
+from fakescope.config import config_from_dict
+from fakescope.errors import ModelLoadError, NoFaceError
+
+pytestmark = pytest.mark.shared_data
+
+
+def _train(tmp: Path, data: Path, overrides: dict) -> Path:
+    from fakescope.train.trainer import train
+
+    raw = {
+        "name": overrides["model"]["name"],
+        "device": "cpu",
+        "data": {
+            "manifest": str(data / "dfdc-faces" / "manifest.csv"),
+            "image_size": 64,
+            "max_per_split": 16,
+        },
+        "train": {"epochs": 1, "batch_size": 8, "progress": False, "feature_cache_dir": str(tmp / "cache")},
+        "eval": {"bootstrap": 0, "frames_per_video": 4},
+    }
+    for key, section in overrides.items():
+        raw.setdefault(key, {}).update(section)
+    run = tmp / raw["name"]
+    train(config_from_dict(raw), run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def airl_run(shared_data, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("airl")
+    return _train(
+        tmp, shared_data, {"model": {"name": "airl", "backbone": "efficientnet_tiny", "pretrained": False}}
+    )
+
+
+@pytest.fixture(scope="module")
+def infer_run(shared_data, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("infer")
+    return _train(
+        tmp,
+        shared_data,
+        {
+            "model": {"name": "infer", "backbone": "clip_tiny", "pretrained": False},
+            "data": {"max_per_split": 8},
+            "inr": {"resolution": 16, "max_steps": 150, "workers": 1},
+        },
+    )
+
+
+def _faces(shared_data: Path, n: int = 2) -> list[Path]:
+    real = sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[-1:]
+    fake = sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[-(n - 1) :]
+    return real + fake
+
+
+def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(["detect", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_detect_json_fields_and_report_files_on_real_faces(airl_run, shared_data, tmp_path, capsys):
+    faces = _faces(shared_data)
+    report = tmp_path / "report"
+    rc, out, err = _run_cli(
+        capsys, *map(str, faces), "--model", str(airl_run), "--json", "--report", str(report)
+    )
+    assert rc == 0, err
+    doc = json.loads(out)
+    meta = json.loads((airl_run / "checkpoints" / "best.json").read_text())
+    assert doc["detector"] == "airl" and doc["errors"] == []
+    assert doc["threshold"] == pytest.approx(meta["val_threshold"]["frame"])
+    assert doc["threshold_source"] == "validation"
+    assert [r["source"] for r in doc["results"]] == [str(f) for f in faces]
+    for r in doc["results"]:
+        assert r["kind"] == "image" and len(r["faces"]) == 1
+        face = r["faces"][0]
+        assert 0.0 <= face["score"] <= 1.0 and r["score"] == face["score"]
+        assert face["label"] == ("fake" if face["score"] >= doc["threshold"] else "real")
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 and 0 <= y1 < y2  # a face box inside a 224-px crop
+        lm = np.array(face["landmarks"])
+        assert lm.shape == (5, 2)
+        assert lm[0, 0] < lm[1, 0]  # the left eye is left of the right eye: a real upright face
+        assert face["detection_score"] >= 0.9
+    index = Path(doc["report"])
+    assert index.is_file() and all(f.name in index.read_text() for f in faces)
+    for i, _ in enumerate(faces):
+        folder = next(report.glob(f"{i:03d}_*"))
+        for name in ("index.html", "face00_crop.png", "face00_gradcam.png", "face00_dct.png"):
+            assert (folder / name).stat().st_size > 0, name
+        html = (folder / "index.html").read_text()
+        assert "face00_gradcam.png" in html and "threshold" in html
+
+
+def test_api_predict_path_pil_array_and_aligned_crop(airl_run, shared_data):
+    det = fakescope.load(airl_run)
+    path = _faces(shared_data)[0]
+    by_path = det.predict(path)
+    by_pil = det.predict(Image.open(path))
+    by_array = det.predict(np.asarray(Image.open(path).convert("RGB")))
+    assert by_path.score == pytest.approx(by_pil.score, abs=1e-6) == pytest.approx(by_array.score, abs=1e-6)
+    crop = det.predict(path, aligned=True)
+    assert crop.faces[0].box is None and crop.faces[0].landmarks is None
+    assert det.counts["faces"] == 4 and det.timings["classifier"] > 0
+
+
+def test_video_score_is_the_mean_of_its_frame_scores(airl_run, shared_data, tmp_path):
+    video = sorted((shared_data / "dfdc-videos").glob("*.mp4"))[0]
+    det = fakescope.load(airl_run)
+    pred = det.predict(video)
+    assert pred.kind == "video" and pred.frames_sampled == 4  # eval.frames_per_video of the run
+    scores = [f.score for f in pred.frames if f.score is not None]
+    assert len(scores) == 4 - pred.frames_no_face
+    assert pred.score == pytest.approx(float(np.mean(scores)))
+    assert pred.label == ("fake" if pred.score >= det.video_threshold else "real")
+    assert [f.frame for f in pred.faces] == sorted(f.frame for f in pred.faces)
+    d = pred.to_dict()
+    assert {"frames", "frames_sampled", "frames_no_face", "no_face_policy"} <= set(d)
+    from fakescope.explain.report import write_report
+
+    html = write_report(pred, det.explain(pred), tmp_path / "video")
+    assert (tmp_path / "video" / "score_over_time.png").stat().st_size > 0
+    assert "Score over time" in html.read_text()
+
+
+def test_infer_family_report_shows_inr_heatmaps_and_gradcam(infer_run, shared_data, tmp_path, capsys):
+    face = _faces(shared_data)[1]
+    rc, out, err = _run_cli(capsys, str(face), "--model", str(infer_run), "--json", "--report", str(tmp_path))
+    assert rc == 0, err
+    res = json.loads(out)["results"][0]["faces"][0]
+    assert res["inr"]["steps"] >= 1 and res["inr"]["psnr"] > 10  # the fit is reported, never hidden
+    folder = next(tmp_path.glob("000_*"))
+    assert (folder / "face00_inr_heatmaps.png").stat().st_size > 0
+    assert (folder / "face00_gradcam.png").stat().st_size > 0
+    assert not (folder / "face00_dct.png").exists()  # the DCT residual belongs to the AIRL family
+
+
+def test_bad_inputs_get_one_clear_line_each_and_the_rest_goes_on(airl_run, shared_data, tmp_path, capsys):
+    good = _faces(shared_data)[0]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(good.read_bytes()[:2000])
+    noface = tmp_path / "wall.png"
+    Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(noface)
+    unsupported = tmp_path / "notes.txt"
+    unsupported.write_text("not an image")
+    rc, out, err = _run_cli(
+        capsys, str(corrupt), str(noface), str(unsupported), str(good), "--model", str(airl_run)
+    )
+    assert rc == 1
+    lines = [ln for ln in err.splitlines() if ln.startswith("fakescope detect:")]
+    assert len(lines) == 3, err
+    assert "corrupt.jpg" in lines[0] and "truncated" in lines[0]
+    assert "wall.png" in lines[1] and "no face" in lines[1]
+    assert "notes.txt" in lines[2] and "not a recognised image" in lines[2]
+    assert "Traceback" not in err
+    assert str(good) in out and "image" in out  # the good file was still scored
+
+
+def test_missing_model_directory_is_one_line(tmp_path, capsys):
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    rc, out, err = _run_cli(capsys, str(img), "--model", str(tmp_path / "no_such_run"))
+    assert rc == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "no_such_run" in err and "no such run directory" in err
+
+
+def test_checkpoint_from_another_detector_is_one_line(airl_run, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(airl_run / "checkpoints", ckpt)
+    meta = json.loads((ckpt / "best.json").read_text())
+    meta["detector"] = meta["config"]["model"]["name"] = "airl_rgb"  # weights stay AIRL's two streams
+    (ckpt / "best.json").write_text(json.dumps(meta))
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    rc, out, err = _run_cli(capsys, str(img), "--model", str(ckpt / "best.json"))
+    assert rc == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "do not fit" in err
+    with pytest.raises(ModelLoadError):
+        fakescope.load(ckpt / "best.json")
+
+
+def test_predict_raises_no_face_error_for_an_empty_scene(airl_run):
+    det = fakescope.load(airl_run)
+    with pytest.raises(NoFaceError, match="no face"):
+        det.predict(np.full((120, 120, 3), 200, np.uint8))
