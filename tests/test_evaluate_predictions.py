@@ -80,6 +80,26 @@ def test_resume_after_a_crash_mid_line(tmp_path):
     assert [p.path for p in preds] == [r.path for r, _ in scored]
 
 
+def test_resume_when_even_the_header_was_torn(tmp_path):
+    path = tmp_path / "p.csv"
+    (tmp_path / "p.csv.partial").write_text("path,lab")
+    scored = _rows(1, 2, 0)
+    with PredictionWriter(path, resume=True) as w:
+        assert w.done() == set()
+        for row, s in scored:
+            w.write_row(row, s)
+    assert [p.path for p in iter_predictions(path)] == [r.path for r, _ in scored]
+
+
+def test_resume_extends_a_finished_file(tmp_path):
+    path = _write(tmp_path / "p.csv", _rows(2, 2, 0))
+    with PredictionWriter(path, resume=True) as w:
+        assert len(w.done()) == 4
+        for row, s in _rows(2, 2, 0):
+            w.write_row(row, s, "blur_s2")
+    assert sum(1 for _ in iter_predictions(path)) == 8
+
+
 def test_metrics_from_predictions_match_direct_computation(tmp_path):
     scored = _rows(40, 4, 2)
     path = _write(tmp_path / "test.csv", scored)

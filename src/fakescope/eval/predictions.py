@@ -84,13 +84,12 @@ class PredictionWriter:
         if resume and not self.partial.exists() and self.path.exists():
             # A finished file can be extended (e.g. more perturbations): reopen it as the partial.
             os.replace(self.path, self.partial)
-        if resume and self.partial.exists() and self.partial.stat().st_size > 0:
+        if resume and self.partial.exists():
             _cut_to_last_line(self.partial)
+        if resume and self.partial.exists() and self.partial.stat().st_size > 0:
             self._done = {(p.path, p.perturbation) for p in iter_predictions(self.partial, allow_empty=True)}
             self._fh = open(self.partial, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._fh)
-            if self.partial.stat().st_size == 0:
-                self._writer.writerow(PREDICTION_COLUMNS)
         else:
             self._fh = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._fh)
