@@ -326,3 +326,13 @@ def test_folder_missing_class_folder(tmp_path):
     touch(tmp_path / "real/a.jpg")
     with pytest.raises(ManifestError, match="missing fake"):
         build_manifest("folder", tmp_path)
+
+
+def test_layout_rows_round_trip_through_a_manifest(tmp_path):
+    make_ffpp(tmp_path / "ff", media="images", methods=("Deepfakes", "Face2Face"), frames=2)
+    rows = build_manifest("ffpp", tmp_path / "ff", media="images", methods=["Deepfakes", "Face2Face"])
+    out = write_manifest(rows, tmp_path / "ff" / "manifest_c23.csv")
+    again = read_manifest(out)
+    assert again == rows
+    assert [r.video_id for r in again] == [r.video_id for r in rows]
+    assert "original_sequences/youtube/c23/images/000/0000.png" in out.read_text()
