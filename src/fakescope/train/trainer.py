@@ -58,6 +58,7 @@ __all__ = [
     "autocast_context",
 ]
 
+# lr_<group>: the rate this step used; epoch_progress: the fractional epoch the scheduler moved to after it.
 STEP_LOG_FIELDS = ["epoch", "step", "epoch_progress", "loss", "ce", "supcon", "grad_norm"]
 EPOCH_LOG_FIELDS = [
     "epoch", "step", "train_loss", "val_auc", "val_threshold", "val_acc", "best_val_auc", "seconds",
@@ -406,7 +407,7 @@ def _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector)
         ckpt.restore_rng(tensors, meta["resume"]["rng"])
         if info.is_main:
             _truncate_csv(run / "steps.csv", "step", state["step"])
-            _truncate_csv(run / "log.csv", "epoch", state["epoch"] - 1)
+            _truncate_csv(run / "log.csv", "epoch", state["epoch"])  # 1-based rows of completed epochs
 
     def save_last(epoch: int, batch: int) -> None:
         if not info.is_main:
@@ -452,6 +453,7 @@ def _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector)
             grad_norm = torch.nn.utils.clip_grad_norm_(detector.parameters(), tc.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            lrs_used = [g["lr"] for g in optimizer.param_groups]
             scheduler.step(epoch + (i + 1) / iters)
             state["step"] += 1
             state["loss_sum"] += float(loss.detach())
@@ -461,9 +463,7 @@ def _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector)
                     "epoch": epoch + 1, "step": state["step"], "epoch_progress": round(epoch + (i + 1) / iters, 6),
                     "loss": float(loss.detach()), "grad_norm": float(grad_norm),
                 }  # fmt: skip
-                row.update(
-                    {f"lr_{n}": g["lr"] for n, g in zip(group_names, optimizer.param_groups, strict=True)}
-                )
+                row.update({f"lr_{n}": lr for n, lr in zip(group_names, lrs_used, strict=True)})
                 row.update(
                     {k: float(v.detach()) for k, v in losses.items() if k != "total" and torch.is_tensor(v)}
                 )

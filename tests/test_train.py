@@ -1,0 +1,155 @@
+"""Trainer: per-group learning rates and a schedule that moves every step, exact mid-epoch resume,
+validation-only model selection, early stopping, and checkpoint loading errors.
+
+All on real DFDC face crops (a few dozen, at 32 px) with the registered AIRL detector and a tiny random
+backbone (or the real pretrained Lite0 where the 0.1x backbone rate must apply)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fakescope.config import load_config
+from fakescope.data.manifest import read_manifest, split_by_group, write_manifest
+from fakescope.errors import ConfigError, ModelLoadError
+from fakescope.train.checkpoint import load_detector
+from fakescope.train.trainer import TrainingInterrupted, train
+
+TINY = ["model.name=airl", "model.backbone=efficientnet_tiny", "model.pretrained=false", "data.image_size=32",
+        "train.progress=false", "eval.bootstrap=0", "seed=3"]  # fmt: skip
+
+
+def small_manifest(shared_data: Path, folder: Path, groups: int = 40) -> Path:
+    """The first ``groups`` DFDC groups (one real + one fake face each), absolute paths."""
+    rows = read_manifest(shared_data / "dfdc-faces" / "manifest.csv")
+    keep = list(dict.fromkeys(r.group for r in rows))[:groups]
+    sub = [r for r in rows if r.group in set(keep)]
+    return write_manifest(sub, folder / "manifest.csv", relative_to=folder / "nowhere")
+
+
+@pytest.fixture(scope="module")
+def manifest(shared_data, tmp_path_factory) -> Path:
+    return small_manifest(shared_data, tmp_path_factory.mktemp("data"))
+
+
+def _cfg(manifest: Path, *extra: str):
+    return load_config(None, [*TINY, f"data.manifest={manifest}", *extra])
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_lr_groups_and_cosine_schedule_change_every_step(shared_data, tmp_path, manifest):
+    # Lite0 has real pretrained weights in a pip package, so its group gets the paper's 0.1x rate.
+    cfg = _cfg(manifest, "model.backbone=lite0", "model.pretrained=true", "train.epochs=2", "train.batch_size=4",
+               "train.max_steps_per_epoch=4", "train.restart_period=1", "train.lr=1e-3", "train.min_lr=1e-5",
+               "train.augment=null")  # fmt: skip
+    train(cfg, tmp_path / "run")
+    steps = _csv(tmp_path / "run" / "steps.csv")
+    iters = 4
+    assert len(steps) == 2 * iters
+    lr_bb = np.array([float(s["lr_backbone"]) for s in steps])
+    lr_head = np.array([float(s["lr_head"]) for s in steps])
+    # Closed-form SGDR with T_0 = 1 epoch: step i of an epoch uses the rate at fraction i / iters.
+    t = np.array([i % iters for i in range(len(steps))]) / iters
+    expect = lambda base: 1e-5 + (base - 1e-5) * (1 + np.cos(np.pi * t)) / 2  # noqa: E731
+    assert np.allclose(lr_head, expect(1e-3), rtol=1e-6)
+    assert np.allclose(lr_bb, expect(1e-4), rtol=1e-6)  # the pretrained backbone at 0.1x
+    # Within an epoch the LR falls at every single step; at the restart it jumps back up.
+    assert np.all(np.diff(lr_head[:iters]) < 0) and np.all(np.diff(lr_head[iters:]) < 0)
+    assert lr_head[iters] == pytest.approx(1e-3)
+    assert lr_head[iters] > lr_head[iters - 1]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_reaches_the_same_weights(shared_data, tmp_path, manifest):
+    cfg = _cfg(
+        manifest,
+        "train.epochs=2",
+        "train.batch_size=6",
+        "train.max_steps_per_epoch=5",
+        "train.checkpoint_every_steps=2",
+    )
+    full = train(cfg, tmp_path / "full")
+    total = full.steps
+    with pytest.raises(TrainingInterrupted):
+        train(
+            cfg, tmp_path / "cut", stop_after_steps=total // 2 + 1
+        )  # mid-epoch 2, one step past a checkpoint
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg, tmp_path / "cut")  # refuses to overwrite silently
+    resumed = train(cfg, tmp_path / "cut", resume=True)
+    assert resumed.steps == total
+    for name in ("last", "best"):
+        a = load_file(tmp_path / "full" / "checkpoints" / f"{name}.safetensors")
+        b = load_file(tmp_path / "cut" / "checkpoints" / f"{name}.safetensors")
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    # The resumed log is the uninterrupted log: no duplicated or missing steps.
+    assert _csv(tmp_path / "full" / "steps.csv") == _csv(tmp_path / "cut" / "steps.csv")
+    assert [r["val_auc"] for r in _csv(tmp_path / "full" / "log.csv")] == [
+        r["val_auc"] for r in _csv(tmp_path / "cut" / "log.csv")
+    ]
+
+
+@pytest.mark.slow
+def test_best_checkpoint_is_chosen_on_validation_only(shared_data, tmp_path, manifest):
+    cfg = _cfg(manifest, "train.epochs=4", "train.batch_size=8", "train.early_stopping_patience=2",
+               "train.lr=3e-3")  # fmt: skip
+    # Make every test-split image unreadable: training must never open one.
+    rows = read_manifest(manifest)
+    test_groups = {r.group for r in split_by_group(rows, cfg.data.split)["test"]}
+    data = tmp_path / "data"
+    data.mkdir()
+    moved = []
+    for r in rows:
+        if r.group in test_groups:
+            bad = data / Path(r.path).name
+            bad.write_bytes(b"not a jpeg")
+            r.path = str(bad)
+            moved.append(r)
+    assert moved
+    m = write_manifest(rows, data / "manifest.csv")
+    cfg = _cfg(m, "train.epochs=4", "train.batch_size=8", "train.early_stopping_patience=2", "train.lr=3e-3",
+               "train.max_steps_per_epoch=3")  # fmt: skip
+    res = train(cfg, tmp_path / "run")
+    log = _csv(tmp_path / "run" / "log.csv")
+    aucs = [float(r["val_auc"]) for r in log]
+    best_epoch = int(np.argmax(aucs)) + 1  # first maximum wins ties
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    assert meta["epoch"] == res.best_epoch == best_epoch
+    assert math.isclose(meta["val_metrics"]["auc"], max(aucs), abs_tol=1e-6)
+    assert set(meta["val_threshold"]) == {"frame", "video"}
+    # Early stopping: it stops `patience` epochs after the best one (or at the epoch cap).
+    assert len(log) == min(4, best_epoch + 2)
+    assert res.stopped_early == (len(log) < 4)
+
+
+def test_load_detector_roundtrip_and_clear_errors(shared_data, tmp_path, manifest):
+    cfg = _cfg(manifest, "train.epochs=1", "train.batch_size=8")
+    train(cfg, tmp_path / "run")
+    det, cfg2, meta = load_detector(tmp_path / "run", "cpu")
+    assert cfg2.model.name == "airl" and not det.training
+    state = load_file(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    for k, v in det.state_dict().items():
+        assert torch.equal(v, state[k])
+    with pytest.raises(ModelLoadError, match="no such run"):
+        load_detector(tmp_path / "missing", "cpu")
+    # Weights of one detector under the name of another: one line naming the mismatch.
+    meta_path = tmp_path / "run" / "checkpoints" / "best.json"
+    meta = json.loads(meta_path.read_text())
+    meta["detector"] = meta["config"]["model"]["name"] = "airl_freq"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="do not fit this detector"):
+        load_detector(meta_path, "cpu")
