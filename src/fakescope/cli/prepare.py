@@ -75,6 +75,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start again when --out was made with a different preprocess config",
     )
+    p.add_argument(
+        "--contact-sheet",
+        metavar="PNG",
+        help="also tile the crops (up to 48, template eye positions as green dots) into this image, to check alignment",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_config_arguments(p)
 
@@ -119,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line)
     print(f"wrote {Path(args.out) / 'manifest.csv'} and {Path(args.out) / 'summary.json'}")
+    if args.contact_sheet:
+        from fakescope.preprocess.contact_sheet import write_crop_contact_sheet
+
+        if write_crop_contact_sheet(
+            Path(args.out) / "manifest.csv", args.contact_sheet, cfg.preprocess.align
+        ):
+            print(f"wrote {args.contact_sheet}")
     return 1 if summary.errors else 0
 
 

@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 
 from fakescope.data.images import load_image_rgb
+from fakescope.preprocess.align import template_landmarks
+from fakescope.preprocess.config import AlignConfig
 from fakescope.utils.atomic import atomic_write_bytes
 
-__all__ = ["contact_sheet", "save_contact_sheet"]
+__all__ = ["contact_sheet", "save_contact_sheet", "write_crop_contact_sheet"]
 
 
 def contact_sheet(
@@ -75,3 +77,30 @@ def save_contact_sheet(
     if not ok:  # pragma: no cover
         raise RuntimeError("could not encode the contact sheet")
     atomic_write_bytes(path, buf.tobytes())
+
+
+def write_crop_contact_sheet(
+    manifest: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    align: AlignConfig | None = None,
+    max_tiles: int = 48,
+    cols: int = 6,
+    tile: int = 96,
+) -> bool:
+    """Tile the first ``max_tiles`` crops of a crop manifest, captioned ``video label frame``, with the
+    template's eye positions marked. Returns False when the manifest lists no crop."""
+    from fakescope.data.manifest import read_manifest
+
+    rows = read_manifest(manifest)[:max_tiles] if os.path.getsize(manifest) else []
+    if not rows:
+        return False
+    align = align or AlignConfig()
+    marks = (
+        template_landmarks(align.size, align.margin, align.template)[:2]
+        if align.method == "similarity"
+        else None
+    )
+    captions = [f"{r.video[:10]} {r.label_name} f{r.frame}" for r in rows]
+    sheet = contact_sheet([r.path for r in rows], cols=cols, tile=tile, captions=captions, marks=marks)
+    save_contact_sheet(sheet, path)
+    return True
