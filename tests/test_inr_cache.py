@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from fakescope.data.images import load_image_rgb
-from fakescope.inr import HeatmapCache, InrConfig, heatmaps_for_images, image_key
+from fakescope.inr import CpuWorkerPool, HeatmapCache, InrConfig, heatmaps_for_images, image_key
 
 R = 32
 N_KILL = 10
@@ -59,7 +59,7 @@ CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from fakescope.data.images import load_image_rgb
-    from fakescope.inr import HeatmapCache, InrConfig, heatmaps_for_images
+    from fakescope.inr import CpuWorkerPool, HeatmapCache, InrConfig, heatmaps_for_images
     cfg = InrConfig.model_validate_json(sys.argv[1])
     paths = json.loads(sys.argv[3])
     heatmaps_for_images([load_image_rgb(p) for p in paths], cfg, "cpu", HeatmapCache(sys.argv[2], cfg))
@@ -154,8 +154,14 @@ def test_two_processes_fill_one_cache(tmp_path, face_paths, reference):
 
 
 def test_worker_processes_give_the_batched_results(tmp_path, face_paths, reference):
-    """The CPU default path (one single-threaded process per core) computes what the batched path does."""
+    """The CPU default path (one single-threaded process per core, pool kept warm across calls)
+    computes what the batched path does."""
     images = [load_image_rgb(p) for p in face_paths[:4]]
     cfg = _cfg(cpu_path="workers", workers=2)
-    got = heatmaps_for_images(images, cfg, "cpu", HeatmapCache(tmp_path, cfg))
+    cache = HeatmapCache(tmp_path, cfg)
+    with CpuWorkerPool(cfg) as pool:
+        first = heatmaps_for_images(images[:2], cfg, "cpu", cache, pool=pool)
+        second = heatmaps_for_images(images[2:], cfg, "cpu", cache, pool=pool)
+    got = (first[0] + second[0], first[1] + second[1])
+    assert not any(r.cached for r in got[1])
     _assert_same(got, (reference[0][:4], reference[1][:4]))

@@ -26,7 +26,15 @@ from fakescope.inr.fitting import FitRecord, fit_batch
 from fakescope.inr.heatmaps import layer_heatmaps, luminance
 from fakescope.inr.models import InrParams, coordinate_grid, forward, load_init
 
-__all__ = ["heatmaps_for_images", "iter_results", "resize_for_inr", "fit_resized", "choose_path", "n_workers"]
+__all__ = [
+    "CpuWorkerPool",
+    "heatmaps_for_images",
+    "iter_results",
+    "resize_for_inr",
+    "fit_resized",
+    "choose_path",
+    "n_workers",
+]
 
 # Heatmap extraction keeps [B, N, width] activations per layer; this many images at a time bounds it.
 _EXTRACT_CHUNK = 8
@@ -124,13 +132,52 @@ def _worker_fit(task: tuple[int, np.ndarray]) -> tuple[int, InrResult]:
     return idx, res
 
 
+def _worker_ready(_: int) -> int:
+    return os.getpid()
+
+
+class CpuWorkerPool:
+    """A pool of single-threaded fitting processes that can be kept warm across calls.
+
+    ``heatmaps_for_images`` starts one per call by default; a caller that makes many calls (a trainer
+    going through a manifest in chunks, a benchmark) can hold one open and pass it as ``pool=``.
+    """
+
+    def __init__(self, cfg: InrConfig, workers: int | None = None) -> None:
+        self.cfg = cfg
+        self.workers = workers or n_workers(cfg)
+        # spawn, not fork: forking a process whose torch/OpenMP thread pools are running can deadlock.
+        ctx = mp.get_context("spawn")
+        self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(cfg.model_dump_json(),))
+
+    def wait_ready(self) -> None:
+        """Block until every worker has started (so timings exclude process start-up)."""
+        self._pool.map(_worker_ready, range(self.workers * 4), chunksize=1)
+
+    def imap(self, tasks: list[tuple[int, np.ndarray]]) -> Iterator[tuple[int, InrResult]]:
+        return self._pool.imap_unordered(_worker_fit, tasks, chunksize=1)
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self) -> CpuWorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _iter_workers(
-    tasks: list[tuple[int, np.ndarray]], cfg: InrConfig, workers: int
+    tasks: list[tuple[int, np.ndarray]], cfg: InrConfig, workers: int, pool: CpuWorkerPool | None
 ) -> Iterator[tuple[int, InrResult]]:
-    # spawn, not fork: forking a process whose torch/OpenMP thread pools are running can deadlock.
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(cfg.model_dump_json(),)) as pool:
-        yield from pool.imap_unordered(_worker_fit, tasks, chunksize=1)
+    if pool is not None:
+        if pool.cfg != cfg:
+            raise ValueError("the worker pool was started with a different InrConfig")
+        yield from pool.imap(tasks)
+        return
+    with CpuWorkerPool(cfg, workers) as own:
+        yield from own.imap(tasks)
 
 
 def _iter_batched(
@@ -153,6 +200,7 @@ def iter_results(
     device: torch.device | str = "cpu",
     cache: HeatmapCache | None = None,
     names: Sequence[str] | None = None,
+    pool: CpuWorkerPool | None = None,
 ) -> Iterator[tuple[int, InrResult]]:
     """Yield (index, InrResult) for each image as it completes (cached ones first, then fits in
     completion order). Each fitted result is written to ``cache`` before it is yielded, so a run
@@ -174,11 +222,10 @@ def iter_results(
         return
     path = choose_path(cfg, device)
     workers = min(n_workers(cfg), len(tasks))
-    stream = (
-        _iter_workers(tasks, cfg, workers)
-        if path == "workers" and workers > 1
-        else _iter_batched(tasks, cfg, device)
-    )
+    if path == "workers" and (workers > 1 or pool is not None):
+        stream = _iter_workers(tasks, cfg, workers, pool)
+    else:
+        stream = _iter_batched(tasks, cfg, device)
     for i, res in stream:
         if cache is not None:
             cache.put(keys[i], res)
@@ -190,12 +237,14 @@ def heatmaps_for_images(
     cfg: InrConfig,
     device: torch.device | str = "cpu",
     cache: HeatmapCache | None = None,
+    pool: CpuWorkerPool | None = None,
 ) -> tuple[list[np.ndarray], list[FitRecord]]:
     """INR heatmaps for uint8 HxWx3 RGB images (INFER §3.4.4): float32 [L, R, R] per image
     (L = ``cfg.depth`` activated layers, R = ``cfg.resolution``; images are resized inside), and a
-    FitRecord per image (steps, final PSNR, reached target, cached). Order follows the input."""
+    FitRecord per image (steps, final PSNR, reached target, cached). Order follows the input.
+    ``pool``: an open :class:`CpuWorkerPool` to reuse on the CPU worker path."""
     maps: list[np.ndarray | None] = [None] * len(images_uint8)
     records: list[FitRecord | None] = [None] * len(images_uint8)
-    for i, res in iter_results(images_uint8, cfg, device, cache):
+    for i, res in iter_results(images_uint8, cfg, device, cache, pool=pool):
         maps[i], records[i] = res.heatmaps, res.record
     return maps, records  # type: ignore[return-value]
