@@ -103,8 +103,12 @@ class AirlFamily(Detector):
 
     def frequency_map(self, images: Tensor) -> Tensor:
         """The ``[B,1,H,W]`` high-pass block-DCT map of the batch (the frequency stream's input)."""
+        if self.dct_stream is not None:
+            return self.dct_stream.frequency_map(images)
         m = self.cfg.model
-        return block_dct_highpass(rgb_to_gray_bt601(images), m.dct_cutoff, m.dct_log_magnitude, m.dct_block)
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            gray = rgb_to_gray_bt601(images.float())
+            return block_dct_highpass(gray, m.dct_cutoff, m.dct_log_magnitude, m.dct_block)
 
     def gradcam_layer(self) -> nn.Module | None:
         if self.backbone is not None:

@@ -131,8 +131,11 @@ class DctStream(nn.Module):
         self.out_dim = embed_dim
 
     def frequency_map(self, images: Tensor) -> Tensor:
-        """The ``[B,1,H,W]`` high-pass block-DCT map of ``[0,1]`` RGB images."""
-        return block_dct_highpass(rgb_to_gray_bt601(images), self.cutoff, self.log_magnitude, self.block)
+        """The ``[B,1,H,W]`` high-pass block-DCT map of ``[0,1]`` RGB images (always in float32: under
+        mixed precision a bf16 DCT would drown the small high-frequency coefficients in rounding)."""
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            gray = rgb_to_gray_bt601(images.float())
+            return block_dct_highpass(gray, self.cutoff, self.log_magnitude, self.block)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.cnn(self.frequency_map(images))
