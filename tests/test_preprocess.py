@@ -121,8 +121,9 @@ def test_eyes_land_on_the_template(prepared):
 
 def test_mtcnn_and_retinaface_both_find_the_face(shared_data):
     frame = read_frames(shared_data / "dfdc-videos" / "lynaeydofd.mp4", [112])[0].image
-    retina = RetinaFaceDetector().detect(frame)
-    mtcnn = MTCNNDetector().detect(frame)
+    # Detecting on a 640-px copy keeps the test fast; coordinates come back in the 1080p frame.
+    retina = RetinaFaceDetector(max_side=640).detect(frame)
+    mtcnn = MTCNNDetector(max_side=640).detect(frame)
     assert len(retina) >= 1 and len(mtcnn) >= 1 and mtcnn[0].score >= 0.95
     r, m = retina[0], mtcnn[0]
     for face in (r, m):
@@ -227,3 +228,20 @@ def test_prepare_help_explains_layouts_policies_and_outputs(capsys):
         "MTCNN",
     ):
         assert word in text, word
+
+
+def test_frame_folder_with_tracking(shared_data, tmp_path):
+    """Rows that share a video and carry `frame` (extracted frames) are sampled like a video; the
+    track policy runs its two passes and keeps the frame numbers."""
+    frames = read_frames(shared_data / "dfdc-videos" / "widuwuoiur.mp4", [10, 60, 110])
+    rows = []
+    for f in frames:
+        path = tmp_path / "frames" / f"{f.index:04d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), cv2.resize(f.image, (960, 540))[..., ::-1])
+        rows.append(ManifestRow(str(path), 1, "widuwuoiur", "dfdc", "", "", "widuwuoiur", f.index))
+    cfg = PreprocessConfig.model_validate({"face_select": "track", "frames": {"count": 2}})
+    summary = run_prepare(rows, tmp_path / "out", cfg, progress=False)
+    crops = read_manifest(tmp_path / "out" / "manifest.csv")
+    assert [r.frame for r in crops] == [10, 110] and summary.faces_found == 2
+    assert {r.video for r in crops} == {"widuwuoiur"}

@@ -252,35 +252,45 @@ def process_job(
     if crop_dir.exists():  # leftovers of a killed run: redo the job from scratch
         shutil.rmtree(crop_dir)
     info: dict[str, Any] = {}
-    frames: list[tuple[int | None, np.ndarray]] = []
-    dets: list[list[FaceDetection]] = []
-    # Detect as frames arrive but keep only the frames (the track policy needs every frame's faces
-    # before it can choose); the sampled count is small except for policy=all.
-    for number, image in _iter_job_frames(job, cfg, info):
-        dets.append(detector.detect(image))
-        frames.append((number, image))
-    chosen = select_faces(dets, cfg.face_select)
     ext = "png" if cfg.crop_format == "png" else "jpg"
-    records = []
+
+    def crop_record(
+        number: int | None, image: np.ndarray, faces: list[FaceDetection], face: FaceDetection | None
+    ) -> dict[str, Any]:
+        rec: dict[str, Any] = {"frame": number, "n_faces": len(faces)}
+        if face is None:
+            rec["status"] = "no_face"
+            return rec
+        aligned = align_face(image, face.landmarks, cfg.align, box=face.box)
+        name = f"{number:06d}.{ext}" if number is not None else f"image.{ext}"
+        atomic_write_bytes(crop_dir / name, _encode(aligned.image, cfg))
+        rec.update(
+            status="face",
+            crop=(crop_dir / name).relative_to(out_dir).as_posix(),
+            box=_round(face.box, 2),
+            score=round(face.score, 5),
+            landmarks=_round(aligned.landmarks),
+            landmarks_aligned=_round(aligned.landmarks_aligned),
+            matrix=_round(aligned.matrix, 6),
+        )
+        return rec
+
+    records: list[dict[str, Any]] = []
     try:
-        for (number, image), faces, face in zip(frames, dets, chosen, strict=True):
-            rec: dict[str, Any] = {"frame": number, "n_faces": len(faces)}
-            if face is None:
-                rec["status"] = "no_face"
-            else:
-                aligned = align_face(image, face.landmarks, cfg.align, box=face.box)
-                name = f"{number:06d}.{ext}" if number is not None else f"image.{ext}"
-                atomic_write_bytes(crop_dir / name, _encode(aligned.image, cfg))
-                rec.update(
-                    status="face",
-                    crop=(crop_dir / name).relative_to(out_dir).as_posix(),
-                    box=_round(face.box, 2),
-                    score=round(face.score, 5),
-                    landmarks=_round(aligned.landmarks),
-                    landmarks_aligned=_round(aligned.landmarks_aligned),
-                    matrix=_round(aligned.matrix, 6),
-                )
-            records.append(rec)
+        if cfg.face_select != "track":
+            # One frame at a time, so policy=all on a long video never holds more than one frame.
+            for number, image in _iter_job_frames(job, cfg, info):
+                faces = detector.detect(image)
+                records.append(crop_record(number, image, faces, select_faces([faces], cfg.face_select)[0]))
+        else:
+            # Tracking needs every frame's faces before it can choose: detect in a first pass, then
+            # decode the same frames again to align (frames are not held in memory).
+            dets = [detector.detect(image) for _, image in _iter_job_frames(job, cfg, info)]
+            chosen = select_faces(dets, "track")
+            for (number, image), faces, face in zip(
+                _iter_job_frames(job, cfg, {}), dets, chosen, strict=True
+            ):
+                records.append(crop_record(number, image, faces, face))
     except BaseException:
         shutil.rmtree(crop_dir, ignore_errors=True)
         raise
