@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from fakescope.models.dct import block_dct_highpass, rgb_to_gray_bt601
 from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
-from fakescope.models.streams import DctStream
+from fakescope.models.streams import DctStream, full_precision
 
 if TYPE_CHECKING:
     from fakescope.config import ExperimentConfig
@@ -106,7 +106,7 @@ class AirlFamily(Detector):
         if self.dct_stream is not None:
             return self.dct_stream.frequency_map(images)
         m = self.cfg.model
-        with torch.autocast(device_type=images.device.type, enabled=False):
+        with full_precision(images.device):
             gray = rgb_to_gray_bt601(images.float())
             return block_dct_highpass(gray, m.dct_cutoff, m.dct_log_magnitude, m.dct_block)
 

@@ -5,6 +5,7 @@ frequency stream (papers/AIRL.txt §III-B), and the shallow FFT / RGB CNNs of IN
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -13,7 +14,23 @@ from torch import Tensor, nn
 
 from fakescope.models.dct import block_dct_highpass, rgb_to_gray_bt601
 
-__all__ = ["HeatmapEncoder", "DctStream", "ShallowCnn", "FftStream", "RgbStream", "log_magnitude_spectrum"]
+__all__ = [
+    "full_precision",
+    "HeatmapEncoder",
+    "DctStream",
+    "ShallowCnn",
+    "FftStream",
+    "RgbStream",
+    "log_magnitude_spectrum",
+]
+
+
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context with autocast switched off on ``device`` (a no-op where autocast does not exist, e.g.
+    the ``meta`` device used to count FLOPs)."""
+    if device.type in ("cpu", "cuda", "xpu", "mps"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _conv_block(cin: int, cout: int, stride: int, act: type[nn.Module]) -> nn.Sequential:
@@ -133,7 +150,7 @@ class DctStream(nn.Module):
     def frequency_map(self, images: Tensor) -> Tensor:
         """The ``[B,1,H,W]`` high-pass block-DCT map of ``[0,1]`` RGB images (always in float32: under
         mixed precision a bf16 DCT would drown the small high-frequency coefficients in rounding)."""
-        with torch.autocast(device_type=images.device.type, enabled=False):
+        with full_precision(images.device):
             gray = rgb_to_gray_bt601(images.float())
             return block_dct_highpass(gray, self.cutoff, self.log_magnitude, self.block)
 
