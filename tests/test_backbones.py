@@ -130,3 +130,16 @@ def test_clip_resizes_to_its_fixed_input_size():
     with torch.no_grad():
         assert b(torch.rand(1, 3, 57, 57)).shape == (1, 32)
     assert np.isfinite(b(torch.rand(1, 3, 32, 32)).detach().numpy()).all()
+
+
+def test_weights_path_loads_a_local_state_dict(tmp_path):
+    from safetensors.torch import save_file
+
+    local = tmp_path / "lite0.safetensors"
+    save_file({k: v.contiguous() for k, v in create_lite0_classifier().state_dict().items()}, str(local))
+    from_file = build_backbone("lite0", pretrained=True, weights_path=str(local)).eval()
+    from_package = build_backbone("lite0", pretrained=True).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(from_file(x), from_package(x))
+    assert from_file.backbone_id == f"lite0:{local}"
