@@ -123,7 +123,7 @@ def test_mtcnn_and_retinaface_both_find_the_face(shared_data):
     frame = read_frames(shared_data / "dfdc-videos" / "lynaeydofd.mp4", [112])[0].image
     # Detecting on a 640-px copy keeps the test fast; coordinates come back in the 1080p frame.
     retina = RetinaFaceDetector(max_side=640).detect(frame)
-    mtcnn = MTCNNDetector(max_side=640).detect(frame)
+    mtcnn = MTCNNDetector(max_side=640, min_face_size=40).detect(frame)
     assert len(retina) >= 1 and len(mtcnn) >= 1 and mtcnn[0].score >= 0.95
     r, m = retina[0], mtcnn[0]
     for face in (r, m):

@@ -36,6 +36,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 from tqdm import tqdm
@@ -291,6 +292,10 @@ def process_job(
                 _iter_job_frames(job, cfg, {}), dets, chosen, strict=True
             ):
                 records.append(crop_record(number, image, faces, face))
+    except av.error.FFmpegError as err:
+        # Any decoder failure the sampler did not already name: still one line about this file.
+        shutil.rmtree(crop_dir, ignore_errors=True)
+        raise InputError(f"{job.path}: video decoding failed ({err})") from None
     except BaseException:
         shutil.rmtree(crop_dir, ignore_errors=True)
         raise
