@@ -208,3 +208,11 @@ def test_feature_cache_on_real_faces(shared_data, tmp_path):
     assert np.all(second[0] == 7.0)
     np.testing.assert_allclose(second[1], first[1])
     assert not np.allclose(first[0], first[1])
+
+
+def test_infer_shared_heatmap_encoder_mode():
+    det = build_detector(tiny_config("infer", **{"model.heatmap_mode": "shared"})).eval()
+    with torch.no_grad():
+        out = det(tiny_batch())
+    # tiny CLIP embedding (32) + one 256-d embedding per heatmap (3 layers)
+    assert out["features"].shape == (4, 32 + 3 * 256)
