@@ -33,7 +33,7 @@ def save_fig3(rows: Sequence[FigureRow], path: str | os.PathLike[str], dpi: int 
 
     n_layers = rows[0].result.heatmaps.shape[0]
     cols = n_layers + 2
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.1 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.3 * len(rows)), squeeze=False)
     for r, row in enumerate(rows):
         rec = row.result.record
         axes[r, 0].imshow(row.image)
