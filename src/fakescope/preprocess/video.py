@@ -153,10 +153,14 @@ def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
         pts: list[int] = []
         key_pts: list[int] = []
         missing_pts = False
+        n_packets = 0
         try:
             for packet in container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue  # the flush packet, and samples an edit list cuts away
+                if packet.size == 0:
+                    continue  # the demuxer's final flush packet
+                n_packets += 1
+                if packet.is_discard:
+                    continue  # decoded as a reference, but an edit list cuts its frame away
                 if packet.pts is None:
                     missing_pts = True
                     continue
@@ -165,13 +169,13 @@ def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
                     key_pts.append(int(packet.pts))
         except av.error.FFmpegError as err:
             raise InputError(
-                f"{path}: the video stream breaks off after {len(pts)} packets ({_reason(err)}); "
+                f"{path}: the video stream breaks off after {n_packets} packets ({_reason(err)}); "
                 "the file is truncated or corrupt"
             ) from None
-        if declared and len(pts) + (declared if missing_pts else 0) < declared:
+        if declared and n_packets < declared:
             raise InputError(
                 f"{path}: truncated: the header declares {declared} frames but only "
-                f"{len(pts)} are present in the file"
+                f"{n_packets} are present in the file"
             )
         frame_pts = tuple(sorted(pts)) if pts and not missing_pts and len(set(pts)) == len(pts) else None
         keyframes = tuple(sorted(key_pts)) if frame_pts else None
