@@ -506,7 +506,7 @@ class FaceForgeryDetector:
     def _batch_with(self, face: FaceResult) -> tuple[dict[str, Any], None, None]:
         # Reuse the heatmaps already fitted for this face instead of fitting the INR again.
         assert face.crop is not None and face.heatmaps is not None
-        img = torch.from_numpy(face.crop).permute(2, 0, 1)[None].float().div(255.0).to(self.device)
+        img = torch.from_numpy(np.array(face.crop)).permute(2, 0, 1)[None].float().div(255.0).to(self.device)
         batch: dict[str, Any] = {
             "image": img,
             "heatmaps": torch.from_numpy(face.heatmaps)[None].float().to(self.device),
@@ -600,9 +600,11 @@ def detect_paths(
     gradcam: bool = True,
     progress: bool = True,
     banner: str | None = None,
+    aligned: Sequence[bool] | None = None,
 ) -> DetectOutcome:
     """Score every file; a bad file costs one error line and the others go on. With ``report_dir``,
-    write a report folder per input (:func:`fakescope.explain.report.write_report`) and an index."""
+    write a report folder per input (:func:`fakescope.explain.report.write_report`) and an index.
+    ``aligned`` optionally says per path whether it is already an aligned crop."""
     from tqdm import tqdm
 
     preds: list[Prediction] = []
@@ -618,7 +620,7 @@ def detect_paths(
     )
     for i, path in enumerate(bar):
         try:
-            pred = detector.predict(path, progress=progress)
+            pred = detector.predict(path, aligned=None if aligned is None else aligned[i], progress=progress)
         except FakescopeError as err:
             msg = str(err) if str(path) in str(err) else f"{path}: {err}"
             errors.append((str(path), msg))
