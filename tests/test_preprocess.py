@@ -245,3 +245,15 @@ def test_frame_folder_with_tracking(shared_data, tmp_path):
     crops = read_manifest(tmp_path / "out" / "manifest.csv")
     assert [r.frame for r in crops] == [10, 110] and summary.faces_found == 2
     assert {r.video for r in crops} == {"widuwuoiur"}
+
+
+def test_contact_sheet_tiles_every_crop(prepared, tmp_path):
+    from fakescope.preprocess.contact_sheet import write_crop_contact_sheet
+
+    out, _ = prepared
+    assert write_crop_contact_sheet(out / "manifest.csv", tmp_path / "sheet.png", cols=6, tile=96)
+    sheet = cv2.imread(str(tmp_path / "sheet.png"))[..., ::-1]
+    # 24 crops in 6 columns -> 4 rows of 96 px tiles with 14 px captions and 2 px gaps
+    assert sheet.shape == (4 * (96 + 14 + 2) + 2, 6 * (96 + 2) + 2, 3)
+    x, y = np.round(template_landmarks(224, 0.3)[0] * 96 / 224).astype(int)
+    assert tuple(sheet[2 + y, 2 + x]) == (0, 255, 0)  # the template's left eye, marked on the first tile

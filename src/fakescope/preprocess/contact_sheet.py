@@ -90,9 +90,11 @@ def write_crop_contact_sheet(
     """Tile the first ``max_tiles`` crops of a crop manifest, captioned ``video label frame``, with the
     template's eye positions marked. Returns False when the manifest lists no crop."""
     from fakescope.data.manifest import read_manifest
+    from fakescope.errors import ManifestError
 
-    rows = read_manifest(manifest)[:max_tiles] if os.path.getsize(manifest) else []
-    if not rows:
+    try:
+        rows = read_manifest(manifest)[:max_tiles]
+    except ManifestError:  # no crops at all (every frame without a face): nothing to show
         return False
     align = align or AlignConfig()
     marks = (
