@@ -102,7 +102,7 @@ def write_crop_contact_sheet(
         if align.method == "similarity"
         else None
     )
-    captions = [f"{r.video[:10]} {r.label_name} f{r.frame}" for r in rows]
+    captions = [f"{r.video[:10]} {r.label_name}" + ("" if r.frame is None else f" f{r.frame}") for r in rows]
     sheet = contact_sheet([r.path for r in rows], cols=cols, tile=tile, captions=captions, marks=marks)
     save_contact_sheet(sheet, path)
     return True
