@@ -112,6 +112,26 @@ def test_display_rotation_is_applied(tmp_path):
     assert image[-6:].mean() > 240 and image[:6].mean() < 60
 
 
+def test_legacy_rotate_tag_is_applied(tmp_path):
+    path = tmp_path / "tagged.mkv"  # Matroska keeps a plain ROTATE tag (clockwise), no display matrix
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    s.metadata["rotate"] = "90"
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :8] = 255
+    for _ in range(3):
+        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    image = read_frames(path, [1])[0].image
+    # Turned 90 degrees clockwise: the left band is now along the top.
+    assert image.shape == (64, 48, 3)
+    assert image[:6].mean() > 240 and image[-6:].mean() < 60
+
+
 def test_selection_policies():
     even = select_frame_indices(300, FrameSamplingConfig(policy="even", count=4))
     assert even.indices == (37, 112, 187, 262) and not even.short

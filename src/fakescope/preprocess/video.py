@@ -118,7 +118,7 @@ def _display_rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream)
     rot = int(round(frame.rotation or 0))
     if rot == 0:
         # Old muxers write a clockwise ``rotate`` tag instead of a display matrix.
-        tag = stream.metadata.get("rotate")
+        tag = next((v for k, v in stream.metadata.items() if k.lower() == "rotate"), None)
         if tag:
             try:
                 rot = -int(float(tag))
