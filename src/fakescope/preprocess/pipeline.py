@@ -326,15 +326,31 @@ def _load_record(path: Path, expected_hash: str) -> dict[str, Any] | None:
 _WORKER: dict[str, Any] = {}
 
 
-def _set_threads(threads: int) -> None:
-    import torch
+def _set_threads(threads: int, detector: str) -> tuple[int, int | None]:
+    """Thread counts for OpenCV and (MTCNN only: RetinaFace never needs torch) torch; returns the old
+    values so an in-process run can restore them."""
+    old_cv = cv2.getNumThreads()
+    cv2.setNumThreads(max(1, threads))
+    old_torch = None
+    if detector == "mtcnn":
+        import torch
 
-    torch.set_num_threads(max(1, threads))
+        old_torch = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads))
+    return old_cv, old_torch
+
+
+def _restore_threads(old: tuple[int, int | None]) -> None:
+    cv2.setNumThreads(old[0])
+    if old[1] is not None:
+        import torch
+
+        torch.set_num_threads(old[1])
 
 
 def _init_worker(cfg_json: str, device: str, threads: int, out_dir: str) -> None:
     cfg = PreprocessConfig.model_validate_json(cfg_json)
-    _set_threads(threads)
+    _set_threads(threads, cfg.detector)
     _WORKER.update(cfg=cfg, detector=build_face_detector(cfg, device, threads), out_dir=Path(out_dir))
 
 
@@ -487,13 +503,16 @@ def run_prepare(
 
     try:
         if pending and workers == 1:
-            _set_threads(threads)
-            detector = build_face_detector(cfg, device, threads)
-            for job in pending:
-                try:
-                    done(job.key, process_job(job, cfg, detector, out), None)
-                except FakescopeError as err:
-                    done(job.key, None, str(err))
+            old_threads = _set_threads(threads, cfg.detector)
+            try:
+                detector = build_face_detector(cfg, device, threads)
+                for job in pending:
+                    try:
+                        done(job.key, process_job(job, cfg, detector, out), None)
+                    except FakescopeError as err:
+                        done(job.key, None, str(err))
+            finally:
+                _restore_threads(old_threads)
         elif pending:
             ctx = get_context("spawn")  # fork would copy onnxruntime / torch thread pools
             with ProcessPoolExecutor(
