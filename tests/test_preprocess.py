@@ -94,8 +94,9 @@ def test_frames_without_a_face_are_counted_and_listed(prepared):
     out, summary = prepared
     assert summary.no_face_frames == 1 and summary.no_face_policy == "drop"
     assert [Path(p).name for p in summary.inputs_without_face] == ["wall.png"]
-    listed = read_manifest(out / "no_face.csv")
-    assert [Path(r.path).name for r in listed] == ["wall.png"]
+    with open(out / "no_face.csv", newline="") as fh:
+        listed = list(csv.DictReader(fh))
+    assert [(Path(r["source"]).name, r["label"], r["frame"]) for r in listed] == [("wall.png", "real", "")]
 
 
 def test_eyes_land_on_the_template(prepared):
@@ -257,3 +258,27 @@ def test_contact_sheet_tiles_every_crop(prepared, tmp_path):
     assert sheet.shape == (4 * (96 + 14 + 2) + 2, 6 * (96 + 2) + 2, 3)
     x, y = np.round(template_landmarks(224, 0.3)[0] * 96 / 224).astype(int)
     assert tuple(sheet[2 + y, 2 + x]) == (0, 255, 0)  # the template's left eye, marked on the first tile
+
+
+def test_short_faceless_clip_is_reported_under_score_half(tmp_path):
+    import av
+
+    path = tmp_path / "short.mp4"
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    for i in range(5):
+        for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    cfg = PreprocessConfig.model_validate({"no_face_policy": "score_half", "frames": {"count": 10}})
+    summary = run_prepare([ManifestRow(str(path), 1, "g")], tmp_path / "out", cfg, progress=False)
+    assert summary.short_videos == [{"path": str(path), "n_frames": 5, "requested": 10}]
+    assert summary.frames_sampled == 5 and summary.no_face_frames == 5 and summary.faces_found == 0
+    assert summary.no_face_policy == "score_half" and "0.5" in summary.no_face_policy_means
+    with open(tmp_path / "out" / "no_face.csv", newline="") as fh:
+        listed = list(csv.DictReader(fh))
+    assert [r["frame"] for r in listed] == ["0", "1", "2", "3", "4"]
+    assert {(r["source"], r["label"], r["video"]) for r in listed} == {(str(path), "fake", "short")}

@@ -9,7 +9,8 @@ Output folder::
                             (original and aligned) and crop; written atomically *after* the crops
     manifest.csv            the crop manifest: path,label,group,dataset,method,split,video,frame
     landmarks.csv           one row per crop: box, score, 5 landmarks in the frame and in the crop
-    no_face.csv             every sampled frame where no face was kept (never lost silently)
+    no_face.csv             every sampled frame where no face was kept (never lost silently):
+                            source,label,group,dataset,method,split,video,frame
     summary.json            counts, errors, short videos, and the no-face policy
 
 A job is one video file, one frame folder (manifest rows sharing a video and carrying ``frame``) or
@@ -54,6 +55,7 @@ from fakescope.utils.hashing import config_hash
 __all__ = ["PrepareJob", "PrepareSummary", "plan_jobs", "process_job", "run_prepare", "output_config_hash"]
 
 RECORD_VERSION = 1
+NO_FACE_COLUMNS = ("source", "label", "group", "dataset", "method", "split", "video", "frame")
 NO_FACE_POLICY_TEXT = {
     "drop": "frames with no face are left out of manifest.csv and scored by nothing; they are listed in "
     "no_face.csv and counted here",
@@ -401,7 +403,7 @@ def _crop_row(job: PrepareJob, out_dir: Path, rec: dict[str, Any]) -> ManifestRo
 
 def _write_outputs(out_dir: Path, jobs: Sequence[PrepareJob], records: dict[str, dict[str, Any]]) -> None:
     crop_rows: list[ManifestRow] = []
-    no_face_rows: list[ManifestRow] = []
+    no_face_lines: list[list[Any]] = []
     lm_lines: list[list[Any]] = []
     for job in jobs:
         rec = records.get(job.key)
@@ -425,21 +427,24 @@ def _write_outputs(out_dir: Path, jobs: Sequence[PrepareJob], records: dict[str,
                 )
             else:
                 src = job.path if job.kind != "frames" else dict(job.sources).get(fr["frame"], job.path)
-                no_face_rows.append(
-                    ManifestRow(
-                        str(src),
-                        job.label,
+                no_face_lines.append(
+                    [
+                        os.path.abspath(src),
+                        LABEL_NAMES.get(job.label, ""),
                         job.group,
                         job.dataset,
                         job.method,
                         job.split,
                         job.video,
-                        fr["frame"],
-                    )
+                        "" if fr["frame"] is None else fr["frame"],
+                    ]
                 )
     write_manifest(crop_rows, out_dir / "manifest.csv")
-    # Sources are outside crops/, so their paths stay absolute wherever --out is.
-    write_manifest(no_face_rows, out_dir / "no_face.csv", relative_to=out_dir / "crops")
+    # Not a manifest: a video's faceless frames share one source path, so rows repeat it.
+    with atomic_open(out_dir / "no_face.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(NO_FACE_COLUMNS)
+        w.writerows(no_face_lines)
     names = ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"]
     header = ["path", "video", "frame", "box_x1", "box_y1", "box_x2", "box_y2", "score", "n_faces"]
     header += [f"{n}_{a}" for n in names for a in "xy"]
