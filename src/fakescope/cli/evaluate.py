@@ -1,4 +1,5 @@
-"""`fakescope evaluate`: metrics from a predictions CSV (``--predictions``).
+"""`fakescope evaluate`: metrics from a predictions CSV (``--predictions``), or a trained run scored on
+datasets (``--run`` + ``--data``, optionally ``--robustness``).
 
 Each mode is one function (``run_predictions``, ...); ``run`` picks the mode from the arguments.
 """
@@ -23,6 +24,17 @@ and prints and saves AUC (with a bootstrap 95% interval), AP, EER and accuracy, 
 video level (mean frame score per full video id), per dataset and perturbation. Accuracy is given at
 0.5 and at a threshold chosen on validation predictions (--val-predictions, rule --threshold-rule)
 or given directly (--threshold); the test set never chooses its own threshold.
+
+  fakescope evaluate --run runs/airl --data dfdc-faces --data ffhq-stylegan [--robustness] [--out DIR]
+
+scores a trained run (its best checkpoint, picked on validation) on each --data: a folder name under
+--data-root (default ../shared/data), any folder with manifest.csv or real/ + fake/, or a manifest
+CSV. The run's own training data is scored on its test split only; other sets whole. Writes
+predictions/<run>__<data>[__<perturbation>].csv (streamed), metrics/cross_dataset.{md,csv,json}
+(frame and video level, AUC with bootstrap 95% CI, AP, EER, accuracy at the validation threshold and
+at 0.5), with --robustness metrics/robustness.{md,csv,json} (blur sigma 2/3, JPEG Q 70/50/20, blur +
+JPEG, each with its drop from clean), and plots/roc__<data>.png (all --run on one figure) and
+plots/tsne__<run>__<data>.png. Give --run several times to compare runs.
 """
 
 
@@ -51,6 +63,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="bootstrap resamples for the AUC interval (0: none)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--run", dest="runs", action="append", default=[], metavar="RUN",
+                   help="trained run directory or checkpoint (repeatable)")  # fmt: skip
+    p.add_argument("--data", dest="datasets", action="append", default=[], metavar="NAME_OR_MANIFEST",
+                   help="dataset to score the run(s) on (repeatable)")  # fmt: skip
+    p.add_argument("--data-root", default=None, help="folder of named datasets (default: ../shared/data)")
+    p.add_argument(
+        "--robustness", action="store_true", help="add the perturbation sweep (eval.perturbations)"
+    )
+    p.add_argument("--split", default="auto", choices=["auto", "all", "train", "val", "test"],
+                   help="rows to score: auto = test split of the run's training data, else everything")  # fmt: skip
+    p.add_argument("--max-images", type=int, default=None, metavar="N",
+                   help="score at most N images per dataset (class-stratified, seeded)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--no-plots", action="store_true", help="skip the ROC and t-SNE figures")
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -89,8 +115,35 @@ def run_predictions(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_trained(args: argparse.Namespace) -> int:
+    from fakescope.eval.evaluate import evaluate_runs
+    from fakescope.eval.robustness import cross_markdown, robustness_markdown
+
+    if not args.datasets:
+        raise InputError("--run needs at least one --data NAME_OR_MANIFEST")
+    out = Path(args.out) if args.out else Path(args.runs[0])
+    summary = evaluate_runs(
+        args.runs, args.datasets, out, robustness=args.robustness, device=args.device, data_root=args.data_root,
+        split=args.split, max_images=args.max_images, plots=not args.no_plots, bootstrap=args.bootstrap,
+    )  # fmt: skip
+    print(cross_markdown(summary["cross_dataset"]), end="")
+    if "robustness" in summary:
+        print()
+        print(robustness_markdown(summary["robustness"]), end="")
+    print(
+        f"\nsaved {out / 'metrics'}, {out / 'predictions'}" + ("" if args.no_plots else f", {out / 'plots'}")
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.predictions and args.runs:
+        raise InputError("give either --predictions or --run, not both")
     if args.predictions:
         return run_predictions(args)
-    print("fakescope evaluate: give --predictions FILE (see --help)", file=sys.stderr)
+    if args.runs:
+        return run_trained(args)
+    print(
+        "fakescope evaluate: give --predictions FILE or --run RUN --data NAME (see --help)", file=sys.stderr
+    )
     return 2

@@ -214,6 +214,7 @@ def evaluate_runs(
     max_images: int | None = None,
     plots: bool = True,
     progress: bool = True,
+    bootstrap: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate every run on every dataset; write predictions, tables and plots under ``out_dir``
     (default: the first run's directory). Returns the JSON-able summary that ``metrics/*.json`` holds."""
@@ -229,6 +230,8 @@ def evaluate_runs(
     results: list[RunPredictions] = []
     for run in runs:
         detector, cfg, meta = load_detector(run, dev)
+        if bootstrap is not None:
+            cfg.eval.bootstrap = bootstrap
         run_name = Path(run).name if Path(run).is_dir() else Path(run).parent.parent.name
         cap = max_images if max_images is not None else cfg.eval.max_images
         threshold = meta.get("val_threshold")

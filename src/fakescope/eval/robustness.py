@@ -21,7 +21,10 @@ from fakescope.config import ExperimentConfig
 from fakescope.data.perturbations import get_perturbation
 from fakescope.utils.atomic import atomic_write_json, atomic_write_text
 
-__all__ = ["perturbation_names", "cross_dataset_rows", "robustness_rows", "write_tables", "markdown_table"]
+__all__ = [
+    "perturbation_names", "cross_dataset_rows", "robustness_rows", "write_tables", "markdown_table",
+    "cross_markdown", "robustness_markdown",
+]  # fmt: skip
 
 
 def perturbation_names(cfg: ExperimentConfig) -> list[str]:
@@ -97,7 +100,7 @@ def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _cross_md(rows: Sequence[dict[str, Any]]) -> str:
+def cross_markdown(rows: Sequence[dict[str, Any]]) -> str:
     headers = ["run", "dataset", "split", "n (real/fake)", "AUC [95% CI]", "AP", "EER", "Acc@val thr", "Acc@0.5",
                "video AUC", "video Acc@val thr"]  # fmt: skip
     body = [
@@ -109,7 +112,7 @@ def _cross_md(rows: Sequence[dict[str, Any]]) -> str:
     return markdown_table(headers, body)
 
 
-def _robust_md(rows: Sequence[dict[str, Any]]) -> str:
+def robustness_markdown(rows: Sequence[dict[str, Any]]) -> str:
     headers = ["run", "dataset", "perturbation", "AUC", "drop AUC", "AP", "EER", "Acc@val thr", "drop Acc"]
     body = [
         [r["run"], r["dataset"], r["perturbation"], _f(r["auc"]), _f(r["auc_drop"]), _f(r["ap"]), _f(r["eer"]),
@@ -141,7 +144,7 @@ def write_tables(results: Sequence[Any], metrics_dir: str | os.PathLike[str]) ->
             {"run": r.run, "dataset": r.dataset, "perturbation": r.perturbation, **r.metrics} for r in results
         ],
     }
-    atomic_write_text(d / "cross_dataset.md", _cross_md(cross))
+    atomic_write_text(d / "cross_dataset.md", cross_markdown(cross))
     atomic_write_text(d / "cross_dataset.csv", _csv_text(cross))
     atomic_write_json(
         d / "cross_dataset.json", _json_safe({"cross_dataset": cross, "metrics": summary["metrics"]})
@@ -149,7 +152,7 @@ def write_tables(results: Sequence[Any], metrics_dir: str | os.PathLike[str]) ->
     if any(r.perturbation != "clean" for r in results):
         robust = robustness_rows(results)
         summary["robustness"] = robust
-        atomic_write_text(d / "robustness.md", _robust_md(robust))
+        atomic_write_text(d / "robustness.md", robustness_markdown(robust))
         atomic_write_text(d / "robustness.csv", _csv_text(robust))
         atomic_write_json(d / "robustness.json", _json_safe({"robustness": robust}))
     return summary
