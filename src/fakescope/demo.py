@@ -159,7 +159,8 @@ class DemoSettings:
     inr_max_steps: int = 300
     epochs: int = 4
     batch_size: int = 16
-    backbone: str = "lite0"
+    infer_backbone: str = "lite0"
+    airl_backbone: str = "lite0"
     pretrained: bool = True
     video_frames: int = 6
     detect_per_class: int = 2
@@ -167,12 +168,16 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
+        """CI-sized: 8 pairs, 16-px INR, one epoch, the tiny random backbones (no pretrained weights)."""
         return cls(
             n_pairs=8,
             inr_resolution=16,
             inr_max_steps=150,
             epochs=1,
             batch_size=8,
+            infer_backbone="clip_tiny",
+            airl_backbone="efficientnet_tiny",
+            pretrained=False,
             video_frames=3,
             detect_per_class=1,
         )
@@ -228,7 +233,11 @@ def demo_config(
                 "max_steps": s.inr_max_steps,
                 "cache_dir": str(out / "cache"),
             },
-            "model": {"name": model, "backbone": s.backbone, "pretrained": s.pretrained},
+            "model": {
+                "name": model,
+                "backbone": s.infer_backbone if model == "infer" else s.airl_backbone,
+                "pretrained": s.pretrained,
+            },
             "train": {
                 "epochs": s.epochs,
                 "batch_size": s.batch_size,
@@ -302,10 +311,10 @@ def run_demo(
     )
 
     runs: dict[str, Path] = {}
-    for i, model in enumerate(("infer", "airl")):
+    for model in ("infer", "airl"):
         log(
-            f"[3/5] train {model} ({'INFER' if model == 'infer' else 'AIRL'} family, backbone {s.backbone}, "
-            f"{s.epochs} epoch(s)) -> {out / 'runs' / model}" + (" " if i else "")
+            f"[3/5] train {model} ({'INFER' if model == 'infer' else 'AIRL'} family, backbone "
+            f"{cfgs[model].model.backbone}, {s.epochs} epoch(s)) -> {out / 'runs' / model}"
         )
         res = train(cfgs[model], out / "runs" / model)
         log(f"      best val AUC {res.best_val_auc:.3f} at epoch {res.best_epoch}")

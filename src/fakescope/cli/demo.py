@@ -14,7 +14,7 @@ crops, a photograph and a short video. Prints where the report is.
 
 examples:
   fakescope demo --out demo_output            # a few minutes on a 2-core CPU
-  fakescope demo --out demo_output --quick    # smaller, about a minute
+  fakescope demo --out demo_output --quick    # CI-sized: 8 pairs, tiny random backbones
   fakescope demo --out demo_output --device cuda
 """
 
@@ -22,7 +22,11 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
-    p.add_argument("--quick", action="store_true", help="CI-sized: fewer faces, 16-px INR, one epoch")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI-sized: 8 face pairs, 16-px INR, one epoch, tiny random backbones",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
