@@ -153,3 +153,21 @@ def test_load_detector_roundtrip_and_clear_errors(shared_data, tmp_path, manifes
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="do not fit this detector"):
         load_detector(meta_path, "cpu")
+
+
+@pytest.mark.slow
+def test_infer_family_precomputes_heatmaps_once_into_a_shared_cache(shared_data, tmp_path):
+    manifest = small_manifest(shared_data, tmp_path, groups=12)
+    cache = tmp_path / "cache"
+    cfg = load_config(None, [
+        "model.name=infer", "model.backbone=clip_tiny", "model.pretrained=false", "data.image_size=32",
+        f"data.manifest={manifest}", "train.epochs=1", "train.batch_size=4", "train.progress=false",
+        "inr.resolution=16", "inr.max_steps=20", "inr.cpu_path=batched", f"train.feature_cache_dir={cache}",
+    ])  # fmt: skip
+    train(cfg, tmp_path / "a")
+    splits = split_by_group(read_manifest(manifest), cfg.data.split)
+    fitted = sorted(cache.rglob("*.safetensors"))
+    assert len(fitted) == len(splits["train"]) + len(splits["val"])  # one entry per image, test never fitted
+    stamps = {p: p.stat().st_mtime_ns for p in fitted}
+    train(cfg, tmp_path / "b")  # a second run with the same INR config fits nothing again
+    assert {p: p.stat().st_mtime_ns for p in sorted(cache.rglob("*.safetensors"))} == stamps
