@@ -77,35 +77,38 @@ class BalancedBatchSampler(Sampler[list[int]]):
             wrap += 1
         return np.concatenate(out)[:count]
 
-    def global_batches(self) -> list[list[int]]:
-        """All batches of this epoch, as the global ``B * world_size`` index lists before sharding."""
-        n = len(self)
-        halves_real = [(self.batch_size + (i % 2)) // 2 for i in range(n)]  # odd B: alternate the extra one
-        halves_fake = [self.batch_size - h for h in halves_real]
-        real = self._stream(self.real, 0, sum(halves_real) * self.world_size)
-        fake = self._stream(self.fake, 1, sum(halves_fake) * self.world_size)
+    def _halves(self) -> list[tuple[int, int]]:
+        """(real, fake) count per batch; an odd B alternates which class gets the extra one."""
+        out = []
+        for i in range(len(self)):
+            real = (self.batch_size + (i % 2)) // 2
+            out.append((real, self.batch_size - real))
+        return out
+
+    def global_batches(self) -> list[tuple[list[int], list[int]]]:
+        """Every batch of this epoch before sharding: (real indices, fake indices), each
+        ``world_size`` times the per-rank share."""
+        halves = self._halves()
+        w = self.world_size
+        real = self._stream(self.real, 0, sum(h[0] for h in halves) * w).tolist()
+        fake = self._stream(self.fake, 1, sum(h[1] for h in halves) * w).tolist()
         batches = []
         r = f = 0
-        for hr, hf in zip(halves_real, halves_fake, strict=True):
-            br = real[r : r + hr * self.world_size]
-            bf = fake[f : f + hf * self.world_size]
-            r += hr * self.world_size
-            f += hf * self.world_size
-            batches.append([br, bf])
-        return [np.concatenate([br, bf]).tolist() for br, bf in batches]  # rank slicing happens in __iter__
+        for hr, hf in halves:
+            batches.append((real[r : r + hr * w], fake[f : f + hf * w]))
+            r += hr * w
+            f += hf * w
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        n = len(self)
-        halves_real = [(self.batch_size + (i % 2)) // 2 for i in range(n)]
-        for i, batch in enumerate(self.global_batches()):
+        halves = self._halves()
+        for i, (real, fake) in enumerate(self.global_batches()):
             if i < self.start_batch:
                 continue
-            hr = halves_real[i]
-            hf = self.batch_size - hr
-            real = batch[: hr * self.world_size]
-            fake = batch[hr * self.world_size :]
+            hr, hf = halves[i]
             mine = real[self.rank * hr : (self.rank + 1) * hr] + fake[self.rank * hf : (self.rank + 1) * hf]
-            # Mix the two halves so BatchNorm statistics and SupCon see them interleaved.
+            # Interleave the two classes (BatchNorm statistics and SupCon do not care, a reader of the
+            # batch might); seeded, so the order is part of the reproducible epoch.
             order = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, 2, i, self.rank]).permutation(
                 len(mine)
             )

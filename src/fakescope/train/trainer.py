@@ -313,7 +313,15 @@ def train(
         cleanup_distributed(info)
 
 
-def _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector) -> TrainResult:  # noqa: C901
+def _train(  # noqa: C901
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike[str] | None,
+    device: torch.device,
+    info: DistInfo,
+    resume: bool,
+    stop_after_steps: int | None,
+    build_detector: Any,
+) -> TrainResult:
     tc = cfg.train
     run = Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.name
     ckpt_dir = run / "checkpoints"
