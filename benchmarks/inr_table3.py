@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-fig5", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # in-process fits (the lr search) on one thread: the CPU is shared
 
     real = [resize_for_inr(f, args.resolution) for f in faces(args.data, args.n, "real")]
     fake = [resize_for_inr(f, args.resolution) for f in faces(args.data, args.n, "fake")]
