@@ -21,7 +21,7 @@ from fakescope.cli import main
 from fakescope.config import config_from_dict
 from fakescope.errors import ModelLoadError, NoFaceError
 
-pytestmark = pytest.mark.shared_data
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 
 def _train(tmp: Path, data: Path, overrides: dict) -> Path:

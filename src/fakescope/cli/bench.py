@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
         images, source = load_bench_images(args.images, args.num_images + args.warmup), args.images
     else:
         images, source = default_bench_images(args.num_images + args.warmup)
-    warm, timed = images[: args.warmup], images[args.warmup :] or images
     results = []
     targets = [("run", r) for r in args.run] or [("model", m) for m in args.models]
     for kind, target in targets:
@@ -95,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
             det, weights = detector_from_config(cfg, device), "random (timing only)"
         res = measure_detect_speed(
             det,
-            list(warm) + list(timed),
-            warmup=len(warm),
+            images,
+            warmup=args.warmup,
             aligned=args.aligned,
             weights=weights,
             progress=True,

@@ -99,7 +99,8 @@ def measure_detect_speed(
     weights: str = "trained",
     progress: bool = False,
 ) -> SpeedResult:
-    """Time ``det.predict`` on every image (after ``warmup`` untimed calls) and split by stage."""
+    """Time ``det.predict`` on ``images[warmup:]`` (after ``warmup`` untimed calls on the first images)
+    and split the time by stage."""
     from tqdm import tqdm
 
     if not images:
@@ -111,7 +112,8 @@ def measure_detect_speed(
     det.counts.clear()
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    for img in tqdm(images, desc=f"bench {det.name}", unit="img", disable=not progress, dynamic_ncols=True):
+    timed = list(images)[warmup:] or list(images)
+    for img in tqdm(timed, desc=f"bench {det.name}", unit="img", disable=not progress, dynamic_ncols=True):
         det.predict(img, aligned=aligned)
     _sync(det.device)
     seconds = time.perf_counter() - start
