@@ -269,8 +269,8 @@ class FaceForgeryDetector:
     ) -> tuple[dict[str, Any], list[dict[str, Any] | None], list[np.ndarray | None]]:
         """The batch dict of docs/CONTRACTS.md for aligned crops, with the features the detector needs.
 
-        INR heatmaps are fitted on the aligned crop (as ``fit-inr`` does on the stored crops) and
-        resized inside the INR engine to ``inr.resolution``.
+        INR heatmaps are fitted on the crop at ``data.image_size`` (what the trainer's feature stores are
+        computed from, ``FaceDataset.load_crop``), resized inside the INR engine to ``inr.resolution``.
         """
         t0 = time.perf_counter()
         images = np.stack([self.model_input(c) for c in crops])
@@ -282,7 +282,7 @@ class FaceForgeryDetector:
         if "heatmaps" in self.inputs:
             from fakescope.inr import heatmaps_for_images
 
-            hm, recs = heatmaps_for_images(list(crops), self._inr_config(len(crops)), self.device)
+            hm, recs = heatmaps_for_images(list(images), self._inr_config(len(crops)), self.device)
             maps = list(hm)
             records = [
                 {"steps": int(r.steps), "psnr": round(float(r.final_psnr), 2), "reached": bool(r.reached)}
