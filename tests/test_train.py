@@ -168,6 +168,8 @@ def test_infer_family_precomputes_heatmaps_once_into_a_shared_cache(shared_data,
     splits = split_by_group(read_manifest(manifest), cfg.data.split)
     fitted = sorted(cache.rglob("*.safetensors"))
     assert len(fitted) == len(splits["train"]) + len(splits["val"])  # one entry per image, test never fitted
+    fits = _csv(tmp_path / "a" / "inr_fits_train.csv")  # every image's fit is recorded, none dropped
+    assert len(fits) == len(splits["train"]) and all(0 < int(f["steps"]) <= 20 for f in fits)
     stamps = {p: p.stat().st_mtime_ns for p in fitted}
     train(cfg, tmp_path / "b")  # a second run with the same INR config fits nothing again
     assert {p: p.stat().st_mtime_ns for p in sorted(cache.rglob("*.safetensors"))} == stamps

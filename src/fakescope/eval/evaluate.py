@@ -145,8 +145,9 @@ def predict_rows(
         max_image_pixels=cfg.data.max_image_pixels,
         background=cfg.data.rgba_background,
     )
+    fit_log = Path(csv_path).with_name(Path(csv_path).stem + ".inr_fits.csv") if csv_path else None
     precompute_inputs(frozenset(getattr(detector, "inputs", {"image"})), ds, cfg, device, detector=detector,
-                      desc=f"{dataset}/{perturbation}")  # fmt: skip
+                      desc=f"{dataset}/{perturbation}", fit_log=fit_log)  # fmt: skip
     loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
                         collate_fn=collate_batch)  # fmt: skip
     labels: list[int] = []

@@ -137,11 +137,13 @@ def precompute_inputs(
     info: DistInfo | None = None,
     detector: torch.nn.Module | None = None,
     desc: str = "",
+    fit_log: str | os.PathLike[str] | None = None,
 ) -> None:
     """Fill ``dataset.stores`` with what ``inputs`` needs beyond the image: ``heatmaps`` (INR, via
     :func:`fakescope.inr.heatmaps_for_images` with a shared :class:`HeatmapCache`) and ``clip``
     (frozen-backbone embedding, via the models package's feature cache). Under DDP each rank fits its
-    share into the shared cache first, then every rank reads all of it."""
+    share into the shared cache first, then every rank reads all of it. Each image's INR fit (steps,
+    final PSNR, target reached, cached) goes to ``fit_log`` (CSV) when given: none is dropped silently."""
     info = info or DistInfo()
     needed = set(inputs) - {"image"} - set(dataset.stores)
     if not needed:
@@ -164,7 +166,19 @@ def precompute_inputs(
             mine = list(range(info.rank, len(crops), info.world_size))
             heatmaps_for_images([crops[i] for i in mine], cfg.inr, device, cache=cache)
             barrier(info)
-        maps, _records = heatmaps_for_images(crops, cfg.inr, device, cache=cache)
+        maps, records = heatmaps_for_images(crops, cfg.inr, device, cache=cache)
+        if fit_log is not None and info.is_main:
+            lines = ["path,steps,final_psnr,reached,cached"]
+            lines += [
+                f"{p},{r.steps},{r.final_psnr:.3f},{int(r.reached)},{int(r.cached)}"
+                for p, r in zip(paths, records, strict=True)
+            ]
+            atomic_write_text(fit_log, "\n".join(lines) + "\n")
+            reached = sum(r.reached for r in records)
+            tqdm.write(
+                f"INR heatmaps {desc}: {len(records)} images, {reached} reached {cfg.inr.target_psnr} dB, "
+                f"mean {np.mean([r.final_psnr for r in records]):.2f} dB, log {fit_log}"
+            )
         dataset.stores["heatmaps"] = {
             p: np.asarray(m, dtype=np.float32) for p, m in zip(paths, maps, strict=True)
         }
@@ -357,8 +371,8 @@ def _train(  # noqa: C901
         background=cfg.data.rgba_background,
     )  # fmt: skip
     inputs = frozenset(getattr(detector, "inputs", {"image"}))
-    precompute_inputs(inputs, train_ds, cfg, device, info, detector, "train")
-    precompute_inputs(inputs, val_ds, cfg, device, info, detector, "val")
+    precompute_inputs(inputs, train_ds, cfg, device, info, detector, "train", run / "inr_fits_train.csv")
+    precompute_inputs(inputs, val_ds, cfg, device, info, detector, "val", run / "inr_fits_val.csv")
 
     sampler = BalancedBatchSampler(
         [r.label for r in train_rows],
