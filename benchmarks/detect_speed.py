@@ -1,7 +1,7 @@
 """Faces per second of `fakescope detect` per model family, split by stage (face detection + alignment,
 features, classifier), for the papers' backbones and for the CPU-sized ones.
 
-    python benchmarks/detect_speed.py [DATA] -n 8 --device cpu --out benchmarks/results/detect_speed_cpu.json
+    python benchmarks/detect_speed.py [DATA] -n 8 --device cpu --threads 1   # -> results/detect_speed_cpu_t1.json
 
 DATA defaults to ../shared/data; the inputs are DATA/dfdc-faces images (real and fake interleaved),
 decoded once beforehand, each scored by FaceForgeryDetector.predict() one at a time as `detect` does.
@@ -44,12 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=8, help="timed images per model")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--presets", nargs="+", default=["cpu", "paper"], choices=sorted(PRESETS))
     p.add_argument(
         "--out", default=None, help="JSON path (default benchmarks/results/detect_speed_<device>.json)"
     )
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    if args.threads:
+        # On a CPU shared with other jobs, 2 threads can be 10x slower than 1 (OpenMP threads wait on
+        # each other while descheduled): README "detect speed" gives both.
+        torch.set_num_threads(args.threads)
     images, source = default_bench_images(args.n + args.warmup, args.data)
     results = []
     for preset in args.presets:
@@ -65,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"load {res.loadavg_before}->{res.loadavg_after}",
                 flush=True,
             )
-    out = Path(args.out or REPO / "benchmarks" / "results" / f"detect_speed_{device.type}.json")
+    suffix = f"_t{torch.get_num_threads()}" if device.type == "cpu" else ""
+    out = Path(args.out or REPO / "benchmarks" / "results" / f"detect_speed_{device.type}{suffix}.json")
     atomic_write_json(
         out,
         {
