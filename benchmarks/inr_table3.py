@@ -91,6 +91,8 @@ def main() -> None:
     p.add_argument("--lr-grid", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-fig5", action="store_true")
+    p.add_argument("--skip-table3", action="store_true", help="only Fig. 5 (then give --fig5-lr)")
+    p.add_argument("--fig5-lr", type=float, default=None, help="SIREN lr for Fig. 5 (default: its tuned lr)")
     args = p.parse_args()
     torch.set_num_threads(1)  # in-process fits (the lr search) on one thread: the CPU is shared
 
@@ -109,7 +111,7 @@ def main() -> None:
         "tuning": {},
     }
 
-    for act in ("sine", "gauss", "wire"):
+    for act in () if args.skip_table3 else ("sine", "gauss", "wire"):
         cfg = base.model_copy(update={"activation": act})
         grid = {
             str(lr): mean_psnr(tune, cfg.model_copy(update={"lr": lr}), args.device) for lr in args.lr_grid
@@ -128,7 +130,7 @@ def main() -> None:
         atomic_write_json(args.out, report)
 
     if not args.skip_fig5:
-        lr = report["tuning"]["sine"]["best_lr"]
+        lr = args.fig5_lr if args.fig5_lr is not None else report["tuning"]["sine"]["best_lr"]
         r5, f5 = real[: args.n_fig5], fake[: args.n_fig5]
         sine = base.model_copy(update={"activation": "sine", "lr": lr})
         fig5: dict = {"lr": lr, "width": {}, "hidden_layers": {}}
