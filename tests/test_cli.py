@@ -26,3 +26,11 @@ def test_each_subcommand_has_help(name, capsys):
 def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "fakescope", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "fakescope" in r.stdout
+
+
+def test_help_does_not_import_torch():
+    # `fakescope --help` must answer at once: building the parser may not import torch.
+    code = "import sys; from fakescope.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -15,7 +15,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("prepare", "prepare", "videos/images -> aligned face crops + a crop manifest (resumable)"),
     ("fit-inr", "fit_inr", "fit an INR to every face and cache its per-layer PCA heatmaps (INFER)"),
     ("train", "train", "train a detector from a YAML config"),
-    ("evaluate", "evaluate", "score a trained run on datasets (cross-dataset, robustness) or a predictions CSV"),
+    (
+        "evaluate",
+        "evaluate",
+        "score a trained run on datasets (cross-dataset, robustness) or a predictions CSV",
+    ),
     ("detect", "detect", "score your own images and videos, with an optional HTML report"),
     ("bench", "bench", "measure detection speed (faces per second) per model family"),
     ("demo", "demo", "run the whole pipeline end to end on an embedded stand-in set (no download)"),
@@ -33,8 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in COMMANDS:
         mod = importlib.import_module(f"fakescope.cli.{module}")
-        p = sub.add_parser(name, help=help_text, description=getattr(mod, "DESCRIPTION", help_text),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=getattr(mod, "DESCRIPTION", help_text),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -52,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fakescope {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fakescope {args.command}: interrupted (finished work is kept; re-run to resume)", file=sys.stderr)
+        print(
+            f"fakescope {args.command}: interrupted (finished work is kept; re-run to resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

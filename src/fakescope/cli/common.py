@@ -10,8 +10,14 @@ from fakescope.config import ExperimentConfig, load_config
 
 def add_config_arguments(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--config", "-c", required=required, help="experiment YAML (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.lr=3e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.lr=3e-4 (repeatable)",
+    )
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
 
 

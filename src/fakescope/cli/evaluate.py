@@ -11,9 +11,6 @@ import sys
 from pathlib import Path
 
 from fakescope.errors import InputError
-from fakescope.eval.metrics import THRESHOLD_RULES
-from fakescope.eval.predictions import metrics_from_predictions, thresholds_from_predictions
-from fakescope.eval.report import markdown_table, write_report
 
 DESCRIPTION = """Evaluate detector scores.
 
@@ -51,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold-rule",
-        choices=THRESHOLD_RULES,
+        choices=("eer", "youden"),
         default="eer",
         help="how --val-predictions chooses the threshold: eer (FPR = FNR) or youden (max TPR - FPR); default eer",
     )
@@ -91,6 +88,10 @@ def default_out_dir(predictions: Path) -> Path:
 
 
 def run_predictions(args: argparse.Namespace) -> int:
+    # Imported here so that `fakescope --help` does not pay for scikit-learn and torch.
+    from fakescope.eval.predictions import metrics_from_predictions, thresholds_from_predictions
+    from fakescope.eval.report import markdown_table, write_report
+
     pred = Path(args.predictions)
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0 (got {args.bootstrap})")

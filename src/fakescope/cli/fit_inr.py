@@ -7,10 +7,6 @@ import json
 from pathlib import Path
 
 from fakescope.cli.common import add_config_arguments, config_from_args
-from fakescope.config import save_config
-from fakescope.data.manifest import read_manifest
-from fakescope.inr.run import fit_manifest, shard_from_env
-from fakescope.utils.runtime import resolve_device
 
 DESCRIPTION = """\
 Fit one INR per face of a manifest (path,label,group) until it reaches inr.target_psnr, and store
@@ -52,6 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so that `fakescope --help` does not pay for importing torch.
+    from fakescope.config import save_config
+    from fakescope.data.manifest import read_manifest
+    from fakescope.inr.run import fit_manifest, shard_from_env
+    from fakescope.utils.runtime import resolve_device
+
     if args.workers is not None:
         args.overrides = [*args.overrides, f"inr.workers={args.workers}"]
     cfg = config_from_args(args)
