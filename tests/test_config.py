@@ -43,3 +43,10 @@ def test_resolved_config_round_trips(tmp_path: Path):
     save_config(cfg, tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg
+
+
+def test_readme_lists_every_config_field():
+    from fakescope.config_reference import config_reference_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert config_reference_markdown() in readme, "README config table is stale: python -m fakescope.config_reference"

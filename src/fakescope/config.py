@@ -28,8 +28,8 @@ __all__ = ["ExperimentConfig", "load_config", "apply_overrides", "save_config", 
 
 
 class ExperimentConfig(StrictModel):
-    name: str = "experiment"
-    seed: int = 0
+    name: str = Field("experiment", description="run name; the run directory is <output_dir>/<name>")
+    seed: int = Field(0, description="seed for splits, initialisation, sampling and augmentation")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     output_dir: str = Field("runs", description="parent folder of run directories")
     data: DataConfig = DataConfig()
@@ -117,7 +117,9 @@ def load_config(
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}"
+            )
         raw = loaded
     if overrides:
         source = f"{source} + --set overrides"

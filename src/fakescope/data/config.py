@@ -12,10 +12,12 @@ from fakescope.utils.schema import StrictModel
 class SplitConfig(StrictModel):
     """Seeded split by ``group`` (never by image), so a person or source video sits on one side only."""
 
-    train: float = Field(0.70, ge=0, le=1)
-    val: float = Field(0.15, ge=0, le=1)
-    test: float = Field(0.15, ge=0, le=1)
-    seed: int = 0
+    train: float = Field(0.70, ge=0, le=1, description="fraction of groups in the train split")
+    val: float = Field(
+        0.15, ge=0, le=1, description="fraction of groups in the validation split (model selection)"
+    )
+    test: float = Field(0.15, ge=0, le=1, description="fraction of groups in the test split")
+    seed: int = Field(0, description="seed of the group split")
     stratify: bool = Field(
         True,
         description="split each class mix (real-only, fake-only, mixed groups) separately, so every split "
@@ -72,13 +74,16 @@ class DataConfig(StrictModel):
     manifest from a benchmark folder instead."""
 
     manifest: str | None = None
-    layout: Literal["manifest", "folder", "ffpp", "celebdf", "dfdc_preview", "deeperforensics"] = "manifest"
+    layout: Literal["manifest", "folder", "ffpp", "celebdf", "dfdc_preview", "deeperforensics"] = Field(
+        "manifest",
+        description="how to read `root`: a manifest CSV or one of the benchmark layouts (README, Dataset layouts)",
+    )
     root: str | None = None
     layout_options: LayoutOptions = LayoutOptions()
     split: SplitConfig = SplitConfig()
     image_size: int = Field(224, ge=16, description="side of the square face crop fed to the detectors")
     max_per_split: int | None = Field(None, ge=1, description="cap on images per split (quick runs)")
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     max_image_pixels: int = Field(
         64_000_000, ge=1, description="images with more pixels are refused as decompression bombs"
     )

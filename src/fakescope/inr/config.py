@@ -21,13 +21,15 @@ EXECUTION_ONLY_FIELDS = frozenset({"cache_dir", "batch_size", "workers", "cpu_pa
 
 class InrConfig(StrictModel):
     resolution: int = Field(224, ge=8, description="side of the square image the INR is fitted to")
-    activation: Literal["sine", "gauss", "wire"] = "sine"
-    width: int = Field(128, ge=1)
+    activation: Literal["sine", "gauss", "wire"] = Field(
+        "sine", description="INR activation: SIREN sine, Gaussian, or WIRE Gabor wavelet (INFER Table 3)"
+    )
+    width: int = Field(128, ge=1, description="hidden width of the INR MLP")
     depth: int = Field(3, ge=1, description="number of activated layers (first + hidden); one heatmap each")
     omega0: float = Field(30.0, gt=0, description="SIREN frequency of every sine layer")
-    gauss_scale: float = Field(10.0, gt=0)
-    wire_omega: float = Field(20.0, gt=0)
-    wire_scale: float = Field(10.0, gt=0)
+    gauss_scale: float = Field(10.0, gt=0, description="scale of the Gaussian activation")
+    wire_omega: float = Field(20.0, gt=0, description="WIRE frequency omega")
+    wire_scale: float = Field(10.0, gt=0, description="WIRE Gaussian-window scale")
     lr: float = Field(
         3e-3,
         gt=0,
@@ -47,10 +49,15 @@ class InrConfig(StrictModel):
     target_range: Literal["symmetric", "unit"] = Field(
         "symmetric", description="fit RGB scaled to [-1,1] (SIREN's convention) or [0,1]; PSNR is on [0,1]"
     )
-    init_seed: int = 0
+    init_seed: int = Field(0, description="seed of the shared INR initialisation used for every image")
     init_file: str | None = Field(None, description="safetensors file with a shared initialisation")
-    heatmap_mode: Literal["pca", "l2norm"] = "pca"
-    cache_dir: str = "cache/inr"
+    heatmap_mode: Literal["pca", "l2norm"] = Field(
+        "pca",
+        description="per-layer map: first principal component of the activations (paper) or their L2 norm (supplementary)",
+    )
+    cache_dir: str = Field(
+        "cache/inr", description="content-addressed heatmap cache (image hash + INR config hash)"
+    )
     # Execution fields: how the fits are scheduled (all but compile leave the results unchanged).
     cpu_path: Literal["auto", "workers", "batched"] = Field(
         "auto",

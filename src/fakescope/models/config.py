@@ -62,7 +62,7 @@ class ModelConfig(StrictModel):
     heatmap_embed_dim: int = Field(256, ge=1, description="heatmap embedding size (after FC + LayerNorm)")
 
     # INFER classifier head (three FC layers, hidden 256; §3.5)
-    head_hidden: int = Field(256, ge=1)
+    head_hidden: int = Field(256, ge=1, description="hidden width of INFER's 3-layer classification head")
     head_layers: int = Field(3, ge=1, description="number of FC layers of the INFER head")
     head_dropout: float = Field(0.0, ge=0, lt=1, description="dropout between head layers (paper: none)")
 
@@ -85,15 +85,15 @@ class ModelConfig(StrictModel):
     freq_channels: list[int] = Field(
         [64, 128, 256], min_length=1, description="conv widths of the DCT stream"
     )
-    freq_embed_dim: int = Field(256, ge=1)
+    freq_embed_dim: int = Field(256, ge=1, description="output width of the DCT stream")
     freq_dropout: float = Field(
         0.3, ge=0, lt=1, description="dropout before the DCT stream's Linear (p not given)"
     )
 
     # AIRL fusion and heads (§III-D, §III-E)
-    fusion_dim: int = Field(512, ge=1)
-    fusion_dropout: float = Field(0.3, ge=0, lt=1)
-    proj_hidden: int = Field(256, ge=1)
+    fusion_dim: int = Field(512, ge=1, description="width of AIRL's late-fusion layer")
+    fusion_dropout: float = Field(0.3, ge=0, lt=1, description="dropout after AIRL's fusion layer")
+    proj_hidden: int = Field(256, ge=1, description="hidden width of AIRL's SupCon projection head")
     proj_dim: int = Field(128, ge=1, description="SupCon embedding size (L2-normalised)")
     early_fusion_init: Literal["mean", "zeros"] = Field(
         "mean",

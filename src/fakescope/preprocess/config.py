@@ -40,11 +40,15 @@ class AlignConfig(StrictModel):
     border: Literal["constant", "replicate", "reflect"] = Field(
         "constant", description="how pixels outside the frame are filled (constant = black)"
     )
-    interpolation: Literal["linear", "cubic", "area"] = "linear"
+    interpolation: Literal["linear", "cubic", "area"] = Field(
+        "linear", description="resampling used by the alignment warp"
+    )
 
 
 class PreprocessConfig(StrictModel):
-    detector: Literal["retinaface", "mtcnn"] = "retinaface"
+    detector: Literal["retinaface", "mtcnn"] = Field(
+        "retinaface", description="face detector: RetinaFace (default) or MTCNN (AIRL, confidence >= 0.95)"
+    )
     min_confidence: float | None = Field(
         None, ge=0.0, le=1.0, description="null: the paper's value per detector (RetinaFace 0.9, MTCNN 0.95)"
     )
@@ -53,9 +57,15 @@ class PreprocessConfig(StrictModel):
         960, ge=64, description="detect on a copy shrunk to this long side (null: full resolution)"
     )
     mtcnn_min_face_size: int = Field(20, ge=8, description="MTCNN's smallest face, pixels of the shrunk copy")
-    face_select: Literal["largest", "confident", "track"] = "largest"
-    no_face_policy: Literal["drop", "score_half"] = "drop"
-    crop_format: Literal["png", "jpg"] = "png"
+    face_select: Literal["largest", "confident", "track"] = Field(
+        "largest",
+        description="which face to keep when a frame holds several: largest box, most confident, or tracked across frames",
+    )
+    no_face_policy: Literal["drop", "score_half"] = Field(
+        "drop",
+        description="frames with no face: drop them (counted), or keep a record so the frame scores 0.5 at video level",
+    )
+    crop_format: Literal["png", "jpg"] = Field("png", description="file format of saved crops")
     jpeg_quality: int = Field(95, ge=50, le=100, description="for crop_format=jpg")
     frames: FrameSamplingConfig = FrameSamplingConfig()
     align: AlignConfig = AlignConfig()

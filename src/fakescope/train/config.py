@@ -21,17 +21,19 @@ class AugmentConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(32, ge=2)
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(1e-5, ge=0)
-    backbone_lr_mult: float = Field(0.1, gt=0)
+    epochs: int = Field(30, ge=1, description="maximum epochs")
+    batch_size: int = Field(32, ge=2, description="batch size (balanced: both classes in every batch)")
+    lr: float = Field(1e-4, gt=0, description="base learning rate (Adam)")
+    weight_decay: float = Field(1e-5, ge=0, description="Adam weight decay")
+    backbone_lr_mult: float = Field(0.1, gt=0, description="learning-rate multiplier of pretrained backbones")
     restart_period: int = Field(10, ge=1, description="cosine warm-restart period T_0 in epochs")
-    min_lr: float = Field(1e-6, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    early_stopping_patience: int = Field(10, ge=1)
-    supcon_weight: float = Field(0.5, ge=0)
-    supcon_temperature: float = Field(0.07, gt=0)
+    min_lr: float = Field(1e-6, ge=0, description="eta_min of cosine annealing with warm restarts")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clipping")
+    early_stopping_patience: int = Field(
+        10, ge=1, description="epochs without a gain in validation AUC before stopping"
+    )
+    supcon_weight: float = Field(0.5, ge=0, description="lambda in CE + lambda * SupCon")
+    supcon_temperature: float = Field(0.07, gt=0, description="SupCon temperature tau")
     amp: bool = Field(False, description="autocast the forward pass (bf16 on CPU; amp_dtype on CUDA)")
     amp_dtype: Literal["bfloat16", "float16"] = Field(
         "bfloat16", description="autocast dtype; float16 (CUDA only) also uses a gradient scaler"
