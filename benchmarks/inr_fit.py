@@ -163,6 +163,8 @@ def main() -> None:
     p.add_argument("--compile-sizes", type=int, nargs="*", default=[64],
                    help="sizes at which to also time torch.compile (compiling costs minutes on a busy CPU)")  # fmt: skip
     args = p.parse_args()
+    if not len(args.sizes) == len(args.n) == len(args.ref_cap):
+        p.error("--sizes, --n and --ref-cap need one value per size (e.g. --sizes 64 128 --n 4 2 --ref-cap 1500 600)")
     faces = real_faces(args.data, max(args.n))
     report = {
         "machine": {
