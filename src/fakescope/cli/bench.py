@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from fakescope.cli.common import add_set_argument
+
 DESCRIPTION = """Measure how fast `detect` scores faces, per model family, split into face detection +
 alignment, features (INR fit + heatmaps for INFER, frozen image embedding) and the classifier.
 
@@ -49,14 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligned", action="store_true", help="inputs are aligned crops: skip face detection")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override for --models, e.g. --set inr.max_steps=300 (repeatable)",
-    )
+    add_set_argument(p, help="config override for --models, e.g. --set inr.max_steps=300 (repeatable)")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results as JSON")
 
 

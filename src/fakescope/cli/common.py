@@ -8,16 +8,17 @@ import sys
 from fakescope.config import ExperimentConfig, load_config
 
 
+def add_set_argument(
+    p: argparse.ArgumentParser,
+    help: str = "override a config field, e.g. --set train.lr=3e-4 (repeatable)",
+) -> None:
+    """The repeatable ``--set KEY=VALUE`` config override, collected in ``args.overrides``."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def add_config_arguments(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--config", "-c", required=required, help="experiment YAML (see configs/)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set train.lr=3e-4 (repeatable)",
-    )
+    add_set_argument(p)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
 
 
