@@ -35,7 +35,7 @@ __all__ = ["HeatmapCache", "InrResult", "image_key", "config_key", "CACHE_FORMAT
 log = logging.getLogger(__name__)
 
 # Bump when the fitting or heatmap algorithm changes in a way the config does not capture.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: omega0 folded into the sine layers' weights (rounding changed)
 
 
 @dataclass

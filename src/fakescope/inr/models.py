@@ -13,18 +13,26 @@ Activations (supplementary A.1, Table 3):
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from fakescope.errors import ConfigError, InputError
 from fakescope.inr.config import InrConfig
 from fakescope.utils.atomic import atomic_write_bytes
 
-__all__ = ["InrParams", "coordinate_grid", "init_params", "load_init", "save_init", "forward", "layer_shapes"]
+__all__ = ["InrParams", "coordinate_grid", "init_params", "load_init", "save_init", "forward", "layer_shapes",
+           "INIT_MATCHING_FIELDS"]  # fmt: skip
+
+# INR fields an initialisation file is only meaningful for: a different value changes what each weight
+# does. Resolution is not among them (coordinates are always [-1, 1]^2); a learned init records it.
+INIT_MATCHING_FIELDS = ("activation", "width", "depth", "omega0", "gauss_scale", "wire_omega",
+                        "wire_scale", "target_range")  # fmt: skip
 
 
 @dataclass
@@ -121,8 +129,16 @@ def load_init(cfg: InrConfig) -> InrParams:
         raise ConfigError(f"inr.init_file: {path} not found")
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
     except Exception as err:
         raise InputError(f"{path}: not a readable safetensors initialisation ({err})") from None
+    if "inr" in meta:  # written by `fakescope learn-inr-init`: it must match this INR
+        made_for = json.loads(meta["inr"])
+        wrong = [f"{k}={made_for[k]!r} (config: {getattr(cfg, k)!r})"
+                 for k in INIT_MATCHING_FIELDS if k in made_for and made_for[k] != getattr(cfg, k)]  # fmt: skip
+        if wrong:
+            raise ConfigError(f"inr.init_file {path}: learned for a different INR: " + ", ".join(wrong))
     weights, biases = [], []
     for i, (n_out, n_in) in enumerate(layer_shapes(cfg)):
         try:
@@ -148,6 +164,38 @@ def _activate(z: torch.Tensor, cfg: InrConfig) -> torch.Tensor:
     return torch.exp(1j * cfg.wire_omega * z - (cfg.wire_scale * z).abs().square())
 
 
+class _SineLayer(torch.autograd.Function):
+    """sin(omega0 * (h W^T + b)) for [B, N, in] inputs, with a hand-written backward.
+
+    omega0 is folded into the small weight matrix (not applied to the big [B, N, width] tensor), and
+    the backward reuses the saved pre-activation: one cos and one multiply over the big tensor where
+    autograd's generic graph takes four elementwise passes. ``grad_dtype`` (``inr.bf16_backward``)
+    runs the two backward matmuls in bf16: the forward, the loss and so every PSNR and stop stay fp32;
+    only the gradient Adam sees is rounded (Adam normalises its scale anyway).
+    """
+
+    @staticmethod
+    def forward(ctx, h, w, b, omega0: float, grad_dtype: torch.dtype | None):  # type: ignore[override]
+        ws = w * omega0
+        z = torch.baddbmm((b * omega0).unsqueeze(1), h, ws.transpose(1, 2))
+        ctx.save_for_backward(h, ws, z)
+        ctx.omega0, ctx.grad_dtype = omega0, grad_dtype
+        ctx.dtypes = (h.dtype, w.dtype, b.dtype)
+        return torch.sin(z)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        h, ws, z = ctx.saved_tensors
+        h_dtype, w_dtype, b_dtype = ctx.dtypes
+        gz = torch.cos(z).mul_(grad)  # dL/d(omega0 z)
+        cdt = ctx.grad_dtype or gz.dtype
+        gzc = gz.to(cdt)
+        gw = torch.bmm(gzc.transpose(1, 2), h.to(cdt)).to(w_dtype).mul_(ctx.omega0)
+        gb = gz.sum(dim=1).to(b_dtype).mul_(ctx.omega0)
+        gh = torch.bmm(gzc, ws.to(cdt)).to(h_dtype) if ctx.needs_input_grad[0] else None
+        return gh, gw, gb, None, None
+
+
 def forward(
     params: InrParams, coords: torch.Tensor, cfg: InrConfig, return_activations: bool = False
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -160,9 +208,15 @@ def forward(
     h = coords.unsqueeze(0).expand(b, -1, -1)
     acts: list[torch.Tensor] = []
     last = len(params.weights) - 1
+    grad_dtype = torch.bfloat16 if cfg.bf16_backward else None
     for layer, (w, bias) in enumerate(zip(params.weights, params.biases, strict=True)):
-        if h.dtype != w.dtype:
+        if h.dtype != w.dtype and not torch.is_autocast_enabled(h.device.type):
             h = h.to(w.dtype)
+        if cfg.activation == "sine" and layer < last:
+            h = _SineLayer.apply(h, w, bias, cfg.omega0, grad_dtype)
+            if return_activations:
+                acts.append(h)
+            continue
         z = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
         if layer == last:
             rgb = z.real if z.is_complex() else z
