@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 from fakescope.data.config import DataConfig
 from fakescope.errors import ConfigError
 from fakescope.eval.config import EvalConfig
-from fakescope.inr.config import InrConfig
+from fakescope.inr.config import InrConfig, InrInitConfig
 from fakescope.models.config import ModelConfig
 from fakescope.preprocess.config import PreprocessConfig
 from fakescope.train.config import TrainConfig
@@ -35,6 +35,7 @@ class ExperimentConfig(StrictModel):
     data: DataConfig = DataConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     inr: InrConfig = InrConfig()
+    inr_init: InrInitConfig = InrInitConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fakescope.utils.schema import StrictModel
 
@@ -49,8 +49,24 @@ class InrConfig(StrictModel):
     target_range: Literal["symmetric", "unit"] = Field(
         "symmetric", description="fit RGB scaled to [-1,1] (SIREN's convention) or [0,1]; PSNR is on [0,1]"
     )
+    bf16_warmup_margin_db: float = Field(
+        0.0,
+        ge=0,
+        description="0 = fp32 throughout; M > 0 = run the forward in bf16 autocast until every image of "
+        "the batch is within M dB of target_psnr, then finish in fp32 (the stop is always decided in "
+        "fp32; not for wire; not in the paper)",
+    )
+    bf16_backward: bool = Field(
+        False,
+        description="sine only: the backward matmuls in bf16 (the forward, loss and stop stay fp32; "
+        "not in the paper)",
+    )
     init_seed: int = Field(0, description="seed of the shared INR initialisation used for every image")
-    init_file: str | None = Field(None, description="safetensors file with a shared initialisation")
+    init_file: str | None = Field(
+        None,
+        description="safetensors file with a shared initialisation, e.g. one learned by "
+        "`fakescope learn-inr-init` (then set lr to the init's inner_lr)",
+    )
     heatmap_mode: Literal["pca", "l2norm"] = Field(
         "pca",
         description="per-layer map: first principal component of the activations (paper) or their L2 norm (supplementary)",
@@ -59,13 +75,45 @@ class InrConfig(StrictModel):
         "cache/inr", description="content-addressed heatmap cache (image hash + INR config hash)"
     )
     # Execution fields: how the fits are scheduled (all but compile leave the results unchanged).
-    cpu_path: Literal["auto", "workers", "batched"] = Field(
+    cpu_path: Literal["auto", "sequential", "workers", "batched"] = Field(
         "auto",
-        description="on CPU: 'workers' = one image per process, one process per core (measured fastest "
-        "here); 'batched' = B images in one bmm (the GPU path); 'auto' = workers on CPU, batched on GPU",
+        description="on CPU: 'sequential' = one image at a time in this process on all threads "
+        "(measured fastest here); 'workers' = one single-threaded process per core; 'batched' = B "
+        "images in one bmm (the GPU path); 'auto' = sequential on CPU, batched on GPU",
     )
     workers: int = Field(0, ge=0, description="CPU worker processes; 0 = one per available core")
     batch_size: int = Field(32, ge=1, description="images fitted together by the batched path")
     compile: bool = Field(
         False, description="torch.compile the forward+loss (optional speed-up; changes the maps, see README)"
     )
+
+    @model_validator(mode="after")
+    def _bf16_needs_real_activation(self) -> InrConfig:
+        if self.bf16_warmup_margin_db > 0 and self.activation == "wire":
+            raise ValueError("bf16_warmup_margin_db works with sine and gauss, not wire (complex weights)")
+        return self
+
+
+class InrInitConfig(StrictModel):
+    """``fakescope learn-inr-init``: a shared INR initialisation meta-learned with Reptile.
+
+    Not in the paper. DESIGN.md allows "a fixed seed, or a learned initialisation file"; the method
+    is Reptile (Nichol et al. 2018) as used for coordinate networks by Tancik et al. 2021 ("Learned
+    initializations for optimizing coordinate-based neural representations"). The inner loop is the
+    fitting procedure itself (Adam, full batch, MSE), so the init is learned for the fit it will start.
+    """
+
+    outer_steps: int = Field(150, ge=1, description="Reptile meta-updates")
+    inner_steps: int = Field(20, ge=1, description="Adam steps fitted from the current init per meta-update")
+    inner_lr: float = Field(
+        1e-3, gt=0, description="Adam lr of the inner fits; fit with inr.lr set to this value afterwards"
+    )
+    images_per_step: int = Field(4, ge=1, description="faces fitted (as one batch) per meta-update")
+    outer_lr: float = Field(
+        0.1, gt=0, le=1, description="Reptile step: init += outer_lr * (mean fitted weights - init)"
+    )
+    max_images: int = Field(1000, ge=1, description="faces drawn from the manifest to learn from")
+    holdout_images: int = Field(
+        8, ge=0, description="faces (whole groups) kept out of learning to compare steps-to-target after"
+    )
+    checkpoint_every: int = Field(10, ge=1, description="meta-updates between resumable checkpoints")
