@@ -282,7 +282,7 @@ class FaceForgeryDetector:
         if "heatmaps" in self.inputs:
             from fakescope.inr import heatmaps_for_images
 
-            hm, recs = heatmaps_for_images(list(images), self._inr_config(len(crops)), self.device)
+            hm, recs = heatmaps_for_images(list(images), self.cfg.inr, self.device)
             maps = list(hm)
             records = [
                 {"steps": int(r.steps), "psnr": round(float(r.final_psnr), 2), "reached": bool(r.reached)}
@@ -293,17 +293,6 @@ class FaceForgeryDetector:
             batch["clip"] = self._image_embeddings(batch["image"])
         self.timings["features"] += time.perf_counter() - t0
         return batch, records, maps
-
-    def _inr_config(self, n_images: int) -> Any:
-        """The run's INR config, fitted in this process when there are fewer images than CPU workers:
-        the worker path starts a process pool per call, which costs seconds and gains nothing for one
-        face. ``cpu_path`` only schedules the fits; it does not change the heatmaps."""
-        from fakescope.inr.engine import n_workers
-
-        cfg = self.cfg.inr
-        if self.device.type == "cpu" and cfg.cpu_path == "auto" and n_images < n_workers(cfg):
-            cfg = cfg.model_copy(update={"cpu_path": "batched"})
-        return cfg
 
     def _image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
         """The frozen image embedding (CLIP, or its stand-in backbone) that the INFER family caches at

@@ -2,11 +2,13 @@
 
 The public entry point is :func:`heatmaps_for_images` (docs/CONTRACTS.md "INR heatmaps").
 
-Execution path (DESIGN.md "Fitting"; measured in README "INR engine"): on a GPU, B images are fitted
-as one batched computation. On this CPU the batched matmuls were slower per image than one image per
-process with one process per core, because the activations leave the cache; so on CPU the default
-(``inr.cpu_path: auto``) runs a pool of single-threaded worker processes, each fitting one image at a
-time with the same B = 1 code. Both paths compute the same thing from the same initialisation.
+Execution path (DESIGN.md "Fitting": pick the fastest path per device by measurement; README "INR
+engine"): on a GPU, B images are fitted as one batched computation. On this 2-core CPU, one image at a
+time in one process on both threads was measured fastest: 1.2-2x the batched matmuls at 128 px
+(the activations leave the cache) and 1.2-2x a pool of single-threaded worker processes (a 1-thread
+step took more than twice a 2-thread one). So on CPU the default (``inr.cpu_path: auto``) is
+``sequential``; ``workers`` and ``batched`` remain for machines where they measure faster. All paths
+run the same B = 1 or batched code from the same initialisation and give the same maps.
 """
 
 from __future__ import annotations
@@ -103,11 +105,11 @@ def n_workers(cfg: InrConfig) -> int:
 
 
 def choose_path(cfg: InrConfig, device: torch.device) -> str:
-    """'workers' or 'batched' for this device (see module docstring)."""
+    """'sequential', 'workers' or 'batched' for this device (see module docstring)."""
     if device.type != "cpu":
         return "batched"
     if cfg.cpu_path == "auto":
-        return "workers" if n_workers(cfg) > 1 else "batched"
+        return "sequential"
     return cfg.cpu_path
 
 
@@ -123,6 +125,11 @@ def _worker_init(cfg_json: str) -> None:
     _WORKER["cfg"] = cfg
     _WORKER["init"] = load_init(cfg)
     _WORKER["coords"] = coordinate_grid(cfg.resolution)
+    # A first fit in a fresh process pays one-off kernel and allocator set-up (~0.5 s measured at
+    # 64 px); pay it here, while the pool starts, not inside the first image's fit.
+    warm = np.zeros((cfg.resolution, cfg.resolution, 3), np.uint8)
+    fit_resized([warm], cfg.model_copy(update={"max_steps": 2}), torch.device("cpu"), _WORKER["init"],
+                _WORKER["coords"])  # fmt: skip
 
 
 def _worker_fit(task: tuple[int, np.ndarray]) -> tuple[int, InrResult]:
@@ -180,13 +187,13 @@ def _iter_workers(
         yield from own.imap(tasks)
 
 
-def _iter_batched(
-    tasks: list[tuple[int, np.ndarray]], cfg: InrConfig, device: torch.device
+def _iter_in_process(
+    tasks: list[tuple[int, np.ndarray]], cfg: InrConfig, device: torch.device, batch_size: int
 ) -> Iterator[tuple[int, InrResult]]:
     init = load_init(cfg)
     coords = coordinate_grid(cfg.resolution, device)
-    for s in range(0, len(tasks), cfg.batch_size):
-        chunk = tasks[s : s + cfg.batch_size]
+    for s in range(0, len(tasks), batch_size):
+        chunk = tasks[s : s + batch_size]
         results = fit_resized([img for _, img in chunk], cfg, device, init, coords)
         yield from zip((i for i, _ in chunk), results, strict=True)
 
@@ -225,7 +232,7 @@ def iter_results(
     if path == "workers" and (workers > 1 or pool is not None):
         stream = _iter_workers(tasks, cfg, workers, pool)
     else:
-        stream = _iter_batched(tasks, cfg, device)
+        stream = _iter_in_process(tasks, cfg, device, 1 if path == "sequential" else cfg.batch_size)
     for i, res in stream:
         if cache is not None:
             cache.put(keys[i], res)
