@@ -14,6 +14,11 @@ from fakescope.errors import FakescopeError
 COMMANDS: list[tuple[str, str, str]] = [
     ("prepare", "prepare", "videos/images -> aligned face crops + a crop manifest (resumable)"),
     ("fit-inr", "fit_inr", "fit an INR to every face and cache its per-layer PCA heatmaps (INFER)"),
+    (
+        "learn-inr-init",
+        "learn_init",
+        "meta-learn a shared INR initialisation on training faces (fewer fitting steps; optional)",
+    ),
     ("train", "train", "train a detector from a YAML config"),
     (
         "evaluate",

@@ -19,6 +19,8 @@ _EXPORTS = {
     "InrResult": "fakescope.inr.cache",
     "image_key": "fakescope.inr.cache",
     "InrConfig": "fakescope.inr.config",
+    "InrInitConfig": "fakescope.inr.config",
+    "learn_init": "fakescope.inr.learned_init",
     "FitRecord": "fakescope.inr.fitting",
 }
 
