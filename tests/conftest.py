@@ -14,7 +14,9 @@ SHARED_DATA = Path(os.environ.get("FAKESCOPE_SHARED_DATA", REPO.parent / "shared
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "dfdc-faces" / "manifest.csv").is_file():
-        pytest.skip(f"real data not found at {SHARED_DATA} (set FAKESCOPE_SHARED_DATA or clone beside ../shared)")
+        pytest.skip(
+            f"real data not found at {SHARED_DATA} (set FAKESCOPE_SHARED_DATA or clone beside ../shared)"
+        )
     return SHARED_DATA
 
 

@@ -49,4 +49,6 @@ def test_readme_lists_every_config_field():
     from fakescope.config_reference import config_reference_markdown
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert config_reference_markdown() in readme, "README config table is stale: python -m fakescope.config_reference"
+    assert config_reference_markdown() in readme, (
+        "README config table is stale: python -m fakescope.config_reference"
+    )
