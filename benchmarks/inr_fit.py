@@ -1,22 +1,33 @@
 """INR fitting throughput: the naive reference loop vs each speed-up, on real faces (issue 3).
 
-For each resolution it fits the same real DFDC faces with:
+Every setting fits the same real DFDC faces to the same stopping rule (35 dB PSNR on [0,1] RGB, or a
+step cap) and reports images/s, mean PSNR, share reaching the target, mean steps and ms per step.
+The chain, each step added to the previous one:
 
-1. ``reference``   one image at a time, fp32, Adam at SIREN's lr 1e-4 (constant), 2 intra-op threads,
-                   the shared init and the stopping rule (target PSNR or a step cap);
-2. ``tuned_lr``    the same loop with the default lr (3e-3, 10x exponential decay over 200 steps);
-3. ``workers``     + one single-threaded worker process per core (the CPU default path);
-and, as alternatives to step 3 measured against step 2:
-3b. ``tuned_lr_1thread`` the step-2 loop on one thread (isolates thread contention on a busy CPU);
-4. ``compiled``    tuned_lr with ``torch.compile`` on the forward+loss (compile time reported apart);
-5. ``batched``     all images in one batched-matmul fit (the GPU path), on this CPU.
+1. ``reference``       what a reader of the paper would write: a plain ``nn.Linear`` SIREN with
+                       ``torch.sin(30 x)``, the engine's seeded init copied in, one image at a time,
+                       fp32, Adam at SIREN's lr 1e-4 (constant), RGB targets in [0,1] (``ToTensor``),
+                       2 intra-op threads. Written here, independently of the engine.
+2. ``engine``          the same fit (same targets, lr, init, stop) through ``fakescope.inr``: batched
+                       weights, the hand-written sine layer (omega0 folded into the weights);
+3. ``symmetric_range`` fitting RGB scaled to [-1,1] (SIREN's own convention), lr 1e-4;
+4. ``tuned_lr``        Adam lr 3e-3 with a 10x exponential decay over 200 steps (the default);
+5. ``learned_init``    a shared init meta-learned by ``learn_init`` (Reptile) at ``--init-resolution``
+                       on other DFDC faces (whole groups disjoint from the timed faces), fitted at its
+                       inner lr 1e-3; learning it is a one-off cost, reported apart, not in images/s;
+6. ``bf16_backward``   the backward matmuls in bf16 (forward, loss and stop stay fp32);
+7. ``bf16_warmup``     the forward too in bf16 autocast until within ``--bf16-margin`` dB of the target.
+Steps 2-7 run one image at a time in this process on ``--threads`` threads (``inr.cpu_path:
+sequential``, the CPU default). Other ways to schedule the step-7 fit, measured against it:
+``workers`` (one single-threaded worker process per core, pool started and warmed before timing) and
+``batched`` (all faces in one batched matmul, the GPU path); with ``--compile-sizes``, ``compiled``
+(torch.compile of the ``tuned_lr`` fit, against ``tuned_lr``; compile time reported apart).
 
-Per setting: images/s, mean PSNR, share reaching the target, mean steps, ms per Adam step, and what
-the heatmaps lose: the Pearson correlation of each layer's heatmap with the reference's and with
-``tuned_lr``'s (1.0 = identical maps). ``os.getloadavg()`` is recorded before and after each setting,
-because the CPU is shared.
+What the heatmaps lose: per setting, the mean Pearson correlation of each layer's heatmap with the
+reference's and with the previous step's (1.0 = identical maps). The reference's heatmaps come from
+the same PCA code applied to the plain loop's activations.
 
-    python benchmarks/inr_fit.py --out benchmarks/results/inr_fit.json
+    python benchmarks/inr_fit.py --threads 2 --sizes 64 128 --n 6 3 --out benchmarks/results/inr_fit.json
 """
 
 from __future__ import annotations
@@ -30,23 +41,91 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from fakescope.data.images import load_image_rgb
-from fakescope.inr import CpuWorkerPool, InrConfig, heatmaps_for_images
+from fakescope.inr import CpuWorkerPool, InrConfig, InrInitConfig, heatmaps_for_images
+from fakescope.inr.cache import InrResult
 from fakescope.inr.engine import fit_resized, resize_for_inr
+from fakescope.inr.fitting import FitRecord
+from fakescope.inr.heatmaps import layer_heatmaps, luminance
+from fakescope.inr.learned_init import learn_init
+from fakescope.inr.models import coordinate_grid, init_params
 from fakescope.utils.atomic import atomic_write_json
 
 CPU = torch.device("cpu")
+CHAIN = [
+    "reference",
+    "engine",
+    "symmetric_range",
+    "tuned_lr",
+    "learned_init",
+    "bf16_backward",
+    "bf16_warmup",
+]
+ALTERNATIVES = {"workers": "bf16_warmup", "batched": "bf16_warmup", "compiled": "tuned_lr"}
 
 
-def real_faces(data: Path, n: int, offset: int = 0) -> list[np.ndarray]:
-    root = data / "dfdc-faces"
-    with open(root / "manifest.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["label"] == "real"]
-    return [load_image_rgb(root / r["path"]) for r in rows[offset : offset + n]]
+def dfdc_rows(data: Path) -> list[dict]:
+    with open(data / "dfdc-faces" / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
-def _summary(name: str, wall: float, results: list, extra: dict | None = None) -> dict:
+def load(data: Path, rows: list[dict]) -> list[np.ndarray]:
+    return [load_image_rgb(data / "dfdc-faces" / r["path"]) for r in rows]
+
+
+# --- 1. the naive reference loop ------------------------------------------------------------------
+
+
+class PlainSiren(nn.Module):
+    """SIREN as a reader would write it from the paper (§3.3): Linear + sin(30 x), linear output."""
+
+    def __init__(self, width: int = 128, depth: int = 3, omega0: float = 30.0) -> None:
+        super().__init__()
+        dims = [2] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.out = nn.Linear(width, 3)
+        self.omega0 = omega0
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        acts = []
+        for layer in self.hidden:
+            x = torch.sin(self.omega0 * layer(x))
+            acts.append(x)
+        return self.out(x), acts
+
+
+def plain_fit(image: np.ndarray, cfg: InrConfig, lr: float, cap: int) -> InrResult:
+    model = PlainSiren(cfg.width, cfg.depth, cfg.omega0)
+    init = init_params(cfg)  # the engine's seeded init, so every setting starts from the same weights
+    with torch.no_grad():
+        for layer, w, b in zip([*model.hidden, model.out], init.weights, init.biases, strict=True):
+            layer.weight.copy_(w[0])
+            layer.bias.copy_(b[0])
+    coords = coordinate_grid(cfg.resolution)
+    target = torch.from_numpy(image).float().div(255).reshape(-1, 3)  # ToTensor: [0, 1]
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for step in range(cap + 1):
+        rgb, _ = model(coords)
+        loss = (rgb - target).square().mean()
+        psnr = 10 * float(torch.log10(1 / loss.detach()))
+        if psnr >= cfg.target_psnr or step == cap:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        rgb, acts = model(coords)
+        maps = layer_heatmaps([a[None] for a in acts], luminance(target)[None], "pca", cfg.resolution)
+    recon = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).reshape(cfg.resolution, cfg.resolution, 3)
+    return InrResult(maps[0].numpy(), recon.numpy(), FitRecord(step, psnr, psnr >= cfg.target_psnr))
+
+
+# --- timing ----------------------------------------------------------------------------------------
+
+
+def _summary(name: str, wall: float, results: list[InrResult], extra: dict | None = None) -> dict:
     recs = [r.record for r in results]
     steps = sum(r.steps for r in recs)
     out = {
@@ -57,6 +136,7 @@ def _summary(name: str, wall: float, results: list, extra: dict | None = None) -
         "mean_psnr": float(np.mean([r.final_psnr for r in recs])),
         "share_reached": float(np.mean([r.reached for r in recs])),
         "mean_steps": float(np.mean([r.steps for r in recs])),
+        "mean_bf16_steps": float(np.mean([r.bf16_steps for r in recs])),
         "ms_per_step": 1000 * wall / max(steps, 1),
         "loadavg_after": list(os.getloadavg()),
     }
@@ -64,86 +144,101 @@ def _summary(name: str, wall: float, results: list, extra: dict | None = None) -
     return out
 
 
-def _loop(images: list[np.ndarray], cfg: InrConfig, threads: int) -> tuple[float, list]:
-    torch.set_num_threads(threads)
+def _timed(fn, *args) -> tuple[float, list[InrResult]]:
     start = time.perf_counter()
-    results = [fit_resized([img], cfg, CPU)[0] for img in images]
+    results = fn(*args)
     return time.perf_counter() - start, results
 
 
-def _workers(images: list[np.ndarray], cfg: InrConfig, workers: int) -> tuple[float, list]:
+def _loop(images: list[np.ndarray], cfg: InrConfig) -> list[InrResult]:
+    return [fit_resized([img], cfg, CPU)[0] for img in images]
+
+
+def _workers(images: list[np.ndarray], cfg: InrConfig, workers: int) -> tuple[float, list[InrResult]]:
     with CpuWorkerPool(cfg, workers) as pool:
-        pool.wait_ready()  # process start-up is paid once per run, not per image: keep it out
+        pool.wait_ready()  # process start-up is paid once per job, not per image: keep it out
         start = time.perf_counter()
         maps, recs = heatmaps_for_images(images, cfg, CPU, None, pool=pool)
         wall = time.perf_counter() - start
-
-    class _R:  # the worker path returns maps + records; give them the InrResult shape used here
-        def __init__(self, h, r):
-            self.heatmaps, self.record = h, r
-
-    return wall, [_R(h, r) for h, r in zip(maps, recs, strict=True)]
+    return wall, [InrResult(h, np.zeros(0, np.uint8), r) for h, r in zip(maps, recs, strict=True)]
 
 
-def _heatmap_agreement(results: list, ref: list) -> list[float]:
+def _heatmap_agreement(results: list[InrResult], ref: list[InrResult]) -> list[float]:
     """Mean over images of the per-layer Pearson correlation with ``ref``'s heatmaps."""
-    layers = ref[0].heatmaps.shape[0]
     out = []
-    for layer in range(layers):
-        cs = [
-            float(np.corrcoef(a.heatmaps[layer].ravel(), b.heatmaps[layer].ravel())[0, 1])
-            for a, b in zip(results, ref, strict=True)
-        ]
+    for layer in range(ref[0].heatmaps.shape[0]):
+        cs = [float(np.corrcoef(a.heatmaps[layer].ravel(), b.heatmaps[layer].ravel())[0, 1])
+              for a, b in zip(results, ref, strict=True)]  # fmt: skip
         out.append(float(np.mean(cs)))
     return out
 
 
-def bench_resolution(faces: list[np.ndarray], res: int, ref_cap: int, args: argparse.Namespace) -> dict:
+def learned_init_file(
+    data: Path, res: int, timed_groups: set[str], args: argparse.Namespace
+) -> tuple[Path, dict]:
+    """Learn (or resume, or reuse) the shared init for ``res`` on DFDC faces outside the timed groups."""
+    rows = [r for r in dfdc_rows(data) if r["group"] not in timed_groups]
+    rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))[: args.init_images]]
+    init_cfg = InrInitConfig(outer_steps=args.init_outer_steps, max_images=args.init_images, holdout_images=8)
+    path = args.out.with_name(f"inr_init_{res}px.safetensors")
+    torch.set_num_threads(args.threads)
+    images = load(data, rows)
+    summary = learn_init(images, [r["group"] for r in rows], InrConfig(resolution=res), init_cfg, path)
+    return path, {**summary.to_dict(), "file": str(path), "inner_lr": init_cfg.inner_lr}
+
+
+def bench_resolution(faces: list[np.ndarray], res: int, ref_cap: int, init: tuple[Path, dict],
+                     args: argparse.Namespace) -> dict:  # fmt: skip
     images = [resize_for_inr(f, res) for f in faces]
     tuned = InrConfig(resolution=res, max_steps=args.max_steps)
-    reference = tuned.model_copy(update={"lr": 1e-4, "lr_decay_factor": 1.0, "max_steps": ref_cap})
+    symmetric = tuned.model_copy(update={"lr": 1e-4, "lr_decay_factor": 1.0, "max_steps": ref_cap})
+    engine = symmetric.model_copy(update={"target_range": "unit"})
+    learned = tuned.model_copy(update={"init_file": str(init[0]), "lr": init[1]["inner_lr"]})
+    bf16_bwd = learned.model_copy(update={"bf16_backward": True})
+    bf16 = bf16_bwd.model_copy(update={"bf16_warmup_margin_db": args.bf16_margin})
     settings: dict[str, dict] = {}
-    results: dict[str, list] = {}
+    results: dict[str, list[InrResult]] = {}
     print(f"[{res}px] {len(images)} images, load {os.getloadavg()[0]:.1f}", flush=True)
 
-    def record(name: str, wall: float, res_list: list, extra: dict | None = None) -> None:
-        results[name] = res_list
-        settings[name] = _summary(name, wall, res_list, extra)
-        print(f"  {name:10s} {settings[name]['images_per_second']:.3f} img/s, "
-              f"{settings[name]['mean_psnr']:.2f} dB, {settings[name]['mean_steps']:.0f} steps", flush=True)  # fmt: skip
+    def record(name: str, timed: tuple[float, list[InrResult]], extra: dict | None = None) -> None:
+        results[name] = timed[1]
+        s = settings[name] = _summary(name, *timed, extra)
+        print(f"  {name:16s} {s['images_per_second']:7.3f} img/s  {s['mean_psnr']:.2f} dB  "
+              f"{s['mean_steps']:6.1f} steps  {s['ms_per_step']:.1f} ms/step", flush=True)  # fmt: skip
 
+    torch.set_num_threads(args.threads)
     fit_resized(images[:1], tuned.model_copy(update={"max_steps": 2}), CPU)  # warm the allocator
-    record("reference", *_loop(images, reference, args.threads), {"lr": 1e-4, "step_cap": ref_cap})
-    record("tuned_lr", *_loop(images, tuned, args.threads), {"lr": tuned.lr})
-    # One thread, one process: separates "processes beat threads" from plain thread contention.
-    record("tuned_lr_1thread", *_loop(images, tuned, 1), {"threads": 1})
-    record("workers", *_workers(images, tuned, args.workers), {"workers": args.workers})
+    record("reference", _timed(lambda: [plain_fit(i, tuned, 1e-4, ref_cap) for i in images]),
+           {"lr": 1e-4, "step_cap": ref_cap, "target_range": "unit"})  # fmt: skip
+    record("engine", _timed(_loop, images, engine), {"lr": 1e-4, "step_cap": ref_cap, "target_range": "unit"})
+    record("symmetric_range", _timed(_loop, images, symmetric), {"lr": 1e-4, "step_cap": ref_cap})
+    record("tuned_lr", _timed(_loop, images, tuned), {"lr": tuned.lr})
+    record("learned_init", _timed(_loop, images, learned), {"lr": learned.lr})
+    record("bf16_backward", _timed(_loop, images, bf16_bwd))
+    record("bf16_warmup", _timed(_loop, images, bf16), {"margin_db": args.bf16_margin})
+    record("workers", _workers(images, bf16, args.workers), {"workers": args.workers})
+    torch.set_num_threads(args.threads)
+    record("batched", _timed(fit_resized, images, bf16, CPU), {"batch_size": len(images)})
     if res in args.compile_sizes:
         ccfg = tuned.model_copy(update={"compile": True})
         t0 = time.perf_counter()
-        torch.set_num_threads(args.threads)
         fit_resized(images[:1], ccfg.model_copy(update={"max_steps": 3}), CPU)
-        compile_s = time.perf_counter() - t0
-        record("compiled", *_loop(images, ccfg, args.threads), {"compile_seconds": compile_s})
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    batched = fit_resized(images, tuned, CPU)
-    record("batched", time.perf_counter() - t0, batched, {"batch_size": len(images)})
+        record("compiled", _timed(_loop, images, ccfg), {"compile_seconds": time.perf_counter() - t0})
 
-    chain = ["reference", "tuned_lr", "workers"]
+    base = settings["reference"]["images_per_second"]
     for name, s in settings.items():
-        s["speedup_vs_reference"] = s["images_per_second"] / settings["reference"]["images_per_second"]
-        prev = (
-            chain[chain.index(name) - 1]
-            if name in chain[1:]
-            else ("tuned_lr" if name != "reference" else None)
+        prev = CHAIN[CHAIN.index(name) - 1] if name in CHAIN[1:] else ALTERNATIVES.get(name)
+        s["speedup_vs_reference"] = s["images_per_second"] / base
+        s["speedup_vs_symmetric_range"] = (
+            s["images_per_second"] / settings["symmetric_range"]["images_per_second"]
         )
+        s["step_measured_against"] = prev
         s["gain_of_this_step"] = (
             s["images_per_second"] / settings[prev]["images_per_second"] if prev else None
-        )  # fmt: skip
-        s["step_measured_against"] = prev
+        )
         s["heatmap_corr_vs_reference"] = _heatmap_agreement(results[name], results["reference"])
-        s["heatmap_corr_vs_tuned_lr"] = _heatmap_agreement(results[name], results["tuned_lr"])
+        if prev:
+            s["heatmap_corr_vs_previous"] = _heatmap_agreement(results[name], results[prev])
     return settings
 
 
@@ -151,34 +246,46 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/inr_fit.json"))
-    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 224])
-    p.add_argument(
-        "--n", type=int, nargs="+", default=[4, 2, 1], help="images per size (shared CPU: keep small)"
-    )
-    p.add_argument("--ref-cap", type=int, nargs="+", default=[1500, 600, 300],
-                   help="step cap of the 1e-4 reference per size (it may not reach 35 dB within it)")  # fmt: skip
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--n", type=int, nargs="+", default=[6, 3], help="real faces timed per size")
+    p.add_argument("--ref-cap", type=int, nargs="+", default=[3000, 3000],
+                   help="step cap of the 1e-4 settings per size (reported if a face does not reach 35 dB)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--compile-sizes", type=int, nargs="*", default=[64],
-                   help="sizes at which to also time torch.compile (compiling costs minutes on a busy CPU)")  # fmt: skip
+    p.add_argument("--bf16-margin", type=float, default=4.0, help="inr.bf16_warmup_margin_db of step 5")
+    p.add_argument("--init-outer-steps", type=int, default=150, help="Reptile meta-updates of step 4")
+    p.add_argument("--init-images", type=int, default=800, help="DFDC faces the init is learned from")
+    p.add_argument("--init-resolution", type=int, default=64,
+                   help="px at which the init is learned (once; used at every size: coordinates are [-1,1]^2)")  # fmt: skip
+    p.add_argument("--compile-sizes", type=int, nargs="*", default=[],
+                   help="sizes at which to also time torch.compile (compiling takes minutes here)")  # fmt: skip
     args = p.parse_args()
     if not len(args.sizes) == len(args.n) == len(args.ref_cap):
-        p.error("--sizes, --n and --ref-cap need one value per size (e.g. --sizes 64 128 --n 4 2 --ref-cap 1500 600)")
-    faces = real_faces(args.data, max(args.n))
+        p.error(
+            "--sizes, --n and --ref-cap need one value per size (e.g. --sizes 64 128 --n 6 3 --ref-cap 3000 3000)"
+        )
+    timed_rows = [r for r in dfdc_rows(args.data) if r["label"] == "real"][: max(args.n)]
+    faces = load(args.data, timed_rows)
+    timed_groups = {r["group"] for r in timed_rows}
     report = {
         "machine": {
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "torch": torch.__version__,
             "loadavg_start": list(os.getloadavg()),
-            "note": "shared CPU: other jobs ran alongside; see loadavg per setting",
-        },
+        },  # fmt: skip
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "timed_faces": [r["path"] for r in timed_rows],
         "results": {},
     }
+    t0 = time.perf_counter()
+    init = learned_init_file(args.data, args.init_resolution, timed_groups, args)
+    init[1]["learn_seconds_this_run"] = time.perf_counter() - t0
+    init[1]["resolution"] = args.init_resolution
+    report["learned_init"] = init[1]
     for res, n, cap in zip(args.sizes, args.n, args.ref_cap, strict=True):
-        report["results"][str(res)] = bench_resolution(faces[:n], res, cap, args)
+        report["results"][str(res)] = bench_resolution(faces[:n], res, cap, init, args)
         report["machine"]["loadavg_end"] = list(os.getloadavg())
         atomic_write_json(args.out, report)  # keep partial results if a later size is interrupted
     print(f"wrote {args.out}")

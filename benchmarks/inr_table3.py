@@ -90,6 +90,8 @@ def main() -> None:
     p.add_argument("--shared-lr", type=float, nargs="+", default=[1e-4, 1e-3])
     p.add_argument("--lr-grid", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--activations", nargs="+", default=["sine", "gauss", "wire"],
+                   choices=["sine", "gauss", "wire"], help="Table 3 rows to run (WIRE's complex fits cost ~4x)")  # fmt: skip
     p.add_argument("--skip-fig5", action="store_true")
     p.add_argument("--skip-table3", action="store_true", help="only Fig. 5 (then give --fig5-lr)")
     p.add_argument("--fig5-lr", type=float, default=None, help="SIREN lr for Fig. 5 (default: its tuned lr)")
@@ -111,7 +113,7 @@ def main() -> None:
         "tuning": {},
     }
 
-    for act in () if args.skip_table3 else ("sine", "gauss", "wire"):
+    for act in () if args.skip_table3 else args.activations:
         cfg = base.model_copy(update={"activation": act})
         grid = {
             str(lr): mean_psnr(tune, cfg.model_copy(update={"lr": lr}), args.device) for lr in args.lr_grid
@@ -130,6 +132,8 @@ def main() -> None:
         atomic_write_json(args.out, report)
 
     if not args.skip_fig5:
+        if args.fig5_lr is None and "sine" not in report["tuning"]:
+            p.error("Fig. 5 needs SIREN's tuned lr: run sine too, or give --fig5-lr (or --skip-fig5)")
         lr = args.fig5_lr if args.fig5_lr is not None else report["tuning"]["sine"]["best_lr"]
         r5, f5 = real[: args.n_fig5], fake[: args.n_fig5]
         sine = base.model_copy(update={"activation": "sine", "lr": lr})
