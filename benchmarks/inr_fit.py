@@ -177,8 +177,7 @@ def learned_init_file(
     data: Path, res: int, timed_groups: set[str], args: argparse.Namespace
 ) -> tuple[Path, dict]:
     """Learn (or resume, or reuse) the shared init for ``res`` on DFDC faces outside the timed groups."""
-    rows = [r for r in dfdc_rows(data) if r["group"] not in timed_groups]
-    rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))[: args.init_images]]
+    rows = init_learning_rows(data, timed_groups, args.init_images)
     init_cfg = InrInitConfig(outer_steps=args.init_outer_steps, max_images=args.init_images, holdout_images=8)
     path = args.out.with_name(f"inr_init_{res}px.safetensors")
     torch.set_num_threads(args.threads)
@@ -242,6 +241,52 @@ def bench_resolution(faces: list[np.ndarray], res: int, ref_cap: int, init: tupl
     return settings
 
 
+def init_learning_rows(data: Path, timed_groups: set[str], n: int) -> list[dict]:
+    """The faces ``learned_init_file`` learns from: a seeded draw outside the timed groups."""
+    rows = [r for r in dfdc_rows(data) if r["group"] not in timed_groups]
+    return [rows[i] for i in np.random.default_rng(0).permutation(len(rows))[:n]]
+
+
+def write_unseen_manifest(
+    data: Path, timed_groups: set[str], n_init: int, path: Path, n_groups: int = 100
+) -> None:
+    """A manifest of the first ``n_groups`` groups (real + fake) that neither the init learning nor the
+    timing used, in manifest order: the README's end-to-end ``fit-inr`` run."""
+    seen = timed_groups | {r["group"] for r in init_learning_rows(data, timed_groups, n_init)}
+    rows = [r for r in dfdc_rows(data) if r["group"] not in seen]
+    keep = set(list(dict.fromkeys(r["group"] for r in rows))[:n_groups])
+    lines = ["path,label,group"] + [
+        f"{data / 'dfdc-faces' / r['path']},{r['label']},{r['group']}" for r in rows if r["group"] in keep
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def markdown_table(report: dict) -> str:
+    """The README's table for a results JSON (``--markdown FILE`` prints it without fitting)."""
+    lines = ["| px | setting | images/s | mean PSNR (dB) | reached | mean steps (bf16) | ms/step "
+             "| gain of this step (vs) | vs reference | heatmap r vs reference (L1/L2/L3) | r vs previous |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for res, settings in report["results"].items():
+        for name, s in settings.items():
+            gain = (
+                f"{s['gain_of_this_step']:.2f}× ({s['step_measured_against']})"
+                if s["step_measured_against"]
+                else "—"
+            )
+            bf16 = f" ({s['mean_bf16_steps']:.1f})" if s.get("mean_bf16_steps") else ""
+            prev = (
+                "/".join(f"{r:.2f}" for r in s["heatmap_corr_vs_previous"])
+                if "heatmap_corr_vs_previous" in s
+                else "—"
+            )
+            lines.append(
+                f"| {res} | {name} | {s['images_per_second']:.3f} | {s['mean_psnr']:.2f} | {s['share_reached']:.0%} "
+                f"| {s['mean_steps']:.1f}{bf16} | {s['ms_per_step']:.1f} | {gain} | {s['speedup_vs_reference']:.1f}× "
+                f"| {'/'.join(f'{r:.2f}' for r in s['heatmap_corr_vs_reference'])} | {prev} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -260,7 +305,20 @@ def main() -> None:
                    help="px at which the init is learned (once; used at every size: coordinates are [-1,1]^2)")  # fmt: skip
     p.add_argument("--compile-sizes", type=int, nargs="*", default=[],
                    help="sizes at which to also time torch.compile (compiling takes minutes here)")  # fmt: skip
+    p.add_argument("--markdown", type=Path, default=None, metavar="JSON",
+                   help="print the README table of an earlier results file and exit")  # fmt: skip
+    p.add_argument("--unseen-manifest", type=Path, default=None, metavar="CSV",
+                   help="write a manifest of 100 groups (real + fake) unseen by init learning and timing, and exit")  # fmt: skip
     args = p.parse_args()
+    if args.unseen_manifest is not None:
+        timed = [r for r in dfdc_rows(args.data) if r["label"] == "real"][: max(args.n)]
+        write_unseen_manifest(args.data, {r["group"] for r in timed}, args.init_images, args.unseen_manifest)
+        return
+    if args.markdown is not None:
+        import json
+
+        print(markdown_table(json.loads(args.markdown.read_text())))
+        return
     if not len(args.sizes) == len(args.n) == len(args.ref_cap):
         p.error(
             "--sizes, --n and --ref-cap need one value per size (e.g. --sizes 64 128 --n 6 3 --ref-cap 3000 3000)"

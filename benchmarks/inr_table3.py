@@ -95,8 +95,9 @@ def main() -> None:
     p.add_argument("--skip-fig5", action="store_true")
     p.add_argument("--skip-table3", action="store_true", help="only Fig. 5 (then give --fig5-lr)")
     p.add_argument("--fig5-lr", type=float, default=None, help="SIREN lr for Fig. 5 (default: its tuned lr)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for the fits")
     args = p.parse_args()
-    torch.set_num_threads(1)  # in-process fits (the lr search) on one thread: the CPU is shared
+    torch.set_num_threads(args.threads)  # fits run in this process (inr.cpu_path auto = sequential)
 
     real = [resize_for_inr(f, args.resolution) for f in faces(args.data, args.n, "real")]
     fake = [resize_for_inr(f, args.resolution) for f in faces(args.data, args.n, "fake")]

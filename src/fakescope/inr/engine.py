@@ -4,11 +4,11 @@ The public entry point is :func:`heatmaps_for_images` (docs/CONTRACTS.md "INR he
 
 Execution path (DESIGN.md "Fitting": pick the fastest path per device by measurement; README "INR
 engine"): on a GPU, B images are fitted as one batched computation. On this 2-core CPU, one image at a
-time in one process on both threads was measured fastest: 1.2-2x the batched matmuls at 128 px
-(the activations leave the cache) and 1.2-2x a pool of single-threaded worker processes (a 1-thread
-step took more than twice a 2-thread one). So on CPU the default (``inr.cpu_path: auto``) is
-``sequential``; ``workers`` and ``batched`` remain for machines where they measure faster. All paths
-run the same B = 1 or batched code from the same initialisation and give the same maps.
+time in one process on both threads measured as fast as a pool of warmed single-threaded worker
+processes (within +-10%) and 1.4x the batched matmuls at 128 px (the activations leave the cache), and
+it starts no processes. So on CPU the default (``inr.cpu_path: auto``) is ``sequential``; ``workers``
+and ``batched`` remain for machines where they measure faster. All paths run the same code from the
+same initialisation and gave bit-identical maps here.
 """
 
 from __future__ import annotations
