@@ -70,11 +70,11 @@ def summarise(rows: Sequence[ManifestRow], results: Sequence[InrResult], cfg: In
 def _records_csv(rows: Sequence[ManifestRow], results: Sequence[InrResult]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "label", "group", "steps", "final_psnr", "reached", "cached"])
+    w.writerow(["path", "label", "group", "steps", "bf16_steps", "final_psnr", "reached", "cached"])
     for row, res in zip(rows, results, strict=True):
         rec = res.record
-        w.writerow([row.path, row.label_name, row.group, rec.steps, f"{rec.final_psnr:.3f}", int(rec.reached),
-                    int(rec.cached)])  # fmt: skip
+        w.writerow([row.path, row.label_name, row.group, rec.steps, rec.bf16_steps, f"{rec.final_psnr:.3f}",
+                    int(rec.reached), int(rec.cached)])  # fmt: skip
     return buf.getvalue()
 
 
