@@ -104,7 +104,7 @@ def plain_fit(image: np.ndarray, cfg: InrConfig, lr: float, cap: int) -> InrResu
             layer.weight.copy_(w[0])
             layer.bias.copy_(b[0])
     coords = coordinate_grid(cfg.resolution)
-    target = torch.from_numpy(image).float().div(255).reshape(-1, 3)  # ToTensor: [0, 1]
+    target = torch.from_numpy(np.array(image)).float().div(255).reshape(-1, 3)  # ToTensor: [0, 1]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for step in range(cap + 1):
         rgb, _ = model(coords)
