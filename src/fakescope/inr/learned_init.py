@@ -32,15 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from tqdm import tqdm
 
 from fakescope.errors import InputError
 from fakescope.inr.config import InrConfig, InrInitConfig
 from fakescope.inr.engine import _targets, fit_resized, resize_for_inr
 from fakescope.inr.fitting import fit_batch
-from fakescope.inr.models import INIT_MATCHING_FIELDS, InrParams, coordinate_grid, init_params
-from fakescope.utils.atomic import atomic_write_bytes
+from fakescope.inr.models import INIT_MATCHING_FIELDS, InrParams, coordinate_grid, init_params, save_init
 from fakescope.utils.hashing import config_hash
 
 __all__ = ["LearnedInitSummary", "learn_init", "init_metadata"]
@@ -76,14 +75,6 @@ def init_metadata(inr: InrConfig, init_cfg: InrInitConfig, n_images: int) -> dic
 
 def _state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
-
-
-def _save_theta(path: Path, theta: InrParams, meta: dict[str, str]) -> None:
-    tensors = {}
-    for i, (w, b) in enumerate(zip(theta.weights, theta.biases, strict=True)):
-        tensors[f"layers.{i}.weight"] = w[0].contiguous()
-        tensors[f"layers.{i}.bias"] = b[0].contiguous()
-    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def _load_theta(path: Path, like: InrParams) -> tuple[InrParams, dict[str, str]]:
@@ -202,11 +193,11 @@ def learn_init(
             done = step + 1
             if done % init_cfg.checkpoint_every == 0 or done == init_cfg.outer_steps:
                 smeta = {**meta, "outer_step": str(done), "rng": json.dumps(rng.bit_generator.state)}
-                _save_theta(state, theta.to("cpu"), smeta)
+                save_init(theta.to("cpu"), state, smeta)
     wall = time.perf_counter() - t0
     theta = theta.to("cpu")
     holdout = _holdout_check(held, inr, theta, init_cfg.inner_lr)
     meta["holdout"] = json.dumps(holdout)
-    _save_theta(out, theta, meta)
+    save_init(theta, out, meta)
     state.unlink(missing_ok=True)
     return LearnedInitSummary(init_cfg.outer_steps, start_step, wall, len(small), holdout)

@@ -111,13 +111,14 @@ def init_params(cfg: InrConfig, seed: int | None = None) -> InrParams:
     return InrParams(weights, biases)
 
 
-def save_init(params: InrParams, path: str | Path) -> None:
-    """Save a one-image initialisation as safetensors (``layers.{i}.weight`` [out, in], ``.bias``)."""
+def save_init(params: InrParams, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Save a one-image initialisation as safetensors (``layers.{i}.weight`` [out, in], ``.bias``),
+    written atomically, with optional string metadata (a learned init records what it fits)."""
     tensors = {}
     for i, (w, b) in enumerate(zip(params.weights, params.biases, strict=True)):
         tensors[f"layers.{i}.weight"] = w[0].contiguous()
         tensors[f"layers.{i}.bias"] = b[0].contiguous()
-    atomic_write_bytes(path, save(tensors))
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def load_init(cfg: InrConfig) -> InrParams:
