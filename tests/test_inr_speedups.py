@@ -188,3 +188,26 @@ def test_bf16_backward_reaches_the_target_in_similar_steps(dfdc):
     steps32 = np.mean([r.record.steps for r in fp32])
     steps16 = np.mean([r.record.steps for r in bf16])
     assert steps16 <= 1.25 * steps32
+
+
+def test_learned_init_does_not_resume_a_checkpoint_of_other_faces(dfdc, tmp_path, monkeypatch):
+    images, groups = dfdc
+    inr = InrConfig(resolution=R)
+    cfg = _init_cfg(outer_steps=4, checkpoint_every=2, holdout_images=0)
+    out = tmp_path / "init.safetensors"
+    real_fit = li.fit_batch
+    calls = {"n": 0}
+
+    def dying_fit(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_fit(*a, **kw)
+
+    monkeypatch.setattr(li, "fit_batch", dying_fit)
+    with pytest.raises(KeyboardInterrupt):
+        li.learn_init(images[:30], groups[:30], inr, cfg, out, progress=False)
+    monkeypatch.setattr(li, "fit_batch", real_fit)
+    # Same number of faces, different faces: the checkpoint is not theirs, so learning starts over.
+    summary = li.learn_init(images[30:], groups[30:], inr, cfg, out, progress=False)
+    assert summary.resumed_from == 0

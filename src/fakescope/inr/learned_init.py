@@ -36,6 +36,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from fakescope.errors import InputError
+from fakescope.inr.cache import image_key
 from fakescope.inr.config import InrConfig, InrInitConfig
 from fakescope.inr.engine import _targets, fit_resized, resize_for_inr
 from fakescope.inr.fitting import fit_batch
@@ -104,12 +105,14 @@ def _split_holdout(groups: Sequence[str], n_holdout: int, seed: int) -> tuple[li
     return learn, hold
 
 
-def _holdout_check(images: list[np.ndarray], inr: InrConfig, theta: InrParams, inner_lr: float) -> dict:
+def _holdout_check(
+    images: list[np.ndarray], inr: InrConfig, theta: InrParams, inner_lr: float, device: torch.device
+) -> dict:
     if not images:
         return {}
-    device = torch.device("cpu")
-    seeded = fit_resized(images, inr, device)
-    learned = fit_resized(images, inr.model_copy(update={"lr": inner_lr}), device, theta)
+    # "seeded" means the seeded init even if the config already names an init file.
+    seeded = fit_resized(images, inr.model_copy(update={"init_file": None}), device)
+    learned = fit_resized(images, inr.model_copy(update={"lr": inner_lr}), device, theta.to(device))
 
     def stats(results: list) -> dict:
         recs = [r.record for r in results]
@@ -149,8 +152,11 @@ def learn_init(
         )
     small = [resize_for_inr(images[i], inr.resolution) for i in learn_idx]
     held = [resize_for_inr(images[i], inr.resolution) for i in hold_idx]
+    # The faces themselves (not just their count) key the job: a checkpoint from another manifest
+    # must not be resumed.
+    faces = config_hash([image_key(img) for img in small])
     job = config_hash({"inr": inr.model_dump(mode="json"), "init": init_cfg.model_dump(mode="json"),
-                       "seed": seed, "n": len(small)})  # fmt: skip
+                       "seed": seed, "faces": faces})  # fmt: skip
     meta = init_metadata(inr, init_cfg, len(small))
     meta["job"] = job
 
@@ -196,7 +202,7 @@ def learn_init(
                 save_init(theta.to("cpu"), state, smeta)
     wall = time.perf_counter() - t0
     theta = theta.to("cpu")
-    holdout = _holdout_check(held, inr, theta, init_cfg.inner_lr)
+    holdout = _holdout_check(held, inr, theta, init_cfg.inner_lr, device)
     meta["holdout"] = json.dumps(holdout)
     save_init(theta, out, meta)
     state.unlink(missing_ok=True)
