@@ -4,7 +4,9 @@
   (Linear 2048→512 → BatchNorm → ReLU → Dropout 0.3), classifier 512→2 and projection 512→256→128
   (L2-normalised), trained with CE + 0.5·SupCon.
 - ``airl_nocon``: the same late fusion, CE only (Table III "Both (Late Fusion)").
-- ``airl_early``: the high-pass DCT map as a 4th input channel of the RGB backbone (Table III "Early").
+- ``airl_early``: the high-pass DCT map as a 4th input channel of the RGB backbone (Table III "Early"),
+  standardised per image and read by its own stem filter, trained at the head's learning rate (see
+  :class:`~fakescope.models.backbones.TimmBackbone`).
 - ``airl_rgb`` / ``airl_freq``: one stream alone (Table III "RGB Only" / "Frequency Only").
 
 Every ablation keeps the fusion block and classifier, so they differ from ``airl`` only in what the
@@ -19,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fakescope.models.dct import block_dct_highpass, rgb_to_gray_bt601
 from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
-from fakescope.models.streams import DctStream, full_precision
+from fakescope.models.streams import DctStream, dct_frequency_map
 
 if TYPE_CHECKING:
     from fakescope.config import ExperimentConfig
@@ -59,6 +60,7 @@ class AirlFamily(Detector):
                 m.freq_channels,
                 m.freq_embed_dim,
                 m.freq_dropout,
+                m.dct_input_scale,
             )
             dim += self.dct_stream.out_dim
         if self.use_rgb:
@@ -106,9 +108,17 @@ class AirlFamily(Detector):
         if self.dct_stream is not None:
             return self.dct_stream.frequency_map(images)
         m = self.cfg.model
-        with full_precision(images.device):
-            gray = rgb_to_gray_bt601(images.float())
-            return block_dct_highpass(gray, m.dct_cutoff, m.dct_log_magnitude, m.dct_block)
+        return dct_frequency_map(images, m.dct_cutoff, m.dct_log_magnitude, m.dct_block, m.dct_input_scale)
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The pretrained backbone's parameters, without the early-fusion stem filter that reads the DCT
+        channel: that one is new, so :meth:`Detector.param_groups` trains it at the head's rate
+        (``train.lr``), not at ``train.backbone_lr_mult`` × (papers/AIRL.txt §III-C trains the new
+        parts from scratch at the base rate)."""
+        params = super().backbone_parameters()
+        extra = getattr(self.backbone, "extra_input_parameters", None)
+        skip = {id(p) for p in extra()} if extra is not None else set()
+        return [p for p in params if id(p) not in skip]
 
     def gradcam_layer(self) -> nn.Module | None:
         if self.backbone is not None:

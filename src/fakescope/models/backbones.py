@@ -35,6 +35,9 @@ __all__ = [
     "ImageBackbone",
     "ClipBackbone",
     "TimmBackbone",
+    "SplitStem",
+    "standardize_per_image",
+    "add_input_channel",
     "build_backbone",
     "clip_vit_l14_config",
     "lite0_weights_file",
@@ -182,9 +185,33 @@ class ClipBackbone(ImageBackbone):
         return self.model.vision_model.encoder.layers[-1].layer_norm1
 
 
+def standardize_per_image(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """``(x - mean) / std`` over each image's ``C×H×W`` values (the std clamped at ``eps``)."""
+    flat = x.float().flatten(1)
+    mean = flat.mean(dim=1).view(-1, *([1] * (x.dim() - 1)))
+    std = flat.std(dim=1).clamp_min(eps).view(-1, *([1] * (x.dim() - 1)))
+    return ((x.float() - mean) / std).to(x.dtype)
+
+
 class TimmBackbone(ImageBackbone):
-    """A ``timm`` CNN with global average pooling and no classifier. ``in_chans = 4`` adds one extra
-    (unnormalised) input channel for AIRL's early-fusion ablation (papers/AIRL.txt §V-C, Table III)."""
+    """A ``timm`` CNN with global average pooling and no classifier.
+
+    ``in_chans = 4`` adds one extra input channel for AIRL's early-fusion ablation (papers/AIRL.txt §V-C,
+    Table III "Both (Early Fusion)"). Two things make that channel count (see :class:`SplitStem`):
+
+    - **Scale.** The RGB channels are normalised with fixed ImageNet statistics (std ≈ 1 on faces); the
+      extra map is **standardised per image** (zero mean, unit std) inside ``forward``. A fixed scale
+      would have to be tuned per map type: the raw high-pass DCT coefficients of a ``[0,1]`` face have
+      std ≈ 0.01 (0.007× the RGB channels' contribution to the stem on DFDC faces), at 0-255 ≈ 2.4, in
+      log mode ≈ 0.35 around a non-zero mean, and all are heavy-tailed across images. Per-image
+      standardisation puts every map in the range the pretrained stem expects, whatever
+      ``model.dct_input_scale`` / ``dct_log_magnitude`` say, and makes it invariant to global
+      contrast changes (the training augmentation's ±20%). The absolute high-frequency energy is thereby
+      dropped from this channel; the RGB channels still carry it.
+    - **Learning rate.** The extra channel's stem filter is new, not pretrained, so it must train at
+      the head's rate, not the backbone's 0.1×. Adam parameter groups cannot split one tensor, so the
+      stem is two convolutions whose outputs add up; :meth:`extra_input_parameters` lists the new one.
+    """
 
     def __init__(self, spec: BackboneSpec, model: nn.Module, pretrained: bool, weights_source: str) -> None:
         super().__init__(spec, pretrained, weights_source)
@@ -194,10 +221,15 @@ class TimmBackbone(ImageBackbone):
     def forward(self, images: Tensor, extra: Tensor | None = None) -> Tensor:
         x = self.normalize(images)
         if extra is not None:
-            x = torch.cat([x, extra.to(x.dtype)], dim=1)
+            x = torch.cat([x, standardize_per_image(extra.to(x.dtype))], dim=1)
         if x.shape[1] != self.in_chans:
             raise ValueError(f"backbone {self.spec.name} takes {self.in_chans} channels, got {x.shape[1]}")
         return self.model(x)
+
+    def extra_input_parameters(self) -> list[nn.Parameter]:
+        """The parameters that read the extra input channel (trained from scratch; empty for RGB only)."""
+        stem = _first_conv(self.model)
+        return list(stem.extra.parameters()) if isinstance(stem, SplitStem) else []
 
     def gradcam_layer(self) -> nn.Module:
         # timm EfficientNets end with conv_head -> bn2 (BatchNorm + activation): the last spatial map.
@@ -208,20 +240,46 @@ def _first_conv(model: nn.Module) -> nn.Conv2d:
     return model.conv_stem  # type: ignore[return-value]
 
 
+class SplitStem(nn.Module):
+    """A 4-input-channel stem convolution stored as two: the pretrained RGB conv and a 1-channel conv
+    for the extra map, with the same kernel, stride and padding, whose outputs are summed. Convolution
+    is linear in its input channels, so this is exactly one conv with ``weight`` = the two filters
+    concatenated; keeping them apart lets the optimiser give the new filter its own learning rate."""
+
+    def __init__(self, rgb: nn.Conv2d, extra_weight: Tensor) -> None:
+        super().__init__()
+        self.rgb = rgb
+        extra = copy.deepcopy(rgb)  # same class (timm's Conv2dSame pads like TF), kernel, stride
+        extra.weight = nn.Parameter(extra_weight)
+        extra.in_channels = extra_weight.shape[1]
+        extra.bias = None  # the RGB conv's bias (if any) is added once
+        self.extra = extra
+        self.in_channels = rgb.in_channels + extra.in_channels
+        self.out_channels = rgb.out_channels
+
+    @property
+    def weight(self) -> Tensor:
+        """The equivalent single conv's ``[out, 4, k, k]`` filter (a view for inspection, not a parameter)."""
+        return torch.cat([self.rgb.weight, self.extra.weight], dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.rgb.in_channels
+        return self.rgb(x[:, :n]) + self.extra(x[:, n:])
+
+
 def add_input_channel(model: nn.Module, init: str = "mean") -> None:
-    """Give ``model.conv_stem`` a 4th input channel, keeping the pretrained RGB filters.
+    """Give ``model.conv_stem`` a 4th input channel (a :class:`SplitStem`), keeping the pretrained RGB
+    filters (``model.early_fusion_init``).
 
     ``mean``: the new channel's filter is the mean of the RGB filters (it responds to the extra map as
-    the network responds to gray intensity); ``zeros``: the network starts exactly as the pretrained one
-    and the extra channel's filter is learned from zero (its gradient is not zero).
+    the network responds to gray intensity; the map is standardised per image, so its scale matches the
+    normalised RGB channels); ``zeros``: the network starts exactly as the pretrained one and the extra
+    channel's filter is learned from zero (its gradient is not zero).
     """
     conv = _first_conv(model)
     old = conv.weight.data
     extra = old.mean(dim=1, keepdim=True) if init == "mean" else torch.zeros_like(old[:, :1])
-    new_conv = copy.deepcopy(conv)
-    new_conv.weight = nn.Parameter(torch.cat([old, extra], dim=1))
-    new_conv.in_channels = old.shape[1] + 1
-    model.conv_stem = new_conv
+    model.conv_stem = SplitStem(conv, extra.clone())
 
 
 # --------------------------------------------------------------------------------------------- CLIP

@@ -82,6 +82,14 @@ class ModelConfig(StrictModel):
     )
     dct_block: int = Field(8, ge=2, description="DCT block size (the paper and JPEG: 8)")
     dct_log_magnitude: bool = Field(False, description="feed log(1+|F|) instead of the raw coefficients")
+    dct_input_scale: float = Field(
+        255.0,
+        gt=0,
+        description="raw-coefficient mode: the [0,1] grey image is multiplied by this before the DCT. 255 = "
+        "the raw 0-255 grey values AIRL §IV-B feeds the frequency stream; at 1 the high-pass coefficients of "
+        "a real face (std ~0.01) give the first conv a variance below BatchNorm's eps, so BatchNorm does not "
+        "normalise. Log mode always uses 0-255 intensities",
+    )
     freq_channels: list[int] = Field(
         [64, 128, 256], min_length=1, description="conv widths of the DCT stream"
     )

@@ -18,6 +18,7 @@ __all__ = [
     "full_precision",
     "HeatmapEncoder",
     "DctStream",
+    "dct_frequency_map",
     "ShallowCnn",
     "FftStream",
     "RgbStream",
@@ -126,10 +127,34 @@ class ShallowCnn(nn.Module):
         return self.convs[-1]
 
 
+def dct_frequency_map(
+    images: Tensor, cutoff: int = 4, log_magnitude: bool = False, block: int = 8, input_scale: float = 255.0
+) -> Tensor:
+    """AIRL's frequency-stream input (papers/AIRL.txt §III-B, §IV-B) for ``[B,3,H,W]`` RGB in ``[0,1]``:
+    the ``[B,1,H,W]`` high-pass block-DCT map of the BT.601 grey image scaled by ``input_scale``
+    (raw mode; 255 = the paper's 0-255 grey values), or ``log(1 + |F|)`` of 0-255 intensities (log
+    mode, where ``input_scale`` does not apply). Computed in float32 whatever the autocast state."""
+    with full_precision(images.device):
+        gray = rgb_to_gray_bt601(images.float())
+        freq = block_dct_highpass(gray, cutoff, log_magnitude, block)
+        return freq if log_magnitude else freq * input_scale
+
+
 class DctStream(nn.Module):
     """AIRL's frequency stream (papers/AIRL.txt §III-A/B): BT.601 gray → 8×8 block DCT-II with the
     ``cutoff×cutoff`` low corner zeroed → conv blocks 1→64→128→256 (3×3, stride 2, BN, ReLU) → global
-    pooling → dropout → Linear → 256, all Kaiming-initialised and trained from scratch."""
+    pooling → dropout → Linear → 256, all Kaiming-initialised and trained from scratch.
+
+    Input scale (papers/AIRL.txt §IV-B: the frequency stream takes the raw grey values, 0-255): batches
+    carry ``[0, 1]`` RGB, so the grey image is multiplied by ``input_scale`` (default 255) before the
+    DCT. This is not cosmetic: on real face crops the high-pass coefficients of a ``[0, 1]`` image have
+    std ≈ 0.01, the bias-free first conv's output variance (~1e-6) then falls below BatchNorm's eps
+    (1e-5), and the first BatchNorm cannot normalise (its output std was 0.42 instead of 1 on DFDC
+    faces). At 0-255 the variance is ~0.1-1 and BatchNorm works as intended. The DCT is linear, so the
+    scale multiplies the coefficient map. ``log_magnitude=True`` already computes ``log(1 + |F|)`` on
+    0-255 intensities (see :func:`~fakescope.models.dct.block_dct_highpass`), so ``input_scale`` does
+    not apply to it.
+    """
 
     def __init__(
         self,
@@ -139,20 +164,22 @@ class DctStream(nn.Module):
         channels: Sequence[int] = (64, 128, 256),
         embed_dim: int = 256,
         dropout: float = 0.3,
+        input_scale: float = 255.0,
     ) -> None:
         super().__init__()
         self.cutoff = cutoff
         self.block = block
         self.log_magnitude = log_magnitude
+        self.input_scale = float(input_scale)
         self.cnn = ShallowCnn(1, channels, embed_dim, dropout)
         self.out_dim = embed_dim
 
     def frequency_map(self, images: Tensor) -> Tensor:
-        """The ``[B,1,H,W]`` high-pass block-DCT map of ``[0,1]`` RGB images (always in float32: under
-        mixed precision a bf16 DCT would drown the small high-frequency coefficients in rounding)."""
-        with full_precision(images.device):
-            gray = rgb_to_gray_bt601(images.float())
-            return block_dct_highpass(gray, self.cutoff, self.log_magnitude, self.block)
+        """The ``[B,1,H,W]`` high-pass block-DCT map of ``[0,1]`` RGB images, on the grey scale
+        ``input_scale`` (raw mode) or as ``log(1 + |F|)`` of 0-255 intensities (log mode). Always in
+        float32: under mixed precision a bf16 DCT would drown the small high-frequency coefficients in
+        rounding."""
+        return dct_frequency_map(images, self.cutoff, self.log_magnitude, self.block, self.input_scale)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.cnn(self.frequency_map(images))
