@@ -45,10 +45,14 @@ def test_resolved_config_round_trips(tmp_path: Path):
     assert again == cfg
 
 
-def test_readme_lists_every_config_field():
-    from fakescope.config_reference import config_reference_markdown
+def test_config_reference_page_is_current():
+    from fakescope.config_reference import PAGE_PATH, config_reference_markdown, config_reference_page
 
+    page = (Path(__file__).resolve().parents[1] / PAGE_PATH).read_text(encoding="utf-8")
+    assert page == config_reference_page(), "docs/config.md is stale: python -m fakescope.config_reference"
+    assert config_reference_markdown() in page
+
+
+def test_readme_links_the_config_reference():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert config_reference_markdown() in readme, (
-        "README config table is stale: python -m fakescope.config_reference"
-    )
+    assert "docs/config.md" in readme
