@@ -48,9 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold-rule",
-        choices=("eer", "youden"),
+        choices=("eer", "youden", "max_accuracy"),
         default="eer",
-        help="how --val-predictions chooses the threshold: eer (FPR = FNR) or youden (max TPR - FPR); default eer",
+        help="how --val-predictions chooses the threshold: eer (FPR = FNR), youden (max TPR - FPR) or "
+        "max_accuracy (the most accurate on validation; ties: the lowest); default eer",
     )
     p.add_argument(
         "--bootstrap",

@@ -7,7 +7,9 @@ report AUC, AIRL also accuracy).
   found by linear interpolation between the two ROC vertices around the crossing (exact for the
   straight segments that tied scores produce), with the matching interpolated threshold.
 - **Accuracy** at 0.5 and at a threshold chosen on *validation* data (:func:`choose_threshold`;
-  rule ``eer`` by default, or ``youden`` = argmax TPR - FPR). A score ``>= threshold`` is called fake.
+  rule ``eer`` by default, ``youden`` = argmax TPR - FPR, or ``max_accuracy`` = the accuracy-maximising
+  threshold, AIRL's "optimal threshold from validation", papers/AIRL.txt §IV). A score ``>= threshold``
+  is called fake.
 - **Video level**: a video's score is the mean of its frames' scores, frames grouped by the full
   video identity (``ManifestRow.video_id``), never by a folder name alone.
 - **Bootstrap 95% interval for AUC**: seeded percentile bootstrap. Whole videos are resampled
@@ -26,8 +28,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from fakescope.errors import InputError
 
-ThresholdRule = Literal["eer", "youden"]
-THRESHOLD_RULES: tuple[str, ...] = ("eer", "youden")
+ThresholdRule = Literal["eer", "youden", "max_accuracy"]
+THRESHOLD_RULES: tuple[str, ...] = ("eer", "youden", "max_accuracy")
 
 
 def _arrays(
@@ -98,16 +100,48 @@ def youden_threshold(labels, scores) -> float:
     return float(thr[k])
 
 
+def max_accuracy_threshold(labels, scores) -> float:
+    """The threshold with the highest accuracy on ``labels``/``scores`` (``score >= t`` is fake); NaN
+    with one class. AIRL reports accuracy "at the optimal threshold from validation" (papers/AIRL.txt §IV).
+
+    Accuracy only changes where the threshold passes a score, so the candidates are the cuts between
+    consecutive distinct scores. Each cut is placed **midway** between the two scores (the largest
+    margin to both, as a decision stump does), the "everything fake" cut at the lowest score, and the
+    "nothing fake" cut just above the highest score (the next float). **Ties** between equally accurate
+    cuts go to the **lowest** threshold (the one that calls the most items fake), so the result depends
+    on the data only, not on its order.
+    """
+    y, s = _arrays(labels, scores)
+    if not _both_classes(y):
+        return math.nan
+    u, inv = np.unique(s, return_inverse=True)
+    fakes = np.bincount(inv, weights=y, minlength=u.size)
+    reals = np.bincount(inv, weights=1 - y, minlength=u.size)
+    # Cut k calls the k lowest distinct scores real: correct = reals below the cut + fakes at/above it.
+    reals_below = np.concatenate([[0.0], np.cumsum(reals)])
+    fakes_above = fakes.sum() - np.concatenate([[0.0], np.cumsum(fakes)])
+    k = int(np.argmax(reals_below + fakes_above))  # argmax takes the first maximum: the lowest cut
+    if k == 0:
+        return float(u[0])
+    if k == u.size:
+        return float(np.nextafter(u[-1], np.inf))
+    return float((u[k - 1] + u[k]) / 2)
+
+
 def choose_threshold(labels, scores, rule: ThresholdRule = "eer") -> float:
     """Pick a decision threshold on validation data (never on the test set).
 
     ``eer``: the threshold where false positives and false negatives are equally likely, a rule that
     does not depend on the class balance of the validation set. ``youden``: argmax TPR - FPR.
+    ``max_accuracy``: the threshold with the highest validation accuracy (AIRL §IV's "optimal threshold
+    from validation"; it follows the validation set's class balance), see :func:`max_accuracy_threshold`.
     """
     if rule == "eer":
         return eer(labels, scores)[1]
     if rule == "youden":
         return youden_threshold(labels, scores)
+    if rule == "max_accuracy":
+        return max_accuracy_threshold(labels, scores)
     raise InputError(f"unknown threshold rule {rule!r}; use one of {', '.join(THRESHOLD_RULES)}")
 
 
