@@ -45,10 +45,12 @@ class TrainConfig(StrictModel):
     max_steps_per_epoch: int | None = Field(
         None, ge=1, description="cap on batches per epoch (quick runs); the schedule uses the capped length"
     )
-    threshold_rule: Literal["eer", "youden"] = Field(
+    threshold_rule: Literal["eer", "youden", "max_accuracy"] = Field(
         "eer",
         description="how the decision threshold is chosen on the validation split (frame and video level): "
-        "the equal-error point, or max TPR-FPR (Youden's J); see fakescope.eval.metrics.choose_threshold",
+        "the equal-error point, max TPR-FPR (Youden's J), or max_accuracy (the most accurate threshold on "
+        "validation, AIRL §IV's 'optimal threshold'; ties: the lowest); see "
+        "fakescope.eval.metrics.choose_threshold",
     )
     ddp_backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="torch.distributed backend under torchrun; auto = nccl on CUDA, gloo on CPU"
