@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from fakescope.data.manifest import read_manifest, split_by_group, write_manifest
-from fakescope.train.checkpoint import load_detector
+from fakescope.inference.checkpoint import load_detector
 
 
 def small_manifest(shared_data: Path, folder: Path, groups: int) -> Path:

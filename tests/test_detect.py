@@ -139,7 +139,7 @@ def test_video_score_is_the_mean_of_its_frame_scores(airl_run, shared_data, tmp_
     assert {"frames", "frames_sampled", "frames_no_face", "no_face_policy"} <= set(d)
     from fakescope.explain.report import write_report
 
-    html = write_report(pred, det.explain(pred), tmp_path / "video")
+    html = write_report(pred.report_data(), det.explain(pred), tmp_path / "video")
     assert (tmp_path / "video" / "score_over_time.png").stat().st_size > 0
     assert "Score over time" in html.read_text()
 

@@ -53,7 +53,7 @@ def test_video_report_lists_frames_without_face_and_escapes_names(tmp_path):
         frames_no_face=1, no_face_policy="score_half", explained=[0],
     )  # fmt: skip
     ex = FaceExplanation(crop=crop, cam=np.ones((64, 64), np.float32), dct_residual=dct_residual_map(crop))
-    html = write_report(pred, [ex], tmp_path).read_text()
+    html = write_report(pred.report_data(), [ex], tmp_path).read_text()
     assert "&lt;b&gt;clip&lt;/b&gt;.mp4" in html and "<b>clip</b>" not in html
     assert "1 with no face (policy: score_half)" in html
     for name in ("score_over_time.png", "face00_crop.png", "face00_gradcam.png", "face00_dct.png"):

@@ -11,6 +11,7 @@ from fakescope.config import ExperimentConfig, load_config
 from fakescope.errors import ConfigError, InputError
 from fakescope.models.registry import build_detector, detector_class, list_detectors
 from fakescope.models.streams import HeatmapEncoder
+from fakescope.train.losses import detector_loss
 
 INFER_FAMILY = {"infer", "clip", "clip_fft", "clip_rgb_fft", "heatmaps"}
 AIRL_FAMILY = {"airl", "airl_nocon", "airl_early", "airl_rgb", "airl_freq"}
@@ -58,7 +59,7 @@ def test_detector_contract_forward_backward(name):
     else:
         assert "embedding" not in out
 
-    losses = det.compute_loss(batch, out)
+    losses = detector_loss(det, batch, out, det.cfg.train)
     assert {"total", "ce"} <= set(losses)
     assert ("supcon" in losses) == det.uses_supcon
     assert torch.isfinite(losses["total"])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fakescope.data.augment import augment_image, augment_rng
+from fakescope.data.config import AugmentConfig
 from fakescope.data.images import load_image_rgb
 from fakescope.data.perturbations import (
     PERTURBATIONS,
@@ -16,7 +17,6 @@ from fakescope.data.perturbations import (
     get_perturbation,
 )
 from fakescope.errors import ConfigError
-from fakescope.train.config import AugmentConfig
 
 
 @pytest.fixture(scope="module")

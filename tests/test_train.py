@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from fakescope.config import load_config
 from fakescope.data.manifest import read_manifest, split_by_group, write_manifest
 from fakescope.errors import ConfigError, ModelLoadError
-from fakescope.train.checkpoint import load_detector
+from fakescope.inference.checkpoint import load_detector
 from fakescope.train.trainer import TrainingInterrupted, train
 
 TINY = ["model.name=airl", "model.backbone=efficientnet_tiny", "model.pretrained=false", "data.image_size=32",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fakescope.data.config import AugmentConfig
 from fakescope.data.perturbations import jpeg_compress
-from fakescope.train.config import AugmentConfig
 
 __all__ = ["augment_rng", "augment_image"]
 

@@ -91,3 +91,16 @@ class DataConfig(StrictModel):
         "black",
         description="colour that transparent pixels (RGBA, LA, palette transparency) are composited on",
     )
+
+
+class AugmentConfig(StrictModel):
+    """Training augmentation (DESIGN.md "AIRL" Augmentation; papers/AIRL.txt §IV-B), set as ``train.augment``."""
+
+    hflip_p: float = Field(0.5, ge=0, le=1)
+    brightness: float = Field(0.2, ge=0)
+    contrast: float = Field(0.2, ge=0)
+    noise_std: float = Field(0.01, ge=0)
+    noise_p: float = Field(0.2, ge=0, le=1)
+    jpeg_quality_min: int = Field(70, ge=1, le=100)
+    jpeg_quality_max: int = Field(100, ge=1, le=100)
+    jpeg_p: float = Field(0.3, ge=0, le=1)

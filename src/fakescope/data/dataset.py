@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from fakescope.data.augment import augment_image, augment_rng
+from fakescope.data.config import AugmentConfig
 from fakescope.data.images import load_image_rgb
 from fakescope.data.manifest import ManifestRow
 from fakescope.data.perturbations import get_perturbation
-from fakescope.train.config import AugmentConfig
 
 __all__ = ["FaceDataset", "resize_square", "collate_batch"]
 

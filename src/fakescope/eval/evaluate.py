@@ -31,9 +31,11 @@ from torch.utils.data import DataLoader
 from fakescope.config import ExperimentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.manifest import LABEL_NAMES, ManifestRow, read_manifest, split_by_group
+from fakescope.data.splits import cap_rows
 from fakescope.errors import InputError
-from fakescope.train.checkpoint import load_detector
-from fakescope.train.trainer import cap_rows, iter_predictions, precompute_inputs
+from fakescope.inference.checkpoint import load_detector
+from fakescope.inference.inputs import detector_inputs, precompute_inputs
+from fakescope.inference.predict import iter_predictions
 from fakescope.utils.atomic import atomic_open
 from fakescope.utils.runtime import resolve_device
 
@@ -146,7 +148,7 @@ def predict_rows(
         background=cfg.data.rgba_background,
     )
     fit_log = Path(csv_path).with_name(Path(csv_path).stem + ".inr_fits.csv") if csv_path else None
-    precompute_inputs(frozenset(getattr(detector, "inputs", {"image"})), ds, cfg, device, detector=detector,
+    precompute_inputs(detector_inputs(detector), ds, cfg, device, detector=detector,
                       desc=f"{dataset}/{perturbation}", fit_log=fit_log)  # fmt: skip
     loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
                         collate_fn=collate_batch)  # fmt: skip

@@ -19,9 +19,10 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +36,6 @@ from fakescope.explain.figures import (
     score_over_time_figure,
 )
 from fakescope.utils.atomic import atomic_write_text
-
-if TYPE_CHECKING:  # the API imports this module lazily; avoid a cycle at import time
-    from fakescope.api import Prediction
 
 __all__ = ["FaceExplanation", "report_name", "write_index", "write_report"]
 
@@ -86,7 +84,7 @@ def _fmt_box(box: list[float] | None) -> str:
 
 
 def write_report(
-    prediction: Prediction,
+    prediction: Mapping[str, Any],
     explanations: list[FaceExplanation],
     out_dir: str | os.PathLike[str],
     cfg: ExplainConfig | None = None,
@@ -94,8 +92,10 @@ def write_report(
 ) -> Path:
     """Write ``out_dir/index.html`` and its images for one input; returns the HTML path.
 
-    ``explanations[i]`` belongs to ``prediction.faces[shown[i]]`` where ``shown`` is
-    ``prediction.explained`` (the faces chosen for explanation: all faces of an image, the
+    ``prediction`` is plain data: the JSON of ``fakescope detect --json`` for this input
+    (``Prediction.to_dict()``) plus ``explained`` and ``error`` (``Prediction.report_data()``).
+    ``explanations[i]`` belongs to ``prediction["faces"][shown[i]]`` where ``shown`` is
+    ``prediction["explained"]`` (the faces chosen for explanation: all faces of an image, the
     highest-scoring frames of a video).
     """
     cfg = cfg or ExplainConfig()
@@ -105,45 +105,49 @@ def write_report(
     p = prediction
     esc = html.escape
     parts: list[str] = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>fakescope: {esc(Path(p.source).name)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>fakescope: {esc(Path(p['source']).name)}</title>"
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{esc(Path(p.source).name)}</h1>",
-        f"<div class='muted'>{esc(p.source)} &middot; {esc(p.kind)} &middot; model <b>{esc(p.model)}</b>"
-        f" ({esc(p.model_source)})</div>",
+        f"<h1>{esc(Path(p['source']).name)}</h1>",
+        f"<div class='muted'>{esc(p['source'])} &middot; {esc(p['kind'])} &middot; model <b>{esc(p['model'])}</b>"
+        f" ({esc(p['model_source'])})</div>",
     ]
     if banner:
         parts.append(f"<p class='banner'>{esc(banner)}</p>")
     thr_note = (
         "chosen on the run's validation split"
-        if p.threshold_source == "validation"
+        if p["threshold_source"] == "validation"
         else "default 0.5: the checkpoint records no validation threshold"
     )
-    what = "video score = mean of frame scores" if p.kind == "video" else "image score = highest face score"
+    what = (
+        "video score = mean of frame scores" if p["kind"] == "video" else "image score = highest face score"
+    )
     parts.append(
-        f"<p>{_verdict(p.score, p.label)}&nbsp; threshold <b>{p.threshold:.3f}</b> "
+        f"<p>{_verdict(p['score'], p['label'])}&nbsp; threshold <b>{p['threshold']:.3f}</b> "
         f"<span class='muted'>({esc(thr_note)}; {esc(what)})</span></p>"
     )
-    if p.error:
-        parts.append(f"<p class='banner'>{esc(p.error)}</p>")
+    if p.get("error"):
+        parts.append(f"<p class='banner'>{esc(p.get('error'))}</p>")
 
-    if p.kind == "video":
+    if p["kind"] == "video":
         parts.append("<h2>Score over time</h2>")
-        times = [f.time_s if f.time_s is not None else float(f.frame) for f in p.frames]
-        xlabel = "time (s)" if all(f.time_s is not None for f in p.frames) else "frame"
-        fig = score_over_time_figure(times, [f.score for f in p.frames], p.threshold, p.score, xlabel)
+        times = [f["time_s"] if f["time_s"] is not None else float(f["frame"]) for f in p["frames"]]
+        xlabel = "time (s)" if all(f["time_s"] is not None for f in p["frames"]) else "frame"
+        fig = score_over_time_figure(
+            times, [f["score"] for f in p["frames"]], p["threshold"], p["score"], xlabel
+        )
         save_figure(fig, out / "score_over_time.png")
         parts.append("<img class='wide' src='score_over_time.png' alt='score over time'>")
         parts.append(
-            f"<p class='muted'>{p.frames_sampled} frames sampled, {p.frames_no_face} with no face "
-            f"(policy: {esc(p.no_face_policy)}).</p>"
+            f"<p class='muted'>{p['frames_sampled']} frames sampled, {p['frames_no_face']} with no face "
+            f"(policy: {esc(p['no_face_policy'])}).</p>"
         )
 
-    if p.faces and p.kind == "image":
-        parts.append(f"<h2>{len(p.faces)} face(s)</h2>")
-    elif p.kind == "video" and explanations:
+    if p["faces"] and p["kind"] == "image":
+        parts.append(f"<h2>{len(p['faces'])} face(s)</h2>")
+    elif p["kind"] == "video" and explanations:
         parts.append(f"<h2>The {len(explanations)} highest-scoring frame(s)</h2>")
-    for k, (face_idx, ex) in enumerate(zip(p.explained, explanations, strict=True)):
-        f = p.faces[face_idx]
+    for k, (face_idx, ex) in enumerate(zip(p["explained"], explanations, strict=True)):
+        f = p["faces"][face_idx]
         tag = f"face{k:02d}"
         figs: list[str] = []
         save_image(ex.crop, out / f"{tag}_crop.{ext}")
@@ -166,12 +170,12 @@ def write_report(
                 "<figcaption>block-DCT high-frequency residual</figcaption></figure>"
             )
         where = (
-            f"frame {f.frame}" + (f" ({f.time_s:.2f} s)" if f.time_s is not None else "")
-            if f.frame is not None
+            f"frame {f['frame']}" + (f" ({f['time_s']:.2f} s)" if f.get("time_s") is not None else "")
+            if f.get("frame") is not None
             else f"face {face_idx + 1}"
         )
         parts.append(
-            f"<div class='card'><div>{_verdict(f.score, f.label)} <span class='muted'>{esc(where)}"
+            f"<div class='card'><div>{_verdict(f['score'], f['label'])} <span class='muted'>{esc(where)}"
             "</span></div>"
         )
         parts.append("<div class='row' style='margin-top:8px'>" + "".join(figs) + "</div>")
@@ -183,15 +187,19 @@ def write_report(
                 f"<img class='wide' src='{tag}_inr_heatmaps.png' alt='INR heatmaps'>"
             )
         rows = [
-            ("box (x1, y1, x2, y2)", _fmt_box(f.box)),
-            ("face detector confidence", "—" if f.detection_score is None else f"{f.detection_score:.3f}"),
+            ("box (x1, y1, x2, y2)", _fmt_box(f["box"])),
+            (
+                "face detector confidence",
+                "—" if f["detection_score"] is None else f"{f['detection_score']:.3f}",
+            ),
         ]
-        if f.inr:
+        inr = f.get("inr")
+        if inr:
             rows.append(
                 (
                     "INR fit",
-                    f"{f.inr.get('steps')} steps, {f.inr.get('psnr', float('nan')):.1f} dB"
-                    f"{'' if f.inr.get('reached', True) else ' (target not reached)'}",
+                    f"{inr.get('steps')} steps, {inr.get('psnr', float('nan')):.1f} dB"
+                    f"{'' if inr.get('reached', True) else ' (target not reached)'}",
                 )
             )
         if ex.cam_note:
@@ -201,7 +209,7 @@ def write_report(
             + "".join(f"<tr><th>{esc(a)}</th><td>{esc(b)}</td></tr>" for a, b in rows)
             + "</table></div>"
         )
-    if not p.faces:
+    if not p["faces"]:
         parts.append("<p>No face was found, so there is nothing to explain.</p>")
     parts.append(
         "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
@@ -215,11 +223,12 @@ def write_report(
 
 
 def write_index(
-    entries: list[tuple[str, Path | None, Prediction | None, str | None]],
+    entries: list[tuple[str, Path | None, Mapping[str, Any] | None, str | None]],
     out_dir: str | os.PathLike[str],
     banner: str | None = None,
 ) -> Path:
-    """One page listing every input: ``(source, report_html or None, prediction or None, error)``."""
+    """One page listing every input: ``(source, report_html or None, prediction data or None, error)``,
+    the prediction data as in :func:`write_report`."""
     out = Path(out_dir)
     esc = html.escape
     rows = []
@@ -228,9 +237,9 @@ def write_index(
             f"<a href='{esc(os.path.relpath(rep, out))}'>{esc(Path(source).name)}</a>" if rep else esc(source)
         )
         if pred is not None:
-            cell = _verdict(pred.score, pred.label)
-            extra = f"{len(pred.faces)} face(s)" + (
-                f", {pred.frames_sampled} frames" if pred.kind == "video" else ""
+            cell = _verdict(pred["score"], pred["label"])
+            extra = f"{len(pred['faces'])} face(s)" + (
+                f", {pred['frames_sampled']} frames" if pred["kind"] == "video" else ""
             )
         else:
             cell, extra = '<span class="verdict none">error</span>', esc(err or "")

@@ -2,8 +2,9 @@
 
 A detector takes a batch dict (``image`` ``[B,3,S,S]`` in ``[0,1]``, optionally ``heatmaps`` and a cached
 ``clip`` embedding) and returns ``{"logits": [B,2], "prob": [B], "features": [B,D]}`` plus
-``"embedding": [B,128]`` (L2-normalised) when it trains with SupCon. ``compute_loss`` returns
-``{"total", "ce"[, "supcon"]}`` (papers/AIRL.txt Eq. 7; INFER trains with cross-entropy only, §3.5).
+``"embedding": [B,128]`` (L2-normalised) when it trains with SupCon (``uses_supcon``). The loss is
+training's: :func:`fakescope.train.losses.detector_loss` (papers/AIRL.txt Eq. 7; INFER trains with
+cross-entropy only, §3.5).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from torch import Tensor, nn
 
 from fakescope.errors import InputError
 from fakescope.models.backbones import ImageBackbone, build_backbone
-from fakescope.train.losses import detection_loss
 
 if TYPE_CHECKING:
     from fakescope.config import ExperimentConfig
@@ -49,8 +49,6 @@ class Detector(nn.Module):
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.supcon_weight = float(cfg.train.supcon_weight)
-        self.supcon_temperature = float(cfg.train.supcon_temperature)
         self.backbone_lr_mult = float(cfg.train.backbone_lr_mult)
         self.backbone: ImageBackbone | None = None
         self.freeze_backbone = False
@@ -78,11 +76,6 @@ class Detector(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def compute_loss(self, batch: dict[str, Any], out: dict[str, Tensor]) -> dict[str, Tensor]:
-        labels = batch["label"].to(out["logits"].device)
-        embedding = out.get("embedding") if self.uses_supcon else None
-        return detection_loss(out["logits"], labels, embedding, self.supcon_weight, self.supcon_temperature)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters()) if self.backbone is not None else []

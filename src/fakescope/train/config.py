@@ -1,4 +1,8 @@
-"""The ``train`` config section (DESIGN.md "AIRL" training; papers/AIRL.txt §III-G)."""
+"""The ``train`` config section (DESIGN.md "AIRL" training; papers/AIRL.txt §III-G).
+
+``AugmentConfig`` lives in :mod:`fakescope.data.config` (the data layer applies it); it is re-exported
+here because ``train.augment`` is where users set it.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,18 @@ from typing import Literal
 
 from pydantic import Field
 
+from fakescope.data.config import AugmentConfig
 from fakescope.utils.schema import StrictModel
-
-
-class AugmentConfig(StrictModel):
-    hflip_p: float = Field(0.5, ge=0, le=1)
-    brightness: float = Field(0.2, ge=0)
-    contrast: float = Field(0.2, ge=0)
-    noise_std: float = Field(0.01, ge=0)
-    noise_p: float = Field(0.2, ge=0, le=1)
-    jpeg_quality_min: int = Field(70, ge=1, le=100)
-    jpeg_quality_max: int = Field(100, ge=1, le=100)
-    jpeg_p: float = Field(0.3, ge=0, le=1)
 
 
 class TrainConfig(StrictModel):
     epochs: int = Field(30, ge=1, description="maximum epochs")
-    batch_size: int = Field(32, ge=2, description="batch size (balanced: both classes in every batch)")
+    batch_size: int = Field(
+        32,
+        ge=2,
+        description="batch size (balanced: both classes in every batch); per rank under torchrun, so the "
+        "global batch is batch_size x WORLD_SIZE at the same lr",
+    )
     lr: float = Field(1e-4, gt=0, description="base learning rate (Adam)")
     weight_decay: float = Field(1e-5, ge=0, description="Adam weight decay")
     backbone_lr_mult: float = Field(0.1, gt=0, description="learning-rate multiplier of pretrained backbones")
@@ -38,7 +37,12 @@ class TrainConfig(StrictModel):
     amp_dtype: Literal["bfloat16", "float16"] = Field(
         "bfloat16", description="autocast dtype; float16 (CUDA only) also uses a gradient scaler"
     )
-    augment: AugmentConfig | None = AugmentConfig()
+    augment: Literal["auto"] | AugmentConfig | None = Field(
+        "auto",
+        description="training augmentation: auto = AIRL's (flip, brightness/contrast, noise, JPEG) for "
+        "image-only detectors and none for detectors fed INR heatmaps or frozen embeddings (INFER §2.1 trains "
+        "without it); null = none; or the fields of an augmentation block",
+    )
     checkpoint_every_steps: int = Field(
         200, ge=1, description="write checkpoints/last.* every N optimiser steps (mid-epoch resume point)"
     )

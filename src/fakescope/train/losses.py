@@ -3,11 +3,13 @@ Khosla et al., NeurIPS 2020, ``L^sup_out``). Every fake is one class, whatever m
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["ce_loss", "supcon_loss", "detection_loss"]
+__all__ = ["ce_loss", "supcon_loss", "detection_loss", "detector_loss"]
 
 
 def ce_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -60,3 +62,16 @@ def detection_loss(
         out["total"] = ce + supcon_weight * con
         out["supcon"] = con.detach()
     return out
+
+
+def detector_loss(
+    detector: nn.Module, batch: dict[str, Any], out: dict[str, Tensor], train_cfg: Any
+) -> dict[str, Tensor]:
+    """The training loss of a detector's outputs: CE, plus ``train.supcon_weight`` × SupCon on
+    ``out["embedding"]`` when the detector trains with SupCon (``uses_supcon``: AIRL Eq. 7; INFER
+    trains with cross-entropy only, §3.5). Models return logits and embeddings; the loss is training's."""
+    labels = batch["label"].to(out["logits"].device)
+    embedding = out.get("embedding") if getattr(detector, "uses_supcon", False) else None
+    return detection_loss(
+        out["logits"], labels, embedding, train_cfg.supcon_weight, train_cfg.supcon_temperature
+    )

@@ -7,7 +7,13 @@ DESIGN.md "AIRL" Training and "Model selection").
   **every** optimiser step with the fractional epoch ``epoch + (i + 1) / iters``, so the learning rate
   follows the cosine within an epoch and restarts every ``restart_period`` epochs.
 - Gradient clipping at ``train.grad_clip`` (global L2 norm); optional autocast (``train.amp``).
-- Balanced batches (:class:`~fakescope.data.sampler.BalancedBatchSampler`), seeded augmentation.
+- Balanced batches (:class:`~fakescope.data.sampler.BalancedBatchSampler`), seeded augmentation
+  (``train.augment: auto``: AIRL's for image-only detectors, none for the INFER family, see
+  :func:`resolve_augment`).
+- Under ``torchrun`` the batch size is **per rank**: the global batch is ``train.batch_size ×
+  WORLD_SIZE``, and the learning rate is not rescaled. A run on N GPUs therefore takes N× fewer steps
+  per epoch at the same rate; to keep a single-process run's schedule, divide ``train.batch_size`` by N
+  (or scale ``train.lr`` yourself, e.g. linearly, and say so).
 - After each epoch: validation AUC on the **validation split only**; the best epoch is saved as
   ``checkpoints/best`` with the decision threshold chosen on validation (``train.threshold_rule``);
   training stops after ``train.early_stopping_patience`` epochs without a gain. The test split is never
@@ -16,16 +22,21 @@ DESIGN.md "AIRL" Training and "Model selection").
   the optimiser, scheduler, sampler and RNG state, so ``resume=True`` continues an interrupted run to
   the same weights an uninterrupted run reaches.
 - INFER-family detectors: INR heatmaps and frozen-backbone features are computed once, before the
-  epochs, into a content-addressed cache shared between runs (``train.feature_cache_dir``).
+  epochs, into a content-addressed cache shared between runs (``train.feature_cache_dir``), by
+  :mod:`fakescope.inference.inputs`, the same code that builds ``evaluate``'s and ``detect``'s inputs.
+
+The loop reads as its steps: :func:`_set_up`, :func:`_resume`, then per epoch :func:`_run_epoch`,
+:func:`_validate`, :func:`_select` (best checkpoint, early stopping), :func:`_log_epoch` and
+:func:`_save_last`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import dataclasses
 import os
 import time
-from collections.abc import Iterator, Sequence
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,27 +47,28 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from fakescope.config import ExperimentConfig, save_config
+from fakescope.data.config import AugmentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
-from fakescope.data.manifest import ManifestRow, read_manifest, split_by_group
+from fakescope.data.manifest import ManifestRow
 from fakescope.data.sampler import BalancedBatchSampler
+from fakescope.data.splits import load_splits
 from fakescope.errors import ConfigError, FakescopeError, InputError
 from fakescope.eval.metrics import accuracy, auc, choose_thresholds
-from fakescope.train import checkpoint as ckpt
-from fakescope.train.ddp import DistInfo, all_gather_objects, barrier, cleanup_distributed, init_distributed
+from fakescope.inference import checkpoint as ckpt
+from fakescope.inference.inputs import STORED_INPUTS, detector_inputs, precompute_inputs
+from fakescope.inference.predict import autocast_context, iter_predictions, to_device
+from fakescope.train.losses import detector_loss
 from fakescope.utils.atomic import atomic_write_text
+from fakescope.utils.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+)
 from fakescope.utils.runtime import resolve_device, seed_everything
 
-__all__ = [
-    "TrainResult",
-    "TrainingInterrupted",
-    "train",
-    "load_data_rows",
-    "load_splits",
-    "cap_rows",
-    "precompute_inputs",
-    "iter_predictions",
-    "autocast_context",
-]
+__all__ = ["TrainResult", "TrainingInterrupted", "train", "resolve_augment"]
 
 # lr_<group>: the rate this step used; epoch_progress: the fractional epoch the scheduler moved to after it.
 STEP_LOG_FIELDS = ["epoch", "step", "epoch_progress", "loss", "ce", "supcon", "grad_norm"]
@@ -78,160 +90,6 @@ class TrainResult:
     epochs_run: int
     steps: int
     stopped_early: bool
-
-
-# ---------------------------------------------------------------- data
-
-
-def load_data_rows(data_cfg: Any) -> list[ManifestRow]:
-    """The rows a ``data`` config section names: its ``manifest`` CSV, or a layout under ``root``."""
-    if data_cfg.manifest:
-        return read_manifest(data_cfg.manifest)
-    if data_cfg.root is None:
-        raise ConfigError("data: set data.manifest (a CSV) or data.layout + data.root")
-    from fakescope.data.layouts import build_manifest
-
-    return build_manifest(data_cfg.layout, data_cfg.root, data_cfg.layout_options)
-
-
-def cap_rows(rows: Sequence[ManifestRow], cap: int | None, seed: int) -> list[ManifestRow]:
-    """At most ``cap`` rows, half of each class where possible (seeded), keeping the input order."""
-    rows = list(rows)
-    if cap is None or len(rows) <= cap:
-        return rows
-    rng = np.random.default_rng(seed)
-    by_class = {c: [i for i, r in enumerate(rows) if r.label == c] for c in (0, 1)}
-    want = {0: cap // 2, 1: cap - cap // 2}
-    for c, other in ((0, 1), (1, 0)):  # give a short class's unused share to the other
-        if len(by_class[c]) < want[c]:
-            want[other] += want[c] - len(by_class[c])
-            want[c] = len(by_class[c])
-    keep: list[int] = []
-    for c in (0, 1):
-        idx = by_class[c]
-        keep.extend(rng.choice(idx, size=min(want[c], len(idx)), replace=False).tolist())
-    return [rows[i] for i in sorted(keep)]
-
-
-def load_splits(cfg: ExperimentConfig) -> dict[str, list[ManifestRow]]:
-    """Train / val / test rows split by group (``data.split``), each capped at ``data.max_per_split``."""
-    splits = split_by_group(load_data_rows(cfg.data), cfg.data.split)
-    return {
-        name: cap_rows(rows, cfg.data.max_per_split, cfg.data.split.seed + i)
-        for i, (name, rows) in enumerate(splits.items())
-    }
-
-
-# ---------------------------------------------------------------- inputs & inference
-
-
-def feature_cache_dir(cfg: ExperimentConfig) -> Path:
-    return Path(cfg.train.feature_cache_dir or cfg.inr.cache_dir)
-
-
-def precompute_inputs(
-    inputs: frozenset[str] | set[str],
-    dataset: FaceDataset,
-    cfg: ExperimentConfig,
-    device: torch.device,
-    info: DistInfo | None = None,
-    detector: torch.nn.Module | None = None,
-    desc: str = "",
-    fit_log: str | os.PathLike[str] | None = None,
-) -> None:
-    """Fill ``dataset.stores`` with what ``inputs`` needs beyond the image: ``heatmaps`` (INR, via
-    :func:`fakescope.inr.heatmaps_for_images` with a shared :class:`HeatmapCache`) and ``clip``
-    (frozen-backbone embedding, via the models package's feature cache). Under DDP each rank fits its
-    share into the shared cache first, then every rank reads all of it. Each image's INR fit (steps,
-    final PSNR, target reached, cached) goes to ``fit_log`` (CSV) when given: none is dropped silently."""
-    info = info or DistInfo()
-    needed = set(inputs) - {"image"} - set(dataset.stores)
-    if not needed:
-        return
-    crops = [
-        dataset.load_crop(i)
-        for i in tqdm(
-            range(len(dataset)),
-            desc=f"load {desc}",
-            disable=not cfg.train.progress or not info.is_main,
-            leave=False,
-        )
-    ]
-    paths = [r.path for r in dataset.rows]
-    if "heatmaps" in needed:
-        from fakescope.inr import HeatmapCache, heatmaps_for_images
-
-        cache = HeatmapCache(feature_cache_dir(cfg), cfg.inr)
-        if info.enabled:
-            mine = list(range(info.rank, len(crops), info.world_size))
-            heatmaps_for_images([crops[i] for i in mine], cfg.inr, device, cache=cache)
-            barrier(info)
-        maps, records = heatmaps_for_images(crops, cfg.inr, device, cache=cache)
-        if fit_log is not None and info.is_main:
-            lines = ["path,steps,final_psnr,reached,cached"]
-            lines += [
-                f"{p},{r.steps},{r.final_psnr:.3f},{int(r.reached)},{int(r.cached)}"
-                for p, r in zip(paths, records, strict=True)
-            ]
-            atomic_write_text(fit_log, "\n".join(lines) + "\n")
-            reached = sum(r.reached for r in records)
-            tqdm.write(
-                f"INR heatmaps {desc}: {len(records)} images, {reached} reached {cfg.inr.target_psnr} dB, "
-                f"mean {np.mean([r.final_psnr for r in records]):.2f} dB, log {fit_log}"
-            )
-        dataset.stores["heatmaps"] = {
-            p: np.asarray(m, dtype=np.float32) for p, m in zip(paths, maps, strict=True)
-        }
-    if "clip" in needed:
-        from fakescope.models.features import clip_features_for_images  # type: ignore[import-not-found]
-
-        feats = clip_features_for_images(
-            crops, cfg, device, cache_dir=feature_cache_dir(cfg), detector=detector
-        )
-        dataset.stores["clip"] = {
-            p: np.asarray(f, dtype=np.float32) for p, f in zip(paths, feats, strict=True)
-        }
-    unknown = needed - {"heatmaps", "clip"}
-    if unknown:
-        raise ConfigError(f"detector needs inputs {sorted(unknown)} that the trainer cannot provide")
-
-
-def autocast_context(device: torch.device, enabled: bool, dtype_name: str = "bfloat16") -> Any:
-    if not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if dtype_name == "float16" and device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()
-    }
-
-
-def iter_predictions(
-    detector: torch.nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    amp: bool = False,
-    amp_dtype: str = "bfloat16",
-    progress: bool = False,
-    desc: str = "predict",
-) -> Iterator[tuple[dict[str, Any], dict[str, torch.Tensor]]]:
-    """Yield ``(batch, outputs)`` per batch with outputs detached on the CPU in float32."""
-    was_training = detector.training
-    detector.eval()
-    try:
-        with torch.no_grad():
-            for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
-                with autocast_context(device, amp, amp_dtype):
-                    out = detector(_to_device(batch, device))
-                yield (
-                    batch,
-                    {k: v.detach().float().cpu() for k, v in out.items() if isinstance(v, torch.Tensor)},
-                )
-    finally:
-        detector.train(was_training)
 
 
 def _validate(
@@ -299,47 +157,84 @@ def _truncate_csv(path: Path, key: str, keep_upto: float) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-# ---------------------------------------------------------------- the loop
-
-
 def _param_group_names(optimizer: torch.optim.Optimizer) -> list[str]:
     return [str(g.get("name", f"group{i}")) for i, g in enumerate(optimizer.param_groups)]
 
 
-def train(
-    cfg: ExperimentConfig,
-    run_dir: str | os.PathLike[str] | None = None,
-    *,
-    resume: bool = False,
-    stop_after_steps: int | None = None,
-) -> TrainResult:
-    """Train ``cfg.model.name`` on ``cfg.data`` and write the run directory (see module docstring).
-
-    ``resume`` continues from ``checkpoints/last``; ``stop_after_steps`` raises
-    :class:`TrainingInterrupted` after that many optimiser steps (used to test resumption)."""
-    from fakescope.models.registry import build_detector
-
-    device = resolve_device(cfg.device)
-    info, device = init_distributed(device, cfg.train.ddp_backend)
-    try:
-        return _train(cfg, run_dir, device, info, resume, stop_after_steps, build_detector)
-    finally:
-        cleanup_distributed(info)
+# ---------------------------------------------------------------- augmentation
 
 
-def _train(  # noqa: C901
-    cfg: ExperimentConfig,
-    run_dir: str | os.PathLike[str] | None,
-    device: torch.device,
-    info: DistInfo,
-    resume: bool,
-    stop_after_steps: int | None,
-    build_detector: Any,
-) -> TrainResult:
-    tc = cfg.train
+def resolve_augment(cfg: ExperimentConfig, inputs: frozenset[str]) -> AugmentConfig | None:
+    """The augmentation a run trains with. ``train.augment: auto`` (the default) is AIRL's augmentation
+    (papers/AIRL.txt §IV-B) for detectors that read the image alone, and none for detectors fed stored
+    inputs (INR heatmaps, frozen embeddings): INFER trains without augmentation (papers/INFER.txt §2.1),
+    and those inputs are computed once from the un-augmented crop. Setting augmentation explicitly for
+    such a detector is allowed but warned about: the image streams would then see augmented crops while
+    heatmaps and embeddings do not."""
+    aug = cfg.train.augment
+    stored = sorted(set(inputs) & set(STORED_INPUTS))
+    if aug == "auto":
+        return None if stored else AugmentConfig()
+    if aug is not None and stored:
+        warnings.warn(
+            f"train.augment is set for {cfg.model.name}, whose {', '.join(stored)} inputs are computed once "
+            "from un-augmented crops: only its image streams will see augmentation (INFER trains without "
+            "it; set train.augment: null or auto)",
+            stacklevel=2,
+        )
+    return aug
+
+
+# ---------------------------------------------------------------- the loop, step by step
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved in ``checkpoints/last.json`` (``resume.loop``) and restored on resume."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best_auc: float = -1.0
+    best_epoch: int = -1
+    best_threshold: float = 0.5
+    bad_epochs: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
+class TrainingSetup:
+    """Everything the loop needs, built once by :func:`_set_up`."""
+
+    cfg: ExperimentConfig
+    run: Path
+    device: torch.device
+    info: DistInfo
+    detector: torch.nn.Module
+    model: torch.nn.Module  # the detector, wrapped in DistributedDataParallel under torchrun
+    train_ds: FaceDataset
+    val_ds: FaceDataset
+    sampler: BalancedBatchSampler
+    loader: DataLoader
+    iters: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
+    scaler: torch.amp.GradScaler
+    group_names: list[str]
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run / "checkpoints"
+
+
+def _prepare_run_dir(
+    cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None, resume: bool, info: DistInfo
+) -> Path:
+    """The run folder, checked against ``resume``; the resolved config is written into it."""
     run = Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.name
-    ckpt_dir = run / "checkpoints"
-    last_json = ckpt_dir / "last.json"
+    last_json = run / "checkpoints" / "last.json"
     if resume and not last_json.is_file():
         raise ConfigError(f"--resume: {last_json} not found (nothing to resume in {run})")
     if not resume and last_json.is_file():
@@ -347,9 +242,12 @@ def _train(  # noqa: C901
     if info.is_main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run / "config.yaml")
-    seed_everything(cfg.seed)
+    return run
 
-    splits = load_splits(cfg)  # only train and val are used below; test stays unread
+
+def _train_val_rows(cfg: ExperimentConfig) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    """The train and val rows (:func:`fakescope.data.splits.load_splits`); the test split stays unread."""
+    splits = load_splits(cfg.data)
     train_rows, val_rows = splits["train"], splits["val"]
     if not train_rows or not val_rows:
         raise InputError(
@@ -360,27 +258,29 @@ def _train(  # noqa: C901
         raise InputError(
             f"data: the validation split holds one class only ({len(val_rows)} rows); AUC needs both"
         )
+    return train_rows, val_rows
 
+
+def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistInfo) -> TrainingSetup:
+    """Build the detector, the datasets (with their stored inputs), the loader and the optimiser."""
+    from fakescope.models.registry import build_detector
+
+    tc = cfg.train
+    train_rows, val_rows = _train_val_rows(cfg)
     detector = build_detector(cfg).to(device)
+    inputs = detector_inputs(detector)
+    image_opts = {"max_image_pixels": cfg.data.max_image_pixels, "background": cfg.data.rgba_background}
     train_ds = FaceDataset(
-        train_rows, cfg.data.image_size, augment=tc.augment, seed=cfg.seed,
-        max_image_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
-    )  # fmt: skip
-    val_ds = FaceDataset(
-        val_rows, cfg.data.image_size, max_image_pixels=cfg.data.max_image_pixels,
-        background=cfg.data.rgba_background,
-    )  # fmt: skip
-    inputs = frozenset(getattr(detector, "inputs", {"image"}))
+        train_rows, cfg.data.image_size, augment=resolve_augment(cfg, inputs), seed=cfg.seed, **image_opts
+    )
+    val_ds = FaceDataset(val_rows, cfg.data.image_size, **image_opts)
     precompute_inputs(inputs, train_ds, cfg, device, info, detector, "train", run / "inr_fits_train.csv")
     precompute_inputs(inputs, val_ds, cfg, device, info, detector, "val", run / "inr_fits_val.csv")
 
     sampler = BalancedBatchSampler(
-        [r.label for r in train_rows],
-        tc.batch_size,
-        seed=cfg.seed,
-        rank=info.rank,
+        [r.label for r in train_rows], tc.batch_size, seed=cfg.seed, rank=info.rank,
         world_size=info.world_size,
-    )
+    )  # fmt: skip
     loader = DataLoader(
         train_ds, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate_batch,
         pin_memory=device.type == "cuda", persistent_workers=False,
@@ -389,7 +289,6 @@ def _train(  # noqa: C901
         generator=torch.Generator().manual_seed(cfg.seed),
     )  # fmt: skip
     iters = len(sampler) if tc.max_steps_per_epoch is None else min(len(sampler), tc.max_steps_per_epoch)
-
     model: torch.nn.Module = detector
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -406,141 +305,200 @@ def _train(  # noqa: C901
     scaler = torch.amp.GradScaler(
         "cuda", enabled=tc.amp and tc.amp_dtype == "float16" and device.type == "cuda"
     )
-    group_names = _param_group_names(optimizer)
-    step_fields = STEP_LOG_FIELDS + [f"lr_{n}" for n in group_names]
+    return TrainingSetup(
+        cfg, run, device, info, detector, model, train_ds, val_ds, sampler, loader, iters, optimizer,
+        scheduler, scaler, _param_group_names(optimizer),
+    )  # fmt: skip
 
-    state: dict[str, Any] = {
-        "epoch": 0, "batch": 0, "step": 0, "best_auc": -1.0, "best_epoch": -1, "best_threshold": 0.5,
-        "bad_epochs": 0, "loss_sum": 0.0, "loss_count": 0, "stopped_early": False,
-    }  # fmt: skip
-    if resume:
-        meta = ckpt.read_checkpoint_meta(last_json)
-        if meta.get("detector") != cfg.model.name:
-            raise ConfigError(
-                f"--resume: {last_json} is a {meta.get('detector')!r} run, not {cfg.model.name!r}"
+
+def _resume(s: TrainingSetup) -> LoopState:
+    """Load ``checkpoints/last``: weights, optimiser, scheduler, scaler, loop position and RNG state;
+    drop the log rows the crashed run wrote after that checkpoint."""
+    last_json = s.ckpt_dir / "last.json"
+    meta = ckpt.read_checkpoint_meta(last_json)
+    if meta.get("detector") != s.cfg.model.name:
+        raise ConfigError(
+            f"--resume: {last_json} is a {meta.get('detector')!r} run, not {s.cfg.model.name!r}"
+        )
+    ckpt.load_state_into(s.detector, ckpt.load_model_state(last_json, meta), str(last_json))
+    tensors = ckpt.load_train_state(last_json, meta)
+    ckpt.restore_optimizer(s.optimizer, tensors, meta)
+    s.scheduler.load_state_dict(meta["resume"]["scheduler"])
+    if s.scaler.is_enabled() and meta["resume"].get("scaler"):
+        s.scaler.load_state_dict(meta["resume"]["scaler"])
+    state = LoopState(**meta["resume"]["loop"])
+    ckpt.restore_rng(tensors, meta["resume"]["rng"])
+    if s.info.is_main:
+        _truncate_csv(s.run / "steps.csv", "step", state.step)
+        _truncate_csv(s.run / "log.csv", "epoch", state.epoch)  # 1-based rows of completed epochs
+    return state
+
+
+def _save_last(s: TrainingSetup, state: LoopState, epoch: int, batch: int) -> None:
+    """``checkpoints/last`` (rank 0): the resume point ``(epoch, batch)`` with the full training state."""
+    if not s.info.is_main:
+        return
+    loop = {**dataclasses.asdict(state), "epoch": epoch, "batch": batch}
+    ckpt.save_checkpoint(
+        s.ckpt_dir, "last", model=s.detector, cfg=s.cfg, detector_name=s.cfg.model.name, epoch=epoch,
+        step=state.step, val_metrics={"auc": state.best_auc}, val_threshold=state.best_threshold,
+        optimizer=s.optimizer,
+        resume={"loop": loop, "scheduler": s.scheduler.state_dict(),
+                "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else None},
+    )  # fmt: skip
+
+
+def _optimiser_step(
+    s: TrainingSetup, batch: dict[str, Any], epoch: int, i: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], float, list[float]]:
+    """Forward, loss (:func:`detector_loss`), backward, clip, Adam step, then the scheduler's step to
+    the fractional epoch ``epoch + (i + 1) / iters``. Returns the loss, its parts, the gradient norm
+    and the learning rates the step used."""
+    tc = s.cfg.train
+    with autocast_context(s.device, tc.amp, tc.amp_dtype):
+        out = s.model(batch)
+        losses = detector_loss(s.detector, batch, out, tc)
+    loss = losses["total"]
+    if not torch.isfinite(loss):
+        raise FakescopeError(
+            f"epoch {epoch + 1} step {i + 1}: loss is {loss.item()} (diverged); lower train.lr"
+        )
+    s.optimizer.zero_grad(set_to_none=True)
+    s.scaler.scale(loss).backward()
+    s.scaler.unscale_(s.optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(s.detector.parameters(), tc.grad_clip)
+    s.scaler.step(s.optimizer)
+    s.scaler.update()
+    lrs_used = [g["lr"] for g in s.optimizer.param_groups]
+    s.scheduler.step(epoch + (i + 1) / s.iters)
+    return loss.detach(), losses, float(grad_norm), lrs_used
+
+
+def _run_epoch(
+    s: TrainingSetup, state: LoopState, epoch: int, start_batch: int, stop_after: int | None
+) -> None:
+    """One epoch's optimiser steps from ``start_batch``, logging each to ``steps.csv`` and writing
+    ``checkpoints/last`` every ``train.checkpoint_every_steps`` steps."""
+    tc = s.cfg.train
+    if start_batch == 0:
+        state.loss_sum, state.loss_count = 0.0, 0
+    s.sampler.set_epoch(epoch, start_batch)
+    s.train_ds.set_epoch(epoch)
+    s.model.train()
+    step_fields = STEP_LOG_FIELDS + [f"lr_{n}" for n in s.group_names]
+    bar = tqdm(
+        total=s.iters, initial=start_batch, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="step",
+        disable=not (tc.progress and s.info.is_main), dynamic_ncols=True,
+    )  # fmt: skip
+    batches = iter(s.loader)
+    with bar:
+        for i in range(start_batch, s.iters):
+            loss, losses, grad_norm, lrs_used = _optimiser_step(
+                s, to_device(next(batches), s.device), epoch, i
             )
-        ckpt.load_state_into(detector, ckpt.load_model_state(last_json, meta), str(last_json))
-        tensors = ckpt.load_train_state(last_json, meta)
-        ckpt.restore_optimizer(optimizer, tensors, meta)
-        scheduler.load_state_dict(meta["resume"]["scheduler"])
-        if scaler.is_enabled() and meta["resume"].get("scaler"):
-            scaler.load_state_dict(meta["resume"]["scaler"])
-        state.update(meta["resume"]["loop"])
-        ckpt.restore_rng(tensors, meta["resume"]["rng"])
-        if info.is_main:
-            _truncate_csv(run / "steps.csv", "step", state["step"])
-            _truncate_csv(run / "log.csv", "epoch", state["epoch"])  # 1-based rows of completed epochs
-
-    def save_last(epoch: int, batch: int) -> None:
-        if not info.is_main:
-            return
-        loop = {**state, "epoch": epoch, "batch": batch}
-        ckpt.save_checkpoint(
-            ckpt_dir, "last", model=detector, cfg=cfg, detector_name=cfg.model.name, epoch=epoch,
-            step=state["step"], val_metrics={"auc": state["best_auc"]}, val_threshold=state["best_threshold"],
-            optimizer=optimizer,
-            resume={"loop": loop, "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None},
-        )  # fmt: skip
-
-    start_epoch = int(state["epoch"])
-    if state["stopped_early"]:
-        start_epoch = tc.epochs
-    for epoch in range(start_epoch, tc.epochs):
-        t_epoch = time.time()
-        start_batch = int(state["batch"]) if epoch == start_epoch else 0
-        if start_batch == 0:
-            state["loss_sum"], state["loss_count"] = 0.0, 0
-        sampler.set_epoch(epoch, start_batch)
-        train_ds.set_epoch(epoch)
-        model.train()
-        bar = tqdm(
-            total=iters, initial=start_batch, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="step",
-            disable=not (tc.progress and info.is_main), dynamic_ncols=True,
-        )  # fmt: skip
-        batches = iter(loader)
-        for i in range(start_batch, iters):
-            batch = _to_device(next(batches), device)
-            with autocast_context(device, tc.amp, tc.amp_dtype):
-                out = model(batch)
-                losses = detector.compute_loss(batch, out)
-            loss = losses["total"]
-            if not torch.isfinite(loss):
-                raise FakescopeError(
-                    f"epoch {epoch + 1} step {i + 1}: loss is {loss.item()} (diverged); lower train.lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(detector.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            lrs_used = [g["lr"] for g in optimizer.param_groups]
-            scheduler.step(epoch + (i + 1) / iters)
-            state["step"] += 1
-            state["loss_sum"] += float(loss.detach())
-            state["loss_count"] += 1
-            if info.is_main:
+            state.step += 1
+            state.loss_sum += float(loss)
+            state.loss_count += 1
+            if s.info.is_main:
                 row = {
-                    "epoch": epoch + 1, "step": state["step"], "epoch_progress": round(epoch + (i + 1) / iters, 6),
-                    "loss": float(loss.detach()), "grad_norm": float(grad_norm),
+                    "epoch": epoch + 1, "step": state.step, "epoch_progress": round(epoch + (i + 1) / s.iters, 6),
+                    "loss": float(loss), "grad_norm": grad_norm,
+                    **{f"lr_{n}": lr for n, lr in zip(s.group_names, lrs_used, strict=True)},
+                    **{k: float(v.detach()) for k, v in losses.items() if k != "total" and torch.is_tensor(v)},
                 }  # fmt: skip
-                row.update({f"lr_{n}": lr for n, lr in zip(group_names, lrs_used, strict=True)})
-                row.update(
-                    {k: float(v.detach()) for k, v in losses.items() if k != "total" and torch.is_tensor(v)}
-                )
-                _append_csv(run / "steps.csv", step_fields, row)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+                _append_csv(s.run / "steps.csv", step_fields, row)
+            bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{s.optimizer.param_groups[0]['lr']:.2e}")
             bar.update(1)
-            if state["step"] % tc.checkpoint_every_steps == 0 and i + 1 < iters:
-                save_last(epoch, i + 1)
-            if stop_after_steps is not None and state["step"] >= stop_after_steps:
-                bar.close()
-                raise TrainingInterrupted(f"stopped after {state['step']} steps (stop_after_steps)")
-        bar.close()
+            if state.step % tc.checkpoint_every_steps == 0 and i + 1 < s.iters:
+                _save_last(s, state, epoch, i + 1)
+            if stop_after is not None and state.step >= stop_after:
+                raise TrainingInterrupted(f"stopped after {state.step} steps (stop_after_steps)")
 
-        val = _validate(detector, val_ds, cfg, device, info)
-        train_loss = state["loss_sum"] / max(state["loss_count"], 1)
-        improved = val["auc"] > state["best_auc"]
-        if improved:
-            state.update(
-                best_auc=val["auc"], best_epoch=epoch + 1, best_threshold=val["threshold"], bad_epochs=0
-            )
-            if info.is_main:
-                ckpt.save_checkpoint(
-                    ckpt_dir, "best", model=detector, cfg=cfg, detector_name=cfg.model.name, epoch=epoch + 1,
-                    step=state["step"], val_metrics=val,
-                    val_threshold={"frame": val["threshold"], "video": val["threshold_video"]},
-                )  # fmt: skip
-        else:
-            state["bad_epochs"] += 1
-        if state["bad_epochs"] >= tc.early_stopping_patience:
-            state["stopped_early"] = True
-        if info.is_main:
-            _append_csv(
-                run / "log.csv", EPOCH_LOG_FIELDS,
-                {"epoch": epoch + 1, "step": state["step"], "train_loss": round(train_loss, 6),
-                 "val_auc": round(val["auc"], 6), "val_threshold": round(val["threshold"], 6),
-                 "val_acc": round(val["acc"], 6), "best_val_auc": round(state["best_auc"], 6),
-                 "seconds": round(time.time() - t_epoch, 2)},
+
+def _select(s: TrainingSetup, state: LoopState, val: dict[str, float], epoch: int) -> bool:
+    """Keep the epoch as ``checkpoints/best`` when its validation AUC is the best so far (with the
+    thresholds chosen on validation); count epochs without a gain for early stopping."""
+    improved = val["auc"] > state.best_auc
+    if improved:
+        state.best_auc, state.best_epoch, state.best_threshold = val["auc"], epoch + 1, val["threshold"]
+        state.bad_epochs = 0
+        if s.info.is_main:
+            ckpt.save_checkpoint(
+                s.ckpt_dir, "best", model=s.detector, cfg=s.cfg, detector_name=s.cfg.model.name,
+                epoch=epoch + 1, step=state.step, val_metrics=val,
+                val_threshold={"frame": val["threshold"], "video": val["threshold_video"]},
             )  # fmt: skip
-            tqdm.write(
-                f"epoch {epoch + 1}: train loss {train_loss:.4f}  val AUC {val['auc']:.4f}"
-                f"{'  (best)' if improved else ''}  [{time.time() - t_epoch:.0f}s]",
-                file=None,
-            )
-        state["epoch"] = epoch + 1
-        save_last(epoch + 1, 0)
-        barrier(info)
-        if state["stopped_early"]:
-            break
+    else:
+        state.bad_epochs += 1
+    if state.bad_epochs >= s.cfg.train.early_stopping_patience:
+        state.stopped_early = True
+    return improved
 
-    return TrainResult(
-        run_dir=run,
-        best_epoch=int(state["best_epoch"]),
-        best_val_auc=float(state["best_auc"]),
-        val_threshold=float(state["best_threshold"]),
-        epochs_run=int(state["epoch"]),
-        steps=int(state["step"]),
-        stopped_early=bool(state["stopped_early"]),
+
+def _log_epoch(
+    s: TrainingSetup, state: LoopState, val: dict[str, float], epoch: int, improved: bool, seconds: float
+) -> None:
+    if not s.info.is_main:
+        return
+    train_loss = state.loss_sum / max(state.loss_count, 1)
+    _append_csv(
+        s.run / "log.csv", EPOCH_LOG_FIELDS,
+        {"epoch": epoch + 1, "step": state.step, "train_loss": round(train_loss, 6),
+         "val_auc": round(val["auc"], 6), "val_threshold": round(val["threshold"], 6),
+         "val_acc": round(val["acc"], 6), "best_val_auc": round(state.best_auc, 6),
+         "seconds": round(seconds, 2)},
+    )  # fmt: skip
+    tqdm.write(
+        f"epoch {epoch + 1}: train loss {train_loss:.4f}  val AUC {val['auc']:.4f}"
+        f"{'  (best)' if improved else ''}  [{seconds:.0f}s]"
     )
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike[str] | None = None,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
+    """Train ``cfg.model.name`` on ``cfg.data`` and write the run directory (see module docstring).
+
+    ``resume`` continues from ``checkpoints/last``; ``stop_after_steps`` raises
+    :class:`TrainingInterrupted` after that many optimiser steps (used to test resumption)."""
+    device = resolve_device(cfg.device)
+    info, device = init_distributed(device, cfg.train.ddp_backend)
+    try:
+        return _train(cfg, run_dir, device, info, resume, stop_after_steps)
+    finally:
+        cleanup_distributed(info)
+
+
+def _train(
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike[str] | None,
+    device: torch.device,
+    info: DistInfo,
+    resume: bool,
+    stop_after_steps: int | None,
+) -> TrainResult:
+    run = _prepare_run_dir(cfg, run_dir, resume, info)
+    seed_everything(cfg.seed)
+    s = _set_up(cfg, run, device, info)
+    state = _resume(s) if resume else LoopState()
+    start_epoch = cfg.train.epochs if state.stopped_early else state.epoch
+    for epoch in range(start_epoch, cfg.train.epochs):
+        t_epoch = time.time()
+        _run_epoch(s, state, epoch, state.batch if epoch == start_epoch else 0, stop_after_steps)
+        val = _validate(s.detector, s.val_ds, cfg, device, info)
+        improved = _select(s, state, val, epoch)
+        _log_epoch(s, state, val, epoch, improved, time.time() - t_epoch)
+        state.epoch, state.batch = epoch + 1, 0
+        _save_last(s, state, epoch + 1, 0)
+        barrier(info)
+        if state.stopped_early:
+            break
+    return TrainResult(
+        run_dir=run, best_epoch=state.best_epoch, best_val_auc=state.best_auc,
+        val_threshold=state.best_threshold, epochs_run=state.epoch, steps=state.step,
+        stopped_early=state.stopped_early,
+    )  # fmt: skip

@@ -1,0 +1,307 @@
+"""The detector object: a trained run ready to score images (and, through :mod:`fakescope.api.video`,
+videos).
+
+A face goes through the same path as the training crops (DESIGN.md "Preprocessing"; INFER §3.1,
+AIRL §IV-B): the run's face detector (RetinaFace or MTCNN), 5-landmark similarity alignment with the
+run's margin, size and border fill (``preprocess.align``), then :mod:`fakescope.inference`, which
+builds the model inputs exactly as training and ``evaluate`` do (resize to ``data.image_size``, INR
+heatmaps for the INFER family, §3.3-3.4, frozen embeddings) and runs the classifier. The label uses
+the threshold chosen on the run's **validation** split (saved in the checkpoint), never 0.5 silently.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from fakescope.api.results import DetectOptions, FaceResult, ImageInput, Prediction, source_name
+from fakescope.errors import NoFaceError
+from fakescope.inference.inputs import batch_for_crops, detector_inputs, model_image
+from fakescope.inference.predict import predict_batch
+
+__all__ = ["AlignedFace", "FaceForgeryDetector", "load"]
+
+
+@dataclass
+class AlignedFace:
+    """A face ready for scoring: its aligned crop (``preprocess.align.size``) and where it was found
+    (all ``None`` for an input given as an aligned crop)."""
+
+    crop: np.ndarray
+    box: list[float] | None = None
+    landmarks: list[list[float]] | None = None
+    detection_score: float | None = None
+
+
+def _is_video(src: ImageInput) -> bool:
+    from fakescope.preprocess.video import is_video_path
+
+    return isinstance(src, (str, os.PathLike)) and is_video_path(src)
+
+
+class FaceForgeryDetector:
+    """A trained detector ready for inference: face detection, alignment, features, classifier.
+
+    Build it with :func:`load`. ``timings`` accumulates seconds per stage (``detect_align``,
+    ``features``, ``classifier``) and ``counts['faces']`` the faces scored, for ``fakescope bench``.
+    """
+
+    def __init__(
+        self,
+        detector: torch.nn.Module,
+        cfg: Any,
+        meta: dict[str, Any],
+        device: torch.device,
+        source: str,
+        options: DetectOptions | None = None,
+    ) -> None:
+        self.detector = detector.eval()
+        self.cfg = cfg
+        self.meta = meta
+        self.device = device
+        self.source = source
+        self.options = options or DetectOptions()
+        self.name: str = str(meta.get("detector") or getattr(detector, "name", cfg.model.name))
+        self.inputs: frozenset[str] = detector_inputs(detector)
+        # Checkpoints store {"frame": t, "video": t} (thresholds chosen on validation at each level);
+        # a bare number is read as both.
+        thr = meta.get("val_threshold")
+        if isinstance(thr, dict):
+            frame_thr, video_thr = thr.get("frame"), thr.get("video", thr.get("frame"))
+        else:
+            frame_thr = video_thr = thr
+        self.threshold_source: Literal["validation", "default"] = (
+            "validation" if frame_thr is not None else "default"
+        )
+        self.threshold: float = float(frame_thr) if frame_thr is not None else 0.5
+        self.video_threshold: float = float(video_thr) if video_thr is not None else self.threshold
+        self._face_detector: Any = None
+        self.timings: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    # -- families ---------------------------------------------------------------------------------
+    @property
+    def family(self) -> Literal["infer", "airl", "other"]:
+        """INFER family: detectors fed INR heatmaps or CLIP embeddings; AIRL family: ``airl*``."""
+        if self.name.startswith("airl"):
+            return "airl"
+        if self.inputs & {"heatmaps", "clip"}:
+            return "infer"
+        return "other"
+
+    @property
+    def face_detector(self) -> Any:
+        if self._face_detector is None:
+            from fakescope.preprocess.detectors import build_face_detector
+
+            self._face_detector = build_face_detector(self.cfg.preprocess, device=str(self.device))
+        return self._face_detector
+
+    def label_of(self, score: float, video: bool = False) -> str:
+        return "fake" if score >= (self.video_threshold if video else self.threshold) else "real"
+
+    # -- stages -----------------------------------------------------------------------------------
+    def find_faces(self, image: np.ndarray, max_faces: int | None = None) -> list[AlignedFace]:
+        """Detect and align every face of an RGB uint8 image, largest first."""
+        from fakescope.preprocess.align import align_face
+
+        t0 = time.perf_counter()
+        dets = sorted(self.face_detector.detect(image), key=lambda d: d.area, reverse=True)
+        if max_faces is not None:
+            dets = dets[:max_faces]
+        faces = []
+        for d in dets:
+            aligned = align_face(image, d.landmarks, self.cfg.preprocess.align, box=d.box)
+            faces.append(
+                AlignedFace(
+                    aligned.image,
+                    [round(float(v), 1) for v in d.box],
+                    np.asarray(d.landmarks, np.float64).round(2).tolist(),
+                    float(d.score),
+                )
+            )
+        self.timings["detect_align"] += time.perf_counter() - t0
+        return faces
+
+    def model_input(self, crop: np.ndarray) -> np.ndarray:
+        """The crop at the detector's input size (:func:`fakescope.inference.model_image`)."""
+        return model_image(crop, self.cfg)
+
+    def build_batch(
+        self, crops: Sequence[np.ndarray]
+    ) -> tuple[dict[str, Any], list[dict[str, Any] | None], list[np.ndarray | None]]:
+        """The batch for aligned crops (:func:`fakescope.inference.batch_for_crops`), with each crop's INR
+        fit record and heatmaps (``None`` for detectors without heatmaps)."""
+        t0 = time.perf_counter()
+        batch, built = batch_for_crops(crops, self.cfg, self.device, self.detector)
+        records: list[dict[str, Any] | None] = [None] * len(crops)
+        maps: list[np.ndarray | None] = [None] * len(crops)
+        if built.fit_records is not None:
+            records = [
+                {"steps": int(r.steps), "psnr": round(float(r.final_psnr), 2), "reached": bool(r.reached)}
+                for r in built.fit_records
+            ]
+            maps = list(built.stores["heatmaps"])
+        self.timings["features"] += time.perf_counter() - t0
+        return batch, records, maps
+
+    def classify(self, batch: dict[str, Any]) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = predict_batch(self.detector, batch, self.device, self.cfg.train.amp, self.cfg.train.amp_dtype)
+        self.timings["classifier"] += time.perf_counter() - t0
+        return out["prob"].numpy()
+
+    def score_crops(
+        self, crops: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[dict[str, Any] | None], list[np.ndarray | None]]:
+        """P(fake) for aligned crops, in batches of ``eval.batch_size``; also INR fit records and maps."""
+        scores: list[np.ndarray] = []
+        records: list[dict[str, Any] | None] = []
+        maps: list[np.ndarray | None] = []
+        bs = self.cfg.eval.batch_size
+        for i in range(0, len(crops), bs):
+            batch, recs, hm = self.build_batch(crops[i : i + bs])
+            scores.append(self.classify(batch))
+            records += recs
+            maps += hm
+        self.counts["faces"] += len(crops)
+        return (np.concatenate(scores) if scores else np.zeros(0, np.float32)), records, maps
+
+    def face_results(
+        self,
+        faces: Sequence[AlignedFace],
+        scores: np.ndarray,
+        records: Sequence[dict[str, Any] | None],
+        maps: Sequence[np.ndarray | None],
+        frames: Sequence[tuple[int, float | None]] | None = None,
+    ) -> list[FaceResult]:
+        """One :class:`FaceResult` per scored face (``frames``: each face's frame index and time)."""
+        out = []
+        for k, (f, s, r, m) in enumerate(zip(faces, scores, records, maps, strict=True)):
+            frame, time_s = frames[k] if frames is not None else (None, None)
+            out.append(
+                FaceResult(
+                    float(s),
+                    self.label_of(float(s)),
+                    f.box,
+                    f.landmarks,
+                    f.detection_score,
+                    frame=frame,
+                    time_s=time_s,
+                    inr=r,
+                    crop=self.model_input(f.crop),
+                    heatmaps=m,
+                )  # fmt: skip
+            )
+        return out
+
+    # -- public -----------------------------------------------------------------------------------
+    def predict(self, source: ImageInput, aligned: bool | None = None, progress: bool = False) -> Prediction:
+        """Score an image (path, bytes, PIL image, array) or a video (path with a video suffix).
+
+        Raises :class:`InputError` for an unreadable or unsupported file and :class:`NoFaceError` when
+        no face is found (in an image, or in every sampled frame of a video under the ``drop`` policy).
+        """
+        aligned = self.options.aligned if aligned is None else aligned
+        if _is_video(source):
+            from fakescope.api.video import predict_video
+
+            return predict_video(self, Path(source), aligned, progress)
+        return self._predict_image(source, aligned)
+
+    def prediction(
+        self, source: str, kind: Literal["image", "video"], faces: list[FaceResult], score: float | None
+    ) -> Prediction:
+        video = kind == "video"
+        return Prediction(
+            source=source,
+            kind=kind,
+            model=self.name,
+            model_source=self.source,
+            threshold=self.video_threshold if video else self.threshold,
+            threshold_source=self.threshold_source,
+            faces=faces,
+            score=score,
+            label=None if score is None else self.label_of(score, video),
+        )
+
+    def _predict_image(self, source: ImageInput, aligned: bool) -> Prediction:
+        from fakescope.data.images import load_image_rgb
+
+        name = source_name(source)
+        image = load_image_rgb(
+            source, max_pixels=self.cfg.data.max_image_pixels, background=self.cfg.data.rgba_background
+        )
+        if aligned:
+            faces = [AlignedFace(image)]
+        else:
+            faces = self.find_faces(image, self.options.max_faces)
+            if not faces:
+                raise NoFaceError(
+                    f"{name}: no face found (detector {self.cfg.preprocess.detector}); "
+                    "pass --aligned if the image is already a face crop"
+                )
+        scores, records, maps = self.score_crops([f.crop for f in faces])
+        results = self.face_results(faces, scores, records, maps)
+        agg = float(scores.max() if self.options.image_score == "max" else scores.mean())
+        pred = self.prediction(name, "image", results, agg)
+        pred.explained = list(range(len(results)))
+        return pred
+
+    def explain(self, prediction: Prediction, cfg: Any = None) -> list[Any]:
+        """Explanations for the faces ``prediction.explained``: Grad-CAM on the RGB/CLIP branch, the
+        DCT residual (AIRL family), the INR heatmaps (INFER family). See :mod:`fakescope.explain`."""
+        from fakescope.explain.config import ExplainConfig
+        from fakescope.explain.figures import dct_residual_map
+        from fakescope.explain.gradcam import GradCamError, gradcam
+        from fakescope.explain.report import FaceExplanation
+
+        cfg = cfg or ExplainConfig()
+        out = []
+        for idx in prediction.explained:
+            face = prediction.faces[idx]
+            assert face.crop is not None
+            ex = FaceExplanation(crop=face.crop, heatmaps=face.heatmaps)
+            if cfg.gradcam:
+                try:
+                    # Reuse the heatmaps already fitted for this face instead of fitting the INR again.
+                    hm = None if face.heatmaps is None else [face.heatmaps]
+                    batch, _ = batch_for_crops([face.crop], self.cfg, self.device, self.detector, heatmaps=hm)
+                    # Without the cached embedding the detector runs its image backbone, which is what
+                    # Grad-CAM hooks (INFER A.8: Grad-CAM on the CLIP branch).
+                    batch.pop("clip", None)
+                    ex.cam = gradcam(self.detector, batch)[0]
+                except GradCamError as err:
+                    ex.cam_note = str(err)
+            if self.family == "airl":
+                cutoff = cfg.dct_cutoff or self.cfg.model.dct_cutoff
+                ex.dct_residual = dct_residual_map(face.crop, cutoff, cfg.dct_kind, self.cfg.model.dct_block)
+            out.append(ex)
+        return out
+
+
+def load(
+    run_dir_or_checkpoint: str | os.PathLike[str],
+    device: str = "cpu",
+    options: DetectOptions | None = None,
+    prefer: str = "best",
+) -> FaceForgeryDetector:
+    """Load a trained run (its ``best`` checkpoint) or a checkpoint file for inference.
+
+    Raises :class:`fakescope.errors.ModelLoadError` with one line for a missing run directory,
+    unreadable files, or weights that belong to another detector.
+    """
+    from fakescope.inference.checkpoint import load_detector
+    from fakescope.utils.runtime import resolve_device
+
+    dev = resolve_device(device)
+    detector, cfg, meta = load_detector(run_dir_or_checkpoint, dev, prefer=prefer)
+    return FaceForgeryDetector(detector, cfg, meta, dev, str(run_dir_or_checkpoint), options)
