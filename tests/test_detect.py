@@ -204,3 +204,44 @@ def test_predict_raises_no_face_error_for_an_empty_scene(airl_run):
     det = fakescope.load(airl_run)
     with pytest.raises(NoFaceError, match="no face"):
         det.predict(np.full((120, 120, 3), 200, np.uint8))
+
+
+@pytest.mark.parametrize("run_name", ["airl_run", "infer_run"])
+def test_evaluate_predict_and_detect_give_one_score_per_crop(
+    run_name, request, shared_data, tmp_path, capsys
+):
+    """One path from a crop to a score: `evaluate`'s predictions CSV, `load(run).predict(path, aligned=True)`
+    and `detect --aligned` agree to 1e-5 on the same real DFDC crop files (issue 12's parity check)."""
+    import csv
+
+    from fakescope.data.manifest import read_manifest, split_by_group
+
+    run = request.getfixturevalue(run_name)
+    cfg = fakescope.load(run).cfg
+    # Crops from the run's test split (never trained on), two per class.
+    test_rows = split_by_group(read_manifest(shared_data / "dfdc-faces" / "manifest.csv"), cfg.data.split)[
+        "test"
+    ]
+    rows = [r for r in test_rows if r.label == 0][:2] + [r for r in test_rows if r.label == 1][:2]
+    manifest = tmp_path / "four.csv"
+    manifest.write_text("path,label,group\n" + "".join(f"{r.path},{r.label},{r.group}\n" for r in rows))
+
+    assert main(["evaluate", "--run", str(run), "--data", str(manifest), "--out", str(tmp_path / "ev"),
+                 "--no-plots", "--device", "cpu"]) == 0  # fmt: skip
+    capsys.readouterr()
+    (pred_csv,) = (tmp_path / "ev" / "predictions").glob("*four.csv")
+    with open(pred_csv, newline="") as fh:
+        by_eval = {row["path"]: float(row["score"]) for row in csv.DictReader(fh)}
+
+    det = fakescope.load(run)
+    by_api = {r.path: det.predict(r.path, aligned=True).score for r in rows}
+
+    rc, out, err = _run_cli(capsys, *[r.path for r in rows], "--model", str(run), "--aligned", "--json",
+                            "--device", "cpu")  # fmt: skip
+    assert rc == 0, err
+    by_cli = {res["source"]: res["score"] for res in json.loads(out)["results"]}
+
+    assert set(by_eval) == set(by_api) == set(by_cli) == {r.path for r in rows}
+    for path in by_eval:
+        assert by_api[path] == pytest.approx(by_eval[path], abs=1e-5), path
+        assert by_cli[path] == pytest.approx(by_eval[path], abs=1e-5), path

@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fakescope.data.images import standin_photo
 from fakescope.data.manifest import ManifestRow, write_manifest
 from fakescope.utils.atomic import atomic_write_bytes, atomic_write_text
 
@@ -138,14 +139,6 @@ def build_standin_dataset(out_dir: str | os.PathLike[str], cfg: StandinConfig | 
         out / "STANDIN.txt", STANDIN_NOTICE + "\n\nsettings: " + json.dumps(cfg.__dict__) + "\n"
     )
     return write_manifest(rows, out / "manifest.csv")
-
-
-def standin_photo() -> np.ndarray:
-    """A real photograph with a face, shipped with scikit-image (NASA astronaut Eileen Collins), used to
-    show ``detect`` on an uncropped image: face detection and alignment run on it."""
-    from skimage.data import astronaut
-
-    return np.ascontiguousarray(astronaut()[..., :3])
 
 
 @dataclass(frozen=True)

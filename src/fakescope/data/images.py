@@ -191,3 +191,11 @@ def iter_images(
             yield str(p), load_image_rgb(p, max_pixels=max_pixels, background=background)
         except InputError as err:
             yield str(p), err
+
+
+def standin_photo() -> np.ndarray:
+    """A real photograph with a face, shipped with scikit-image (NASA astronaut Eileen Collins), used to
+    show ``detect`` on an uncropped image: face detection and alignment run on it."""
+    from skimage.data import astronaut
+
+    return np.ascontiguousarray(astronaut()[..., :3])

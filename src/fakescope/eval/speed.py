@@ -188,6 +188,6 @@ def default_bench_images(
     folder = root / "dfdc-faces"
     if folder.is_dir():
         return load_bench_images(folder, n), str(folder)
-    from fakescope.demo import standin_photo
+    from fakescope.data.images import standin_photo
 
     return [standin_photo()] * n, "skimage astronaut photograph (../shared/data absent)"
