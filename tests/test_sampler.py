@@ -60,3 +60,36 @@ def test_ddp_ranks_get_disjoint_balanced_shards():
 def test_one_class_only_is_a_clear_error():
     with pytest.raises(InputError, match="both classes.*0 real"):
         BalancedBatchSampler([1, 1, 1], 2)
+
+
+@pytest.mark.parametrize(("labels", "batch_size", "world_size"),
+                         [(LABELS, 8, 1), (LABELS, 5, 1), ([0] * 40 + [1] * 40, 8, 1), (LABELS, 4, 2)])  # fmt: skip
+def test_epoch_coverage_is_what_the_docstring_says(labels, batch_size, world_size):
+    # The module docstring: an epoch has ceil(N / (B * world_size)) batches and draws half of them
+    # from each class, about N/2 samples per class. The smaller class is cycled (every index drawn
+    # floor(k) or ceil(k) times); the larger class is subsampled, each index at most once (it is NOT
+    # covered once per epoch when the classes are unbalanced); balanced data is covered exactly once
+    # (up to the last batch's fill).
+    n = len(labels)
+    lab = np.asarray(labels)
+    draws = {0: [], 1: []}
+    n_batches = 0
+    for rank in range(world_size):
+        s = BalancedBatchSampler(labels, batch_size, seed=7, rank=rank, world_size=world_size)
+        assert len(s) == int(np.ceil(n / (batch_size * world_size)))
+        for b in s:
+            n_batches += 1
+            for i in b:
+                draws[int(lab[i])].append(i)
+    per_class = n_batches * batch_size / 2
+    assert abs(len(draws[0]) - per_class) <= n_batches and abs(len(draws[1]) - per_class) <= n_batches
+    for cls in (0, 1):
+        pool = np.flatnonzero(lab == cls)
+        counts = np.bincount(draws[cls], minlength=n)[pool]
+        k = len(draws[cls]) / len(pool)
+        assert counts.min() >= np.floor(k) and counts.max() <= np.ceil(k)
+    small, large = sorted((0, 1), key=lambda c: (lab == c).sum())
+    if (lab == small).sum() < (lab == large).sum():
+        large_counts = np.bincount(draws[large], minlength=n)[lab == large]
+        assert large_counts.max() == 1 and (large_counts == 0).any()  # subsampled, not covered
+        assert np.bincount(draws[small], minlength=n)[lab == small].min() >= 1  # all of it, cycled

@@ -3,8 +3,15 @@ positives and negatives in each batch; DESIGN.md "AIRL" Loss).
 
 Each batch takes ``ceil(B/2)`` real and ``floor(B/2)`` fake indices (alternating which class gets the
 extra one when ``B`` is odd). The two classes are shuffled by a generator seeded with
-``(seed, epoch, class)``; the smaller class is cycled (re-shuffled on each wrap) so an epoch covers the
-larger class once; an epoch holds ``ceil(N / (B * world_size))`` batches.
+``(seed, epoch, class)``. An epoch holds ``ceil(N / (B * world_size))`` batches, as many as an
+unbalanced sampler would, so it draws about ``N / 2`` indices from **each** class:
+
+- balanced data (equal classes): every index once per epoch (the last batch filled from a reshuffle);
+- the smaller class is cycled (re-shuffled on each wrap), every index drawn ``floor(k)`` or ``ceil(k)``
+  times for ``k = draws / class size``;
+- the larger class is **subsampled**: each index at most once per epoch, and an unbalanced epoch does
+  *not* cover it (e.g. 37 real / 101 fake, ``B = 8``: 72 of the 101 fakes per epoch). Each epoch reshuffles, so
+  successive epochs see different subsets of it.
 
 Under DDP every rank builds the same global batches of ``B * world_size`` and takes its own slice of each
 class, so every rank's batch is balanced too and no rank sees another's samples. ``state_dict`` /
