@@ -12,17 +12,19 @@ import json
 from fakescope.cli.common import add_config_arguments, config_from_args
 
 DESCRIPTION = """\
-Meta-learn one shared INR initialisation from the faces of a (training) manifest with Reptile, and
-write it as safetensors. Fitting then starts every face from it: set inr.init_file to the file and
+Meta-learn one shared INR initialisation with Reptile from the TRAIN split of the data (split by
+group exactly as `fakescope train` splits it: data.split, or the manifest's split column), and write
+it as safetensors. Test-split faces are never read. Fitting then starts every face from it: set inr.init_file to the file and
 inr.lr to inr_init.inner_lr. Every face still starts from the same weights, so heatmaps stay
 comparable across faces, but they are not the same heatmaps as from the seeded init (README).
 
 A checkpoint (<out>.state) is written every inr_init.checkpoint_every meta-updates; re-running the
-same command resumes from it. At the end, inr_init.holdout_images faces (whole groups, never learned
-from) are fitted from the seeded and from the learned init, and their mean steps are printed.
+same command resumes from it. At the end, inr_init.holdout_images faces of the VALIDATION split
+(other groups, never learned from) are fitted from the seeded and from the learned init, and their
+mean steps are printed.
 
 example:
-  fakescope learn-inr-init --manifest runs/split/train.csv --out runs/inr_init64.safetensors \\
+  fakescope learn-inr-init --manifest data/faces/manifest.csv --out runs/inr_init64.safetensors \\
       --set inr.resolution=64
   fakescope fit-inr --manifest runs/split/train.csv --out runs/inr64 --set inr.resolution=64 \\
       --set inr.init_file=runs/inr_init64.safetensors --set inr.lr=1e-3
@@ -31,7 +33,11 @@ example:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--manifest", "-m", required=True, help="CSV manifest (path,label,group) of training faces"
+        "--manifest",
+        "-m",
+        default=None,
+        help="CSV manifest (path,label,group[,split]); sets data.manifest. Without it, the config's data "
+        "section names the data. Only its train split is learned from, its val split is the hold-out",
     )
     p.add_argument("--out", "-o", required=True, help="where to write the initialisation (.safetensors)")
     add_config_arguments(p)
@@ -44,21 +50,38 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from fakescope.data.images import load_image_rgb
-    from fakescope.data.manifest import read_manifest
+    from fakescope.data import images as image_io
+    from fakescope.data.splits import load_splits
+    from fakescope.errors import InputError
     from fakescope.inr.learned_init import learn_init
     from fakescope.utils.runtime import resolve_device
 
     cfg = config_from_args(args)
-    rows = read_manifest(args.manifest)
-    # A seeded random subset: manifests are often sorted by label or source.
-    limit = cfg.inr_init.max_images + cfg.inr_init.holdout_images
-    order = random.Random(cfg.seed).sample(range(len(rows)), k=len(rows))
-    rows = [rows[i] for i in sorted(order[:limit])]
-    images = [load_image_rgb(r.path) for r in tqdm(rows, desc="loading", unit="img", disable=args.quiet)]
+    if args.manifest:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"manifest": args.manifest})})
+    # The same split as `train` (by group, data.split / the manifest's split column): an init learned on
+    # test faces would leak them into every heatmap fitted from it.
+    splits = load_splits(cfg.data)
+    init_cfg = cfg.inr_init
+
+    def subset(rows: list, k: int, salt: int) -> list:
+        # A seeded random subset: manifests are often sorted by label or source.
+        order = random.Random(cfg.seed + salt).sample(range(len(rows)), k=len(rows))
+        return [rows[i] for i in sorted(order[:k])]
+
+    train_rows = subset(splits["train"], init_cfg.max_images, 0)
+    val_rows = subset(splits["val"], init_cfg.holdout_images, 1)
+    if init_cfg.holdout_images and not val_rows:
+        raise InputError("learn-inr-init: the validation split is empty; set inr_init.holdout_images=0")
+
+    def load(rows: list, what: str) -> list:
+        it = tqdm(rows, desc=f"loading {what}", unit="img", disable=args.quiet)
+        return [image_io.load_image_rgb(r.path) for r in it]
+
     summary = learn_init(
-        images, [r.group for r in rows], cfg.inr, cfg.inr_init, args.out, seed=cfg.seed,
-        device=resolve_device(cfg.device), progress=not args.quiet,
+        load(train_rows, "train"), [r.group for r in train_rows], cfg.inr, init_cfg, args.out,
+        seed=cfg.seed, device=resolve_device(cfg.device), progress=not args.quiet,
+        holdout=load(val_rows, "val"),
     )  # fmt: skip
     print(json.dumps({"out": args.out, **summary.to_dict()}))
     return 0

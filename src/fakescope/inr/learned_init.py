@@ -133,17 +133,24 @@ def learn_init(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    holdout: Sequence[np.ndarray] | None = None,
 ) -> LearnedInitSummary:
     """Meta-learn a shared initialisation from uint8 RGB face crops and write it to ``out``.
 
-    ``groups`` (one per image) keep the hold-out faces' identities out of learning. Resumes from
-    ``<out>.state`` when it exists and was made with the same settings.
+    ``holdout``: the faces of the hold-out check (``learn-inr-init`` passes validation-split faces;
+    never test faces), all of ``images`` are then learned from. Without it, ``inr_init.holdout_images``
+    faces are carved out of ``images`` by whole ``groups`` (one per image), so no identity is on both
+    sides. Resumes from ``<out>.state`` when it exists and was made with the same settings.
     """
     out = Path(out)
     device = torch.device(device)
     if len(images) != len(groups):
         raise ValueError("one group per image")
-    learn_idx, hold_idx = _split_holdout(groups, init_cfg.holdout_images, seed)
+    if holdout is None:
+        learn_idx, hold_idx = _split_holdout(groups, init_cfg.holdout_images, seed)
+        hold_images = [images[i] for i in hold_idx]
+    else:
+        learn_idx, hold_images = list(range(len(images))), list(holdout)
     learn_idx = learn_idx[: init_cfg.max_images]
     if len(learn_idx) < init_cfg.images_per_step:
         raise InputError(
@@ -151,12 +158,14 @@ def learn_init(
             f"outside the hold-out, got {len(learn_idx)}"
         )
     small = [resize_for_inr(images[i], inr.resolution) for i in learn_idx]
-    held = [resize_for_inr(images[i], inr.resolution) for i in hold_idx]
+    held = [resize_for_inr(img, inr.resolution) for img in hold_images]
     # The faces themselves (not just their count) key the job: a checkpoint from another manifest
     # must not be resumed.
+    # The hold-out faces count too: a finished file reports their check, which must be theirs.
     faces = config_hash([image_key(img) for img in small])
+    held_faces = config_hash([image_key(img) for img in held])
     job = config_hash({"inr": inr.model_dump(mode="json"), "init": init_cfg.model_dump(mode="json"),
-                       "seed": seed, "faces": faces})  # fmt: skip
+                       "seed": seed, "faces": faces, "holdout_faces": held_faces})  # fmt: skip
     meta = init_metadata(inr, init_cfg, len(small))
     meta["job"] = job
 
