@@ -245,3 +245,44 @@ def test_evaluate_predict_and_detect_give_one_score_per_crop(
     for path in by_eval:
         assert by_api[path] == pytest.approx(by_eval[path], abs=1e-5), path
         assert by_cli[path] == pytest.approx(by_eval[path], abs=1e-5), path
+
+
+def test_evaluate_never_scores_the_runs_own_images_under_another_path(
+    airl_run, shared_data, tmp_path, capsys, monkeypatch
+):
+    """Leakage guard by content: train/val images copied under new names into a derived CSV, evaluated
+    from another working folder, are recognised by their bytes, excluded and counted, never scored."""
+    import csv
+
+    from fakescope.data.manifest import read_manifest, split_by_group
+
+    seen = list(csv.DictReader((airl_run / "seen_rows.csv").read_text().splitlines()))
+    train_rows = [r for r in seen if r["split"] == "train"][:2]
+    val_rows = [r for r in seen if r["split"] == "val"][:1]
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    lines = ["path,label,group"]
+    for i, r in enumerate(train_rows + val_rows):
+        dst = copies / f"renamed_{i}.jpg"
+        shutil.copyfile(r["path"], dst)
+        lines.append(f"{dst},{'fake' if '/fake/' in r['path'] else 'real'},copy{i}")
+    cfg = fakescope.load(airl_run).cfg
+    test = split_by_group(read_manifest(shared_data / "dfdc-faces" / "manifest.csv"), cfg.data.split)["test"]
+    fresh = [r for r in test if r.label == 0][:2] + [r for r in test if r.label == 1][:2]
+    lines += [f"{r.path},{r.label},{r.group}" for r in fresh]
+    manifest = copies / "derived.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rc = main(["evaluate", "--run", str(airl_run), "--data", str(manifest), "--out", str(tmp_path / "ev"),
+               "--no-plots", "--device", "cpu"])  # fmt: skip
+    _, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "3 of 7 images are the run's own training images by content (2 train, 1 val)" in err
+    (pred_csv,) = (tmp_path / "ev" / "predictions").glob("*derived.csv")
+    scored = [row["path"] for row in csv.DictReader(pred_csv.read_text().splitlines())]
+    assert sorted(scored) == sorted(r.path for r in fresh)
+    summary = json.loads(next((tmp_path / "ev" / "metrics").glob("*.json")).read_text())
+    assert "excluded_seen" in json.dumps(summary)

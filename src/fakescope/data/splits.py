@@ -4,6 +4,9 @@ the test split for one of them is in the test split for all of them."""
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,8 +14,18 @@ import numpy as np
 from fakescope.data.config import DataConfig
 from fakescope.data.manifest import ManifestRow, read_manifest, split_by_group
 from fakescope.errors import ConfigError
+from fakescope.utils.atomic import atomic_write_text
+from fakescope.utils.hashing import file_sha256
 
-__all__ = ["load_data_rows", "cap_rows", "load_splits"]
+__all__ = [
+    "SEEN_ROWS_FILE",
+    "cap_rows",
+    "load_data_rows",
+    "load_splits",
+    "read_seen_hashes",
+    "split_seen",
+    "write_seen_rows",
+]
 
 
 def load_data_rows(data_cfg: DataConfig) -> list[ManifestRow]:
@@ -52,3 +65,49 @@ def load_splits(data_cfg: DataConfig) -> dict[str, list[ManifestRow]]:
         name: cap_rows(rows, data_cfg.max_per_split, data_cfg.split.seed + i)
         for i, (name, rows) in enumerate(splits.items())
     }
+
+
+# ---------------------------------------------------------------- what a run has seen, by content
+
+#: Written into a run folder by ``train``: split, path and SHA-256 of every train and val image.
+SEEN_ROWS_FILE = "seen_rows.csv"
+
+
+def _sha256_or_none(path: str) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
+def write_seen_rows(path: str | os.PathLike[str], splits: dict[str, Sequence[ManifestRow]]) -> None:
+    """Record the content hash of every image a run trained or selected its model on, so evaluation can
+    recognise those images by content, whatever path or manifest they come back under."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["split", "path", "sha256"])
+    for split, rows in splits.items():
+        for r in rows:
+            writer.writerow([split, r.path, _sha256_or_none(r.path) or ""])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_seen_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``{sha256: split}`` from a run's :data:`SEEN_ROWS_FILE`."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {row["sha256"]: row["split"] for row in csv.DictReader(fh) if row.get("sha256")}
+
+
+def split_seen(
+    rows: Sequence[ManifestRow], seen: dict[str, str]
+) -> tuple[list[ManifestRow], list[tuple[ManifestRow, str]]]:
+    """``rows`` whose content the run never saw, and the others with the split they were in."""
+    unseen: list[ManifestRow] = []
+    overlap: list[tuple[ManifestRow, str]] = []
+    for r in rows:
+        split = seen.get(_sha256_or_none(r.path) or "")
+        if split is None:
+            unseen.append(r)
+        else:
+            overlap.append((r, split))
+    return unseen, overlap

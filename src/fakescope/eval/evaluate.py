@@ -12,6 +12,11 @@ Which rows of a dataset are scored: the run's own training dataset is scored on 
 (the same group split the trainer used); a dataset whose rows carry official splits is scored on
 ``test``; any other dataset is scored whole (cross-dataset). ``eval.max_images`` caps each dataset
 (class-stratified, seeded) for quick runs.
+
+Leakage guard, by content: whatever path or manifest an image comes back under, an image whose bytes
+equal one of the run's train or val images (``RUN/seen_rows.csv``, written by ``train``) is never
+scored. It is dropped from the rows, counted in the metrics (``excluded_seen``) and named in one line
+on stderr; a dataset made only of such images is an error.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +37,8 @@ from torch.utils.data import DataLoader
 from fakescope.config import ExperimentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.manifest import LABEL_NAMES, ManifestRow, read_manifest, split_by_group
-from fakescope.data.splits import cap_rows
-from fakescope.errors import InputError
+from fakescope.data.splits import SEEN_ROWS_FILE, cap_rows, load_splits, read_seen_hashes, split_seen
+from fakescope.errors import FakescopeError, InputError
 from fakescope.inference.checkpoint import load_detector
 from fakescope.inference.inputs import detector_inputs, precompute_inputs
 from fakescope.inference.predict import iter_predictions
@@ -123,6 +129,44 @@ def rows_to_score(ds: EvalSet, cfg: ExperimentConfig, split: str = "auto") -> tu
     if not rows:
         raise InputError(f"{ds.name}: its {split!r} split is empty")
     return rows, split
+
+
+def seen_hashes(run_dir: Path, cfg: ExperimentConfig) -> dict[str, str] | None:
+    """``{sha256: split}`` of the images a run trained and selected on: from ``RUN/seen_rows.csv``, or,
+    for a run trained before that file existed, recomputed from its config's data when it resolves.
+    ``None`` when neither is possible."""
+    if (run_dir / SEEN_ROWS_FILE).is_file():
+        return read_seen_hashes(run_dir / SEEN_ROWS_FILE)
+    try:
+        splits = load_splits(cfg.data)
+    except (OSError, FakescopeError):
+        return None
+    from fakescope.utils.hashing import file_sha256
+
+    out: dict[str, str] = {}
+    for split in ("train", "val"):
+        for r in splits[split]:
+            with contextlib.suppress(OSError):
+                out[file_sha256(r.path)] = split
+    return out
+
+
+def drop_seen_rows(
+    rows: list[ManifestRow], seen: dict[str, str] | None, label: str
+) -> tuple[list[ManifestRow], dict[str, int]]:
+    """Remove the rows whose content the run trained or selected on; say so in one line."""
+    if seen is None:
+        print(f"warning: {label}: the run has no {SEEN_ROWS_FILE} and its training data is not readable "
+              "here, so overlap with its train/val images cannot be checked", file=sys.stderr)  # fmt: skip
+        return rows, {}
+    unseen, overlap = split_seen(rows, seen)
+    counts = {s: sum(1 for _, sp in overlap if sp == s) for s in ("train", "val")}
+    if overlap:
+        print(f"{label}: {len(overlap)} of {len(rows)} images are the run's own training images by content "
+              f"({counts['train']} train, {counts['val']} val); they are excluded, not scored", file=sys.stderr)  # fmt: skip
+    if not unseen:
+        raise InputError(f"{label}: every image is one the run trained or selected on; nothing left to test")
+    return unseen, counts
 
 
 def predict_rows(
@@ -239,9 +283,11 @@ def evaluate_runs(
         cap = max_images if max_images is not None else cfg.eval.max_images
         threshold = meta.get("val_threshold")
         perts = perturbation_names(cfg) if robustness else ["clean"]
+        seen = seen_hashes(Path(run) if Path(run).is_dir() else Path(run).parent.parent, cfg)
         for spec in datasets:
             ds = resolve_dataset(spec, data_root)
             rows, part = rows_to_score(ds, cfg, split)
+            rows, excluded = drop_seen_rows(rows, seen, f"{run_name} on {ds.name} ({part})")
             rows = cap_rows(rows, cap, cfg.seed)
             if len({r.label for r in rows}) < 2:
                 raise InputError(
@@ -255,7 +301,8 @@ def evaluate_runs(
                     csv_path=csv_path, keep_features=plots and pert == "clean", progress=progress,
                 )  # fmt: skip
                 pred.metrics = _metrics(pred, threshold, cfg, cfg.seed)
-                pred.metrics.update({"split": part, "n_images": len(rows), "val_threshold": threshold})
+                pred.metrics.update({"split": part, "n_images": len(rows), "val_threshold": threshold,
+                                     "excluded_seen": excluded})  # fmt: skip
                 results.append(pred)
         del detector
     summary = write_tables(results, out / "metrics")

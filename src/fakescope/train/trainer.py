@@ -51,7 +51,7 @@ from fakescope.data.config import AugmentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.manifest import ManifestRow
 from fakescope.data.sampler import BalancedBatchSampler
-from fakescope.data.splits import load_splits
+from fakescope.data.splits import SEEN_ROWS_FILE, load_splits, write_seen_rows
 from fakescope.errors import ConfigError, FakescopeError, InputError
 from fakescope.eval.metrics import accuracy, auc, choose_thresholds
 from fakescope.inference import checkpoint as ckpt
@@ -267,6 +267,8 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
 
     tc = cfg.train
     train_rows, val_rows = _train_val_rows(cfg)
+    if info.is_main:  # evaluate recognises these images by content, under any path (leakage guard)
+        write_seen_rows(run / SEEN_ROWS_FILE, {"train": train_rows, "val": val_rows})
     detector = build_detector(cfg).to(device)
     inputs = detector_inputs(detector)
     image_opts = {"max_image_pixels": cfg.data.max_image_pixels, "background": cfg.data.rgba_background}

@@ -1,0 +1,47 @@
+"""INFER trains without augmentation (papers/INFER.txt §2.1); AIRL with it (papers/AIRL.txt §IV-B).
+``train.augment: auto`` gives each family its paper's choice, and a mixed setting is warned about."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from fakescope.config import config_from_dict
+from fakescope.data.config import AugmentConfig
+from fakescope.models.registry import detector_class, list_detectors
+from fakescope.train.trainer import resolve_augment
+
+
+def _inputs(name: str) -> frozenset[str]:
+    return frozenset(detector_class(name).inputs)
+
+
+@pytest.mark.parametrize("name", list_detectors())
+def test_auto_is_none_for_stored_input_detectors_and_airl_augmentation_otherwise(name):
+    cfg = config_from_dict({"model": {"name": name}})
+    assert cfg.train.augment == "auto"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aug = resolve_augment(cfg, _inputs(name))
+    if {"heatmaps", "clip"} & _inputs(name):
+        assert aug is None
+    else:
+        assert aug == AugmentConfig()
+
+
+def test_the_infer_family_defaults_to_no_augmentation():
+    cfg = config_from_dict({"model": {"name": "infer"}})
+    assert resolve_augment(cfg, _inputs("infer")) is None
+
+
+def test_explicit_augmentation_for_the_infer_family_is_warned_about():
+    cfg = config_from_dict({"model": {"name": "infer"}, "train": {"augment": {"hflip_p": 0.5}}})
+    with pytest.warns(UserWarning, match="computed once from un-augmented crops"):
+        aug = resolve_augment(cfg, _inputs("infer"))
+    assert aug is not None and aug.hflip_p == 0.5
+
+
+def test_null_turns_augmentation_off_for_airl():
+    cfg = config_from_dict({"model": {"name": "airl"}, "train": {"augment": None}})
+    assert resolve_augment(cfg, _inputs("airl")) is None
