@@ -56,7 +56,7 @@ def test_box_method_is_an_axis_aligned_square_crop():
     face = align_face(
         image,
         np.zeros((5, 2)) + 100,
-        AlignConfig(method="box", size=130, margin=0.3),
+        AlignConfig(method="box", size=130, margin=0.3, border="constant"),
         box=(100, 50, 200, 150),
     )
     # 100 px box + 30% margin = 130 px square -> 1:1 scale, 15 px of border each side

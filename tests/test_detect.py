@@ -286,3 +286,30 @@ def test_evaluate_never_scores_the_runs_own_images_under_another_path(
     assert sorted(scored) == sorted(r.path for r in fresh)
     summary = json.loads(next((tmp_path / "ev" / "metrics").glob("*.json")).read_text())
     assert "excluded_seen" in json.dumps(summary)
+
+
+def test_a_run_saved_before_dct_input_scale_loads_with_the_scale_it_was_trained_with(airl_run, tmp_path):
+    old = tmp_path / "old_run"
+    shutil.copytree(airl_run, old)
+    meta_path = old / "checkpoints" / "best.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["config"]["model"]["dct_input_scale"] == 255.0
+    del meta["config"]["model"]["dct_input_scale"]
+    meta_path.write_text(json.dumps(meta))
+    assert fakescope.load(old).cfg.model.dct_input_scale == 1.0
+    assert fakescope.load(airl_run).cfg.model.dct_input_scale == 255.0
+
+
+def test_a_tight_face_crop_scored_without_aligned_gets_a_note(airl_run, shared_data, capsys):
+    """Re-aligning a tight 224-px DFDC crop zooms out: most of the new crop comes from outside the
+    image. detect fills it by reflection (preprocess.align.border) and says to use --aligned."""
+    path = _faces(shared_data)[0]
+    rc, out, err = _run_cli(capsys, str(path), "--model", str(airl_run), "--json")
+    assert rc == 0, err
+    res = json.loads(out)["results"][0]
+    assert res["faces"][0]["outside_frame"] > 0.25
+    assert "--aligned" in res["note"] and "filled: reflect" in res["note"]
+    assert "note:" in err and "--aligned" in err
+    rc, out, err = _run_cli(capsys, str(path), "--model", str(airl_run), "--json", "--aligned")
+    res = json.loads(out)["results"][0]
+    assert "note" not in res and "outside_frame" not in res["faces"][0]

@@ -39,6 +39,22 @@ class AlignedFace:
     box: list[float] | None = None
     landmarks: list[list[float]] | None = None
     detection_score: float | None = None
+    outside_frame: float | None = None
+
+
+#: Above this share of the aligned crop filled from outside the image, the input is probably already a
+#: face crop: re-aligning it zooms out (docs/detect.md "Borders"), so detect says so.
+TIGHT_CROP_SHARE = 0.25
+
+
+def _tight_crop_note(faces: Sequence[FaceResult], border: str) -> str | None:
+    worst = max((f.outside_frame or 0.0 for f in faces), default=0.0)
+    if worst <= TIGHT_CROP_SHARE:
+        return None
+    return (
+        f"{worst:.0%} of the aligned face crop lies outside the image (filled: {border}); if the input is "
+        "already a face crop, score it with --aligned (aligned=True) instead"
+    )
 
 
 def _is_video(src: ImageInput) -> bool:
@@ -111,7 +127,7 @@ class FaceForgeryDetector:
     # -- stages -----------------------------------------------------------------------------------
     def find_faces(self, image: np.ndarray, max_faces: int | None = None) -> list[AlignedFace]:
         """Detect and align every face of an RGB uint8 image, largest first."""
-        from fakescope.preprocess.align import align_face
+        from fakescope.preprocess.align import align_face, outside_share
 
         t0 = time.perf_counter()
         dets = sorted(self.face_detector.detect(image), key=lambda d: d.area, reverse=True)
@@ -119,13 +135,15 @@ class FaceForgeryDetector:
             dets = dets[:max_faces]
         faces = []
         for d in dets:
-            aligned = align_face(image, d.landmarks, self.cfg.preprocess.align, box=d.box)
+            align = self.cfg.preprocess.align
+            aligned = align_face(image, d.landmarks, align, box=d.box)
             faces.append(
                 AlignedFace(
                     aligned.image,
                     [round(float(v), 1) for v in d.box],
                     np.asarray(d.landmarks, np.float64).round(2).tolist(),
                     float(d.score),
+                    outside_share(aligned.matrix, image.shape, align.size),
                 )
             )
         self.timings["detect_align"] += time.perf_counter() - t0
@@ -197,6 +215,7 @@ class FaceForgeryDetector:
                     frame=frame,
                     time_s=time_s,
                     inr=r,
+                    outside_frame=f.outside_frame,
                     crop=self.model_input(f.crop),
                     heatmaps=m,
                 )  # fmt: skip
@@ -254,6 +273,7 @@ class FaceForgeryDetector:
         agg = float(scores.max() if self.options.image_score == "max" else scores.mean())
         pred = self.prediction(name, "image", results, agg)
         pred.explained = list(range(len(results)))
+        pred.error = _tight_crop_note(results, self.cfg.preprocess.align.border)
         return pred
 
     def explain(self, prediction: Prediction, cfg: Any = None) -> list[Any]:

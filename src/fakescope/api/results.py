@@ -48,6 +48,8 @@ class FaceResult:
     frame: int | None = None
     time_s: float | None = None
     inr: dict[str, Any] | None = None
+    #: share of the aligned crop filled from outside the image (``preprocess.align.border``)
+    outside_frame: float | None = None
     crop: np.ndarray | None = field(default=None, repr=False)
     heatmaps: np.ndarray | None = field(default=None, repr=False)
 
@@ -64,6 +66,8 @@ class FaceResult:
             d["time_s"] = self.time_s
         if self.inr is not None:
             d["inr"] = self.inr
+        if self.outside_frame is not None:
+            d["outside_frame"] = round(self.outside_frame, 4)
         return d
 
 
@@ -121,6 +125,8 @@ class Prediction:
             "threshold_source": self.threshold_source,
             "faces": [f.to_dict() for f in self.faces],
         }
+        if self.error:
+            d["note"] = self.error
         if self.kind == "video":
             d.update(
                 frames_sampled=self.frames_sampled,

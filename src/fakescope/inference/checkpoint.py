@@ -238,6 +238,16 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
     model.load_state_dict(state, strict=True)
 
 
+def _upgrade_saved_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill fields that a config saved by an older fakescope lacks with the value that older code used,
+    not today's default, so an old run scores as it was trained. ``model.dct_input_scale`` (added with
+    the AIRL DCT-scale fix) was effectively 1.0 before it existed."""
+    model = dict(raw.get("model") or {})
+    if "dct_input_scale" not in model:
+        model["dct_input_scale"] = 1.0
+    return {**raw, "model": model}
+
+
 def load_detector(
     run_dir_or_checkpoint: str | os.PathLike[str],
     device: str | torch.device = "cpu",
@@ -255,7 +265,7 @@ def load_detector(
     json_path = resolve_checkpoint(run_dir_or_checkpoint, prefer)
     meta = read_checkpoint_meta(json_path)
     try:
-        cfg = config_from_dict(meta["config"], str(json_path))
+        cfg = config_from_dict(_upgrade_saved_config(meta["config"]), str(json_path))
     except FakescopeError as err:
         raise ModelLoadError(f"{json_path}: its saved config no longer validates: {err}") from None
     if cfg.model.name != meta.get("detector"):

@@ -25,6 +25,7 @@ __all__ = [
     "similarity_matrix",
     "align_face",
     "box_matrix",
+    "outside_share",
 ]
 
 # ArcFace / InsightFace 5-point template for 112x112 crops: left eye, right eye, nose tip, left and
@@ -122,3 +123,11 @@ def align_face(
     return AlignedFace(
         crop, matrix, landmarks.astype(np.float32), _apply(matrix, landmarks).astype(np.float32)
     )
+
+
+def outside_share(matrix: np.ndarray, frame_shape: tuple[int, ...], size: int) -> float:
+    """The share of a ``size`` crop's pixels that ``matrix`` takes from outside the frame (filled by
+    ``align.border``). Large when the input is already a tight face crop that gets re-aligned."""
+    inside = np.full(frame_shape[:2], 255, np.uint8)
+    warped = cv2.warpAffine(inside, matrix, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
+    return float((warped == 0).mean())

@@ -38,7 +38,10 @@ class AlignConfig(StrictModel):
     )
     template: Literal["arcface"] = Field("arcface", description="5-point template (ArcFace 112 px, scaled)")
     border: Literal["constant", "replicate", "reflect"] = Field(
-        "constant", description="how pixels outside the frame are filled (constant = black)"
+        "reflect",
+        description="how crop pixels outside the frame are filled: reflect (default; measured: INR steps on "
+        "re-aligned DFDC faces equal the training crops', black borders cost 60% more and put a hard edge "
+        "into the DCT stream), replicate, or constant (black)",
     )
     interpolation: Literal["linear", "cubic", "area"] = Field(
         "linear", description="resampling used by the alignment warp"
