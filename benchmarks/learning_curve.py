@@ -1,0 +1,160 @@
+"""Learning curves: DFDC test AUC (bootstrap 95% interval) against the number of training faces, per
+detector (issue 11 part 3). This tells whether a paper's claim fails at this scale or fails outright.
+
+    python benchmarks/learning_curve.py --detectors clip airl_rgb airl --sizes 500 1000 2000 all all+more \
+        --out runs/learning_curve [--set train.epochs=6 ...]
+
+Protocol (fixed before any result was seen; nothing here is chosen on test):
+- ``dfdc-faces`` is split by group (source video) with the default seeded 70/15/15 split, exactly as
+  ``train`` splits it. Its **val** split selects the epoch and the threshold; its **test** split is
+  the only test, for every size.
+- Training sets are nested: the faces of a size-n set are a subset of every larger set. They are drawn
+  as whole (real, fake) groups in a seeded order from the train split, so both classes stay balanced.
+  ``all`` is the whole train split (about 4200 faces); ``all+more`` adds every face of
+  ``dfdc-faces-more`` (6000 pairs from source videos in neither ``dfdc-faces`` nor any test set).
+- Each (detector, size) is one run of ``configs/cpu/<detector>.yaml`` with ``--set`` overrides, trained
+  by ``fakescope.train`` (resumable: rerun the same command after a crash and it continues), then
+  scored by ``fakescope.eval.evaluate`` on the test split.
+- Results: ``OUT/learning_curve.json`` (one row per run: faces, AUC and interval, wall time, epochs
+  run, and whether the run's budget was cut) and ``OUT/learning_curve.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rows(manifest: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        return [{**r, "path": str((manifest.parent / r["path"]).resolve())} for r in csv.DictReader(fh)]
+
+
+def build_manifests(data: Path, sizes: list[str], out: Path, seed: int = 0) -> dict[str, Path]:
+    """One manifest per size with an explicit ``split`` column (train subset, dfdc val, dfdc test)."""
+    from fakescope.data.config import SplitConfig
+    from fakescope.data.manifest import read_manifest, split_by_group
+
+    base = split_by_group(read_manifest(data / "dfdc-faces" / "manifest.csv"), SplitConfig())
+    by_group: dict[str, list] = defaultdict(list)
+    for r in base["train"]:
+        by_group[r.group].append(r)
+    order = sorted(by_group)
+    random.Random(seed).shuffle(order)
+    more = read_manifest(data / "dfdc-faces-more" / "manifest.csv") if "all+more" in sizes else []
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for size in sizes:
+        if size in ("all", "all+more"):
+            train = list(base["train"]) + (list(more) if size == "all+more" else [])
+        else:
+            train, n = [], int(size)
+            for g in order:
+                if len(train) >= n:
+                    break
+                train += by_group[g]
+        lines = ["path,label,group,split"]
+        for split, rows in (("train", train), ("val", base["val"]), ("test", base["test"])):
+            lines += [f"{r.path},{'fake' if r.label else 'real'},{r.group},{split}" for r in rows]
+        p = out / f"manifest_{size}.csv"
+        p.write_text("\n".join(lines) + "\n")
+        paths[size] = p
+    return paths
+
+
+def run_one(detector: str, size: str, manifest: Path, out: Path, overrides: list[str], device: str) -> dict:
+    from fakescope.config import load_config
+    from fakescope.eval.evaluate import evaluate_runs
+    from fakescope.train.trainer import train
+
+    run = out / "runs" / f"{detector}__{size}"
+    result_file = run / "learning_curve_row.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    cfg = load_config(REPO / "configs" / "cpu" / f"{detector}.yaml",
+                      [f"data.manifest={manifest}", f"device={device}", *overrides])  # fmt: skip
+    t0 = time.time()
+    resume = (run / "checkpoints" / "last.json").is_file()
+    res = train(cfg, run, resume=resume)
+    train_s = time.time() - t0
+    summary = evaluate_runs([run], [str(manifest)], out_dir=run / "eval", split="test", plots=False,
+                            device=device, progress=False)  # fmt: skip
+    rec = {k: v for k, v in summary["cross_dataset"][0].items() if k != "run"}
+    n_train = sum(1 for line in manifest.read_text().splitlines()[1:] if line.endswith(",train"))
+    row = {
+        "detector": detector, "size": size, "train_faces": n_train, "metrics": rec,
+        "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epochs_budget": cfg.train.epochs,
+        "stopped_early": res.stopped_early, "best_val_auc": res.best_val_auc,
+        "train_seconds_this_call": round(train_s, 1), "resumed": resume, "overrides": overrides,
+    }  # fmt: skip
+    result_file.write_text(json.dumps(row, indent=2))
+    return row
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Test AUC with its bootstrap 95% interval against training faces (log x), one line per detector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    by_det: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_det[r["detector"]].append(r)
+    for det, rs in by_det.items():
+        rs = sorted(rs, key=lambda r: r["train_faces"])
+        x = [r["train_faces"] for r in rs]
+        y = [r["metrics"]["auc"] for r in rs]
+        lo = [r["metrics"]["auc"] - r["metrics"]["auc_ci_low"] for r in rs]
+        hi = [r["metrics"]["auc_ci_high"] - r["metrics"]["auc"] for r in rs]
+        ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=det)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("training faces (DFDC)")
+    ax.set_ylabel("DFDC test AUC (95% bootstrap CI)")
+    ax.set_title("Learning curves, CPU recipes (configs/cpu)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--detectors", nargs="+", default=["clip", "airl_rgb", "airl"])
+    p.add_argument("--sizes", nargs="+", default=["500", "1000", "2000", "all"])
+    p.add_argument("--out", default=str(REPO / "runs" / "learning_curve"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    manifests = build_manifests(Path(args.data), args.sizes, out)
+    rows = []
+    for det in args.detectors:
+        for size in args.sizes:
+            print(f"== {det} @ {size}", flush=True)
+            rows.append(run_one(det, size, manifests[size], out, args.overrides, args.device))
+            # Every finished run under OUT, from this call or earlier ones (the table grows across calls).
+            every = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
+            (out / "learning_curve.json").write_text(json.dumps(every, indent=2))
+            plot(every, out / "learning_curve.png")
+    print(json.dumps(rows, indent=2)[:4000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
