@@ -132,6 +132,27 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The learning-curve table for docs/results.md: one row per run, sorted by detector and size."""
+    lines = [
+        "| detector | training faces | DFDC test AUC [95% CI] | Acc (val threshold) | best epoch / run / budget | train wall |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(rows, key=lambda r: (r["detector"], r["train_faces"])):
+        m = r["metrics"]
+        budget = f"{r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}"
+        if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"]:
+            budget += " (budget reached)"
+        changed = [o for o in r.get("overrides", []) if not o.startswith("train.progress")]
+        name = f"`{r['detector']}`" + (f" ({', '.join(changed)})" if changed else "")
+        lines.append(
+            f"| {name} | {r['train_faces']} | {m['auc']:.3f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}] "
+            f"| {m['acc_val_threshold']:.3f} | {budget} | {r['train_seconds_this_call'] / 60:.1f} min"
+            f"{' (resumed)' if r['resumed'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
@@ -140,8 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(REPO / "runs" / "learning_curve"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--markdown", action="store_true", help="print the table of finished runs and exit")
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.markdown:
+        print(
+            markdown([json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))])
+        )
+        return 0
     manifests = build_manifests(Path(args.data), args.sizes, out)
     rows = []
     for det in args.detectors:

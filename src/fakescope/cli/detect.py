@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fakescope detect: {err}", file=sys.stderr)
     for pred in outcome.predictions:
         if pred.error:  # a note on a scored input (short video, a re-aligned tight crop)
-            print(f"fakescope detect: note: {pred.source}: {pred.error}", file=sys.stderr)
+            print(f"note: {pred.source}: {pred.error}", file=sys.stderr)
     if args.json:
         doc = {
             "model": args.model,

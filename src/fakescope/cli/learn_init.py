@@ -1,7 +1,7 @@
 """`fakescope learn-inr-init`: meta-learn a shared INR initialisation on training faces (Reptile).
 
 Not in the paper; DESIGN.md "Fitting" allows a learned initialisation file. See
-fakescope.inr.learned_init for the method and README "INR engine" for what it buys and costs.
+fakescope.inr.learned_init for the method and docs/inr.md for what it buys and costs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ Meta-learn one shared INR initialisation with Reptile from the TRAIN split of th
 group exactly as `fakescope train` splits it: data.split, or the manifest's split column), and write
 it as safetensors. Test-split faces are never read. Fitting then starts every face from it: set inr.init_file to the file and
 inr.lr to inr_init.inner_lr. Every face still starts from the same weights, so heatmaps stay
-comparable across faces, but they are not the same heatmaps as from the seeded init (README).
+comparable across faces, but they are not the same heatmaps as from the seeded init (docs/inr.md).
 
 A checkpoint (<out>.state) is written every inr_init.checkpoint_every meta-updates; re-running the
 same command resumes from it. At the end, inr_init.holdout_images faces of the VALIDATION split

@@ -39,7 +39,7 @@ class SplitConfig(StrictModel):
 
 class LayoutOptions(StrictModel):
     """Choices for the benchmark layout builders (``fakescope.data.layouts``); each layout reads only
-    the fields that concern it. See the README section "Data" for every layout's folder tree."""
+    the fields that concern it. See docs/data.md for every layout's folder tree."""
 
     compression: Literal["raw", "c23", "c40"] = Field("c23", description="FaceForensics++ / DFD quality")
     methods: list[str] | None = Field(
@@ -76,7 +76,7 @@ class DataConfig(StrictModel):
     manifest: str | None = None
     layout: Literal["manifest", "folder", "ffpp", "celebdf", "dfdc_preview", "deeperforensics"] = Field(
         "manifest",
-        description="how to read `root`: a manifest CSV or one of the benchmark layouts (README, Dataset layouts)",
+        description="how to read `root`: a manifest CSV or one of the benchmark layouts (docs/data.md, Dataset layouts)",
     )
     root: str | None = None
     layout_options: LayoutOptions = LayoutOptions()

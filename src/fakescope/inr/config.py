@@ -1,6 +1,6 @@
 """The ``inr`` config section (DESIGN.md "INFER"; papers/INFER.txt §3.3-3.4, supplementary A.1-A.4).
 
-Fields marked "not in the paper" are choices the paper leaves open; README section "INR engine"
+Fields marked "not in the paper" are choices the paper leaves open; docs/inr.md
 explains each default and the measurement behind it.
 """
 
@@ -15,7 +15,7 @@ from fakescope.utils.schema import StrictModel
 # Fields that change how fast a fit runs but not what it computes (on CPU the batched, per-image and
 # worker paths give bit-identical maps, tests/test_inr.py). They are left out of the cache's config
 # hash. ``compile`` is not among them: compiled kernels round differently, and the fit amplifies that
-# (layer-3 heatmaps correlate only ~0.8 with eager ones, README "INR engine").
+# (layer-3 heatmaps correlate only ~0.8 with eager ones, docs/inr.md).
 EXECUTION_ONLY_FIELDS = frozenset({"cache_dir", "batch_size", "workers", "cpu_path"})
 
 
@@ -33,7 +33,7 @@ class InrConfig(StrictModel):
     lr: float = Field(
         3e-3,
         gt=0,
-        description="Adam learning rate (not in the paper; SIREN's 1e-4 is far slower, see README)",
+        description="Adam learning rate (not in the paper; SIREN's 1e-4 is far slower, see docs/inr.md)",
     )
     lr_decay_factor: float = Field(
         0.1,
@@ -84,7 +84,8 @@ class InrConfig(StrictModel):
     workers: int = Field(0, ge=0, description="CPU worker processes; 0 = one per available core")
     batch_size: int = Field(32, ge=1, description="images fitted together by the batched path")
     compile: bool = Field(
-        False, description="torch.compile the forward+loss (optional speed-up; changes the maps, see README)"
+        False,
+        description="torch.compile the forward+loss (optional speed-up; changes the maps, see docs/inr.md)",
     )
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ on a CPU with AVX512-BF16 and on GPUs, but bf16 rounding of the sine layers' inp
 omega0 = 30) caps the PSNR a bf16 fit reaches. So the early steps, which only have to get near the
 target, run the forward under bf16 autocast, and the batch switches to fp32 for good once every
 active image is within the margin of the target. No image stops during the bf16 phase: every stop,
-and every recorded PSNR, comes from an fp32 forward. README "INR engine" gives the measured trade.
+and every recorded PSNR, comes from an fp32 forward. docs/inr.md gives the measured trade.
 """
 
 from __future__ import annotations

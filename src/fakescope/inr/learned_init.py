@@ -14,7 +14,7 @@ coordinate network needs on a class of images such as faces:
 The inner loop is :func:`fakescope.inr.fitting.fit_batch` itself (Adam at ``inner_lr``, full batch,
 MSE, the configured target range), so the init is learned for the fit that will start from it.
 Fits that start near a good solution want a smaller step than fits from a random init, so the file
-records ``inner_lr`` and fitting with it should set ``inr.lr`` to that value (README "INR engine").
+records ``inner_lr`` and fitting with it should set ``inr.lr`` to that value (docs/inr.md).
 
 The job writes a checkpoint (theta, meta-update count, RNG state) every ``checkpoint_every``
 meta-updates; a killed run resumes from it and produces the same file as an uninterrupted one.

@@ -1,7 +1,7 @@
 """The ``model`` config section: which registered detector to build and how.
 
 Every architectural choice that papers/INFER.txt §3.5 / §4.2 and papers/AIRL.txt §III leave open is a
-field here, with the value used in ``configs/`` as its default (see README "Detectors").
+field here, with the value used in ``configs/`` as its default (see docs/detectors.md).
 """
 
 from __future__ import annotations

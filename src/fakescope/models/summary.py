@@ -117,7 +117,7 @@ def _millions(n: int) -> str:
 
 
 def format_table(rows: list[DetectorSummary], markdown: bool = True) -> str:
-    """A table of ``rows``: Markdown (for the README) or aligned plain text."""
+    """A table of ``rows``: Markdown (for the docs) or aligned plain text."""
     header = ["detector", "family", "backbone", "inputs", "params", "trainable", "GFLOPs", "GMACs", "paper"]
     body = [
         [

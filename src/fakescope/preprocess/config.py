@@ -1,7 +1,6 @@
 """The ``preprocess`` config section (DESIGN.md, "Preprocessing"; INFER §3.1, AIRL §IV-B).
 
-Every choice the papers leave open is a field here and is described in the README's preprocessing
-section.
+Every choice the papers leave open is a field here and is described in docs/preprocessing.md.
 """
 
 from __future__ import annotations

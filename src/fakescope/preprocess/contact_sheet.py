@@ -1,4 +1,4 @@
-"""Contact sheets: tile face crops into one image, to check alignment by eye (README worked example)."""
+"""Contact sheets: tile face crops into one image, to check alignment by eye (docs/preprocessing.md)."""
 
 from __future__ import annotations
 
