@@ -11,8 +11,7 @@ Names are imported lazily (PEP 562), so ``fakescope --help`` does not pay for im
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fakescope.utils.lazy import lazy_getattr
 
 _EXPORTS = {
     "ModelInputs": "fakescope.inference.inputs",
@@ -34,8 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fakescope.inference' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("fakescope.inference", _EXPORTS)

@@ -8,8 +8,7 @@ Names are imported lazily (PEP 562) so that reading a config, which imports
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fakescope.utils.lazy import lazy_getattr
 
 _EXPORTS = {
     "CpuWorkerPool": "fakescope.inr.engine",
@@ -27,8 +26,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fakescope.inr' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("fakescope.inr", _EXPORTS)
