@@ -32,13 +32,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _rows(manifest: Path) -> list[dict[str, str]]:
-    import csv
-
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        return [{**r, "path": str((manifest.parent / r["path"]).resolve())} for r in csv.DictReader(fh)]
-
-
 def build_manifests(data: Path, sizes: list[str], out: Path, seed: int = 0) -> dict[str, Path]:
     """One manifest per size with an explicit ``split`` column (train subset, dfdc val, dfdc test)."""
     from fakescope.data.config import SplitConfig

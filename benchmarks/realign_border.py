@@ -20,14 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from fakescope.config import config_from_dict
 from fakescope.data.images import load_image_rgb
 from fakescope.inr import heatmaps_for_images
-from fakescope.preprocess.align import align_face
+from fakescope.preprocess.align import align_face, outside_share
 from fakescope.preprocess.detectors import build_face_detector
 from fakescope.utils.atomic import atomic_write_json
 
@@ -40,12 +39,6 @@ def _faces(data: Path, n: int) -> list[Path]:
     fake = sorted((data / "dfdc-faces" / "fake").glob("*.jpg"))
     out = [p for pair in zip(real, fake, strict=False) for p in pair]
     return out[:n]
-
-
-def _outside_mask(matrix: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
-    ones = np.full(shape, 255, np.uint8)
-    warped = cv2.warpAffine(ones, matrix, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
-    return warped == 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             aligned = align_face(image, dets[0].landmarks, align, box=dets[0].box)
             crops[fill].append(aligned.image)
             diffs[fill].append(float(np.abs(aligned.image.astype(float) - image.astype(float)).mean()))
-        outside.append(float(_outside_mask(aligned.matrix, image.shape[:2], align.size).mean()))
+        outside.append(outside_share(aligned.matrix, image.shape, align.size))
     rows = {}
     for name, images in crops.items():
         t0 = time.perf_counter()

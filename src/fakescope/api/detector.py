@@ -294,10 +294,11 @@ class FaceForgeryDetector:
                 try:
                     # Reuse the heatmaps already fitted for this face instead of fitting the INR again.
                     hm = None if face.heatmaps is None else [face.heatmaps]
-                    batch, _ = batch_for_crops([face.crop], self.cfg, self.device, self.detector, heatmaps=hm)
                     # Without the cached embedding the detector runs its image backbone, which is what
                     # Grad-CAM hooks (INFER A.8: Grad-CAM on the CLIP branch).
-                    batch.pop("clip", None)
+                    batch, _ = batch_for_crops(
+                        [face.crop], self.cfg, self.device, self.detector, heatmaps=hm, embeddings=False
+                    )
                     ex.cam = gradcam(self.detector, batch)[0]
                 except GradCamError as err:
                     ex.cam_note = str(err)

@@ -23,6 +23,7 @@ __all__ = [
     "load_data_rows",
     "load_splits",
     "read_seen_hashes",
+    "seen_hashes_of",
     "split_seen",
     "write_seen_rows",
 ]
@@ -90,6 +91,17 @@ def write_seen_rows(path: str | os.PathLike[str], splits: dict[str, Sequence[Man
         for r in rows:
             writer.writerow([split, r.path, _sha256_or_none(r.path) or ""])
     atomic_write_text(path, buf.getvalue())
+
+
+def seen_hashes_of(splits: dict[str, Sequence[ManifestRow]]) -> dict[str, str]:
+    """``{sha256: split}`` of readable rows, as :data:`SEEN_ROWS_FILE` records them."""
+    out: dict[str, str] = {}
+    for split, rows in splits.items():
+        for r in rows:
+            digest = _sha256_or_none(r.path)
+            if digest:
+                out[digest] = split
+    return out
 
 
 def read_seen_hashes(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -37,7 +37,14 @@ from torch.utils.data import DataLoader
 from fakescope.config import ExperimentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.manifest import LABEL_NAMES, ManifestRow, read_manifest, split_by_group
-from fakescope.data.splits import SEEN_ROWS_FILE, cap_rows, load_splits, read_seen_hashes, split_seen
+from fakescope.data.splits import (
+    SEEN_ROWS_FILE,
+    cap_rows,
+    load_splits,
+    read_seen_hashes,
+    seen_hashes_of,
+    split_seen,
+)
 from fakescope.errors import FakescopeError, InputError
 from fakescope.inference.checkpoint import load_detector
 from fakescope.inference.inputs import detector_inputs, precompute_inputs
@@ -141,14 +148,7 @@ def seen_hashes(run_dir: Path, cfg: ExperimentConfig) -> dict[str, str] | None:
         splits = load_splits(cfg.data)
     except (OSError, FakescopeError):
         return None
-    from fakescope.utils.hashing import file_sha256
-
-    out: dict[str, str] = {}
-    for split in ("train", "val"):
-        for r in splits[split]:
-            with contextlib.suppress(OSError):
-                out[file_sha256(r.path)] = split
-    return out
+    return seen_hashes_of({"train": splits["train"], "val": splits["val"]})
 
 
 def drop_seen_rows(

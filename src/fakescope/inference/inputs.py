@@ -179,16 +179,19 @@ def batch_for_crops(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     heatmaps: Sequence[np.ndarray] | None = None,
+    embeddings: bool = True,
 ) -> tuple[dict[str, Any], ModelInputs]:
     """The batch dict of docs/CONTRACTS.md for aligned crops of any size (``detect`` and the API).
 
     The crops are resized with :func:`model_image`, then given the same stored inputs the training and
-    evaluation data get. ``heatmaps`` reuses maps already fitted for these crops (explanations)."""
+    evaluation data get. ``heatmaps`` reuses maps already fitted for these crops; ``embeddings=False``
+    leaves out the cached image embedding, so the detector runs its image backbone (Grad-CAM hooks it)."""
     images = [model_image(c, cfg) for c in crops]
     needed = set(detector_inputs(detector)) - {"image"}
     if heatmaps is not None:
         needed.discard("heatmaps")
-    if not getattr(detector, "uses_image_embedding", False) or getattr(detector, "backbone", None) is None:
+    uses_embedding = getattr(detector, "uses_image_embedding", False) and getattr(detector, "backbone", None)
+    if not embeddings or not uses_embedding:
         needed.discard("clip")
     built = compute_inputs(needed, images, cfg, device, detector=detector, cache_dir=cache_dir)
     if heatmaps is not None:
