@@ -30,7 +30,9 @@ __all__ = ["ExperimentConfig", "load_config", "apply_overrides", "save_config", 
 class ExperimentConfig(StrictModel):
     name: str = Field("experiment", description="run name; the run directory is <output_dir>/<name>")
     seed: int = Field(0, description="seed for splits, initialisation, sampling and augmentation")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$", description="auto | cpu | cuda | cuda:N"
+    )
     output_dir: str = Field("runs", description="parent folder of run directories")
     data: DataConfig = DataConfig()
     preprocess: PreprocessConfig = PreprocessConfig()

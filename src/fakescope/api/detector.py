@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fakescope.api.results import DetectOptions, FaceResult, ImageInput, Prediction, source_name
-from fakescope.errors import NoFaceError
+from fakescope.errors import InputError, NoFaceError
 from fakescope.inference.inputs import batch_for_crops, detector_inputs, model_image
 from fakescope.inference.predict import predict_batch
 
@@ -193,6 +193,16 @@ class FaceForgeryDetector:
         self.counts["faces"] += len(crops)
         return (np.concatenate(scores) if scores else np.zeros(0, np.float32)), records, maps
 
+    def check_scores(self, name: str, scores: np.ndarray) -> None:
+        """A non-finite score is an error for the input, never a label (damaged weights, or an input
+        the model cannot score): raise :class:`InputError` naming it."""
+        if scores.size and not bool(np.isfinite(scores).all()):
+            bad = int((~np.isfinite(scores)).sum())
+            raise InputError(
+                f"{name}: the model gave a non-finite score (NaN or infinity) for {bad} of {scores.size} "
+                f"face(s); no verdict (are the weights of {self.source} damaged?)"
+            )
+
     def face_results(
         self,
         faces: Sequence[AlignedFace],
@@ -269,6 +279,7 @@ class FaceForgeryDetector:
                     "pass --aligned if the image is already a face crop"
                 )
         scores, records, maps = self.score_crops([f.crop for f in faces])
+        self.check_scores(name, scores)
         results = self.face_results(faces, scores, records, maps)
         agg = float(scores.max() if self.options.image_score == "max" else scores.mean())
         pred = self.prediction(name, "image", results, agg)

@@ -70,6 +70,7 @@ def predict_video(det: FaceForgeryDetector, path: Path, aligned: bool, progress:
     chosen = _choose_faces(det, per_frame, aligned)
     scored = [i for i, c in enumerate(chosen) if c is not None]
     scores, records, maps = det.score_crops([chosen[i].crop for i in scored])
+    det.check_scores(str(path), scores)
     faces = det.face_results([chosen[i] for i in scored], scores, records, maps, [frames[i] for i in scored])
     frame_scores: list[float | None] = [None] * len(frames)
     for k, i in enumerate(scored):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from fakescope.cli.common import add_set_argument
+from fakescope.cli.common import add_set_argument, nonneg_int, positive_int
 
 DESCRIPTION = """Measure how fast `detect` scores faces, per model family, split into face detection +
 alignment, features (INR fit + heatmaps for INFER, frozen image embedding) and the classifier.
@@ -39,18 +39,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backbone", default="auto", help="model.backbone for --models (default auto = the paper's)"
     )
-    p.add_argument("--image-size", type=int, default=224, help="detector input size (default 224)")
+    p.add_argument("--image-size", type=positive_int, default=224, help="detector input size (default 224)")
     p.add_argument(
-        "--inr-resolution", type=int, default=None, help="INR resolution (default: the image size)"
+        "--inr-resolution", type=positive_int, default=None, help="INR resolution (default: the image size)"
     )
-    p.add_argument("-n", "--num-images", type=int, default=8, help="images timed per model (default 8)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    p.add_argument(
+        "-n", "--num-images", type=positive_int, default=8, help="images timed per model (default 8)"
+    )
+    p.add_argument("--warmup", type=nonneg_int, default=2, help="untimed calls first (default 2)")
     p.add_argument(
         "--images", default=None, metavar="DIR", help="folder of images (default ../shared/data/dfdc-faces)"
     )
     p.add_argument("--aligned", action="store_true", help="inputs are aligned crops: skip face detection")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch threads (default: torch's choice)")
     add_set_argument(p, help="config override for --models, e.g. --set inr.max_steps=300 (repeatable)")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results as JSON")
 

@@ -32,3 +32,33 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 def not_built(name: str) -> int:
     print(f"fakescope {name}: not implemented yet in this version", file=sys.stderr)
     return 2
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={low}"
+    return parse
+
+
+#: argparse ``type=`` for counts: a bad value is one line naming the flag (argparse prints it).
+positive_int = _int_at_least(1)
+nonneg_int = _int_at_least(0)
+
+
+def probability(text: str) -> float:
+    """argparse ``type=`` for a threshold: a finite number in [0, 1] (``nan`` and ``inf`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return value

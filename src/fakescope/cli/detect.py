@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from fakescope.cli.common import positive_int
+
 DESCRIPTION = """Score your own images and videos with a trained run.
 
 PATH may be an image, a video (.mp4 .avi .mov .mkv .webm ...), or a folder (searched recursively for
@@ -44,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="frames sampled per video (default: the run's eval.frames_per_video)",
@@ -54,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakescope.api import DetectOptions, detect_paths, expand_inputs, load
+    from fakescope.utils.schema import json_safe
 
     options = DetectOptions(aligned=args.aligned, frames_per_video=args.frames)
     detector = load(args.model, device=args.device, options=options)
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         }
         if args.report:
             doc["report"] = str(outcome.report_index)
-        print(json.dumps(doc, indent=2))
+        # strict JSON: no bare NaN (json_safe turns any non-finite number into null)
+        print(json.dumps(json_safe(doc), indent=2, allow_nan=False))
     else:
         print(outcome.table())
         if args.report and outcome.report_index is not None:

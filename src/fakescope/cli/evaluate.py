@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fakescope.cli.common import nonneg_int, positive_int, probability
 from fakescope.errors import InputError
 
 DESCRIPTION = """Evaluate detector scores.
@@ -44,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="validation predictions CSV: the accuracy threshold is chosen on it",
     )
     thr.add_argument(
-        "--threshold", type=float, metavar="T", help="fixed threshold for accuracy (score >= T is fake)"
+        "--threshold", type=probability, metavar="T", help="fixed threshold for accuracy (score >= T is fake)"
     )
     p.add_argument(
         "--threshold-rule",
@@ -55,12 +56,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=nonneg_int,
         default=1000,
         metavar="N",
         help="bootstrap resamples for the AUC interval (0: none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed")
     p.add_argument("--run", dest="runs", action="append", default=[], metavar="RUN",
                    help="trained run directory or checkpoint (repeatable)")  # fmt: skip
     p.add_argument("--data", dest="datasets", action="append", default=[], metavar="NAME_OR_MANIFEST",
@@ -71,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--split", default="auto", choices=["auto", "all", "train", "val", "test"],
                    help="rows to score: auto = test split of the run's training data, else everything")  # fmt: skip
-    p.add_argument("--max-images", type=int, default=None, metavar="N",
+    p.add_argument("--max-images", type=positive_int, default=None, metavar="N",
                    help="score at most N images per dataset (class-stratified, seeded)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-plots", action="store_true", help="skip the ROC and t-SNE figures")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fakescope.cli.common import add_config_arguments, config_from_args
+from fakescope.cli.common import add_config_arguments, config_from_args, nonneg_int, positive_int
 
 DESCRIPTION = """\
 Fit one INR per face of a manifest (path,label,group) until it reaches inr.target_psnr, and store
@@ -28,14 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument(
         "--figures",
-        type=int,
+        type=nonneg_int,
         default=0,
         metavar="N",
         help="write N Fig.3-style figures (input, heatmap per layer, reconstruction; real and fake)",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=nonneg_int,
         default=None,
         metavar="K",
         help="fit in K single-threaded worker processes (sets inr.cpu_path=workers; 0 = one per core); "
@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache", default=None, metavar="DIR", help="heatmap cache folder (default inr.cache_dir)"
     )
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N manifest rows")
+    p.add_argument(
+        "--limit", type=positive_int, default=None, metavar="N", help="only the first N manifest rows"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fakescope.cli.common import add_config_arguments, config_from_args
+from fakescope.cli.common import add_config_arguments, config_from_args, positive_int
 
 DESCRIPTION = """List every registered detector with its parameter count and FLOPs for one image.
 
@@ -22,7 +22,9 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--image-size", type=int, default=224, help="side of the input image (default 224)")
+    p.add_argument(
+        "--image-size", type=positive_int, default=224, help="side of the input image (default 224)"
+    )
     p.add_argument(
         "--backbone",
         default=None,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fakescope.cli.common import add_config_arguments, config_from_args
+from fakescope.cli.common import add_config_arguments, config_from_args, nonneg_int, positive_int
 
 DESCRIPTION = """\
 Turn videos and images into aligned face crops plus a crop manifest (INFER §3.1, AIRL §IV-B).
@@ -61,15 +61,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["even", "every_k", "all", "per_label"],
         help="frame sampling (preprocess.frames.policy)",
     )
-    p.add_argument("--frames", type=int, metavar="COUNT", help="frames per video for --policy even")
-    p.add_argument("--every-k", type=int, metavar="K", help="stride for --policy every_k")
+    p.add_argument("--frames", type=positive_int, metavar="COUNT", help="frames per video for --policy even")
+    p.add_argument("--every-k", type=positive_int, metavar="K", help="stride for --policy every_k")
     p.add_argument("--face-select", choices=["largest", "confident", "track"], help="which face when several")
     p.add_argument("--no-face", choices=["drop", "score_half"], help="what frames without a face mean")
     p.add_argument(
         "--format", choices=["png", "jpg"], help="crop file format (jpg uses preprocess.jpeg_quality)"
     )
-    p.add_argument("--workers", type=int, help="worker processes (preprocess.workers)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N inputs (a quick look)")
+    p.add_argument("--workers", type=nonneg_int, help="worker processes (preprocess.workers)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N inputs (a quick look)")
     p.add_argument(
         "--overwrite",
         action="store_true",

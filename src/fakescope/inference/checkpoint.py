@@ -11,7 +11,11 @@ A checkpoint named ``NAME`` in ``RUN/checkpoints/`` is:
 
 Every file is written atomically, the JSON last; each safetensors file carries the step in its
 metadata, and loading checks it against the JSON, so a crash between two writes is detected instead
-of resuming from a mixed state.
+of resuming from a mixed state. The JSON also holds the SHA-256 of each safetensors file
+(``weights_sha256``, ``state_sha256``), checked on load: a damaged weights file (bytes flipped inside a
+tensor, the header intact) is refused with one line instead of scoring every input NaN. Checkpoints
+written before the hash existed load without that check, but weights holding NaN or infinity are
+refused either way.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from safetensors.torch import save as st_save
 from fakescope.config import ExperimentConfig, config_from_dict
 from fakescope.errors import FakescopeError, ModelLoadError
 from fakescope.utils.atomic import atomic_write_bytes, atomic_write_json
+from fakescope.utils.hashing import bytes_sha256
 
 __all__ = [
     "FORMAT",
@@ -54,11 +59,14 @@ def _tensors_to_bytes(tensors: dict[str, torch.Tensor], step: int) -> bytes:
     return st_save(flat, metadata={"step": str(step), "format": FORMAT})
 
 
-def _read_tensors(path: Path, expect_step: int | None) -> dict[str, torch.Tensor]:
+def _read_tensors(
+    path: Path, expect_step: int | None, expect_sha256: str | None = None
+) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-        data = st_load(path.read_bytes())
+        raw = path.read_bytes()
+        data = st_load(raw)
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelLoadError(f"{path}: cannot read safetensors file ({err})") from None
     if expect_step is not None and meta.get("step") != str(expect_step):
@@ -66,7 +74,19 @@ def _read_tensors(path: Path, expect_step: int | None) -> dict[str, torch.Tensor
             f"{path}: holds step {meta.get('step')} but its JSON says step {expect_step} "
             "(interrupted while saving?); delete the checkpoint or resume from another"
         )
+    if expect_sha256 is not None and bytes_sha256(raw) != expect_sha256:
+        raise ModelLoadError(
+            f"{path}: damaged weights file (its SHA-256 differs from the one recorded in "
+            f"{path.name.removesuffix('.safetensors')}.json when it was saved); restore it from a copy"
+        )
     return data
+
+
+def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Weights holding NaN or infinity score every input NaN: refuse them at load time."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ModelLoadError(f"{path}: damaged weights: tensor {key} holds NaN or infinite values")
 
 
 def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -147,7 +167,8 @@ def save_checkpoint(
     ``NAME.json``. ``resume`` holds JSON-able scalars needed to continue training."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(ckpt_dir / f"{name}.safetensors", _tensors_to_bytes(model.state_dict(), step))
+    weights = _tensors_to_bytes(model.state_dict(), step)
+    atomic_write_bytes(ckpt_dir / f"{name}.safetensors", weights)
     meta: dict[str, Any] = {
         "format": FORMAT,
         "detector": detector_name,
@@ -156,12 +177,15 @@ def save_checkpoint(
         "val_metrics": val_metrics or {},
         "val_threshold": val_threshold,
         "config": cfg.model_dump(mode="json"),
+        "weights_sha256": bytes_sha256(weights),
     }
     if optimizer is not None:
         opt_tensors, opt_scalars = _optimizer_to_parts(optimizer)
         rng_tensors, rng_scalars = capture_rng()
         tensors = {**opt_tensors, **rng_tensors, **(extra_tensors or {})}
-        atomic_write_bytes(ckpt_dir / f"{name}.state.safetensors", _tensors_to_bytes(tensors, step))
+        state_bytes = _tensors_to_bytes(tensors, step)
+        atomic_write_bytes(ckpt_dir / f"{name}.state.safetensors", state_bytes)
+        meta["state_sha256"] = bytes_sha256(state_bytes)
         meta["resume"] = {**(resume or {}), "optimizer": opt_scalars, "rng": rng_scalars}
     atomic_write_json(ckpt_dir / f"{name}.json", meta)
     return ckpt_dir / f"{name}.json"
@@ -206,7 +230,9 @@ def load_model_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) ->
     st = json_path.with_name(json_path.name.removesuffix(".json") + ".safetensors")
     if not st.is_file():
         raise ModelLoadError(f"{st}: weights file missing")
-    return _read_tensors(st, int(meta["step"]))
+    state = _read_tensors(st, int(meta["step"]), meta.get("weights_sha256"))
+    _check_finite(state, st)
+    return state
 
 
 def load_train_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -214,7 +240,7 @@ def load_train_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) ->
     st = json_path.with_name(json_path.name.removesuffix(".json") + ".state.safetensors")
     if "resume" not in meta or not st.is_file():
         raise ModelLoadError(f"{json_path}: holds no resume state (only checkpoints/last has it)")
-    return _read_tensors(st, int(meta["step"]))
+    return _read_tensors(st, int(meta["step"]), meta.get("state_sha256"))
 
 
 def restore_optimizer(

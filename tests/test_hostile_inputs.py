@@ -1,0 +1,181 @@
+"""Hostile input (issue 16): damaged weights, bad CLI values, bad prediction files, non-UTF-8 names,
+one bad file in a training set, and a corpus of hostile files through every command that takes it.
+
+A tiny AIRL-family checkpoint (random ``efficientnet_tiny``) is written once per module with
+``save_checkpoint``, without training: its scores carry no meaning; the tests check what a user
+sees: one line naming the file and the cause, no traceback, the good files still scored, no partial
+output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fakescope.cli import main
+
+pytestmark = [pytest.mark.shared_data]
+
+
+def _write_run(run: Path, image_size: int = 32) -> Path:
+    from fakescope.config import config_from_dict
+    from fakescope.inference.checkpoint import save_checkpoint
+    from fakescope.models.registry import build_detector
+
+    cfg = config_from_dict(
+        {
+            "name": "tiny",
+            "device": "cpu",
+            "data": {"image_size": image_size},
+            "model": {"name": "airl", "backbone": "efficientnet_tiny", "pretrained": False},
+            "eval": {"frames_per_video": 2, "bootstrap": 0},
+        }
+    )
+    model = build_detector(cfg)
+    save_checkpoint(
+        run / "checkpoints", "best", model=model, cfg=cfg, detector_name="airl", epoch=0, step=1,
+        val_threshold={"frame": 0.5, "video": 0.5},
+    )  # fmt: skip
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return _write_run(tmp_path_factory.mktemp("run") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def faces(shared_data) -> list[Path]:
+    real = sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[:2]
+    fake = sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[:2]
+    return real + fake
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse refusals
+        rc = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _no_traceback(err: str) -> None:
+    assert "Traceback" not in err and "Error:" not in err.replace("error:", ""), err
+
+
+# -- fix 1: damaged weights ---------------------------------------------------------------------------
+
+
+def _flip_tensor_bytes(st: Path) -> None:
+    """Flip bytes inside the tensor data, leaving the safetensors header intact (as a bad disk does)."""
+    raw = bytearray(st.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")
+    for i in range(header + 16, len(raw), max(1, (len(raw) - header) // 64)):
+        raw[i] = 0xFF
+    st.write_bytes(bytes(raw))
+
+
+def test_damaged_weights_are_refused_with_one_line(tiny_run, faces, tmp_path, capsys):
+    run = tmp_path / "damaged"
+    shutil.copytree(tiny_run, run)
+    _flip_tensor_bytes(run / "checkpoints" / "best.safetensors")
+    rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu", "--json")
+    assert rc == 2 and out == ""
+    assert "best.safetensors: damaged weights file" in err and "SHA-256" in err
+    assert len(err.strip().splitlines()) == 1
+    # the untouched copy still scores
+    rc, out, err = _cli(
+        capsys, "detect", faces[0], "--model", tiny_run, "--aligned", "--device", "cpu", "--json"
+    )
+    assert rc == 0 and json.loads(out)["results"][0]["label"] in ("real", "fake")
+
+
+def test_nan_weights_without_a_hash_are_refused(tiny_run, faces, tmp_path, capsys):
+    """A checkpoint written before the hash existed: NaN weights are refused at load, not scored."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run, run)
+    meta_path = run / "checkpoints" / "best.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["weights_sha256"]
+    meta_path.write_text(json.dumps(meta))
+    st = run / "checkpoints" / "best.safetensors"
+    tensors = load_file(str(st))
+    key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    save_file(tensors, str(st), metadata={"step": "1", "format": meta["format"]})
+    rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
+    assert rc == 2 and f"tensor {key} holds NaN" in err
+
+
+def test_non_finite_score_is_an_error_for_that_input_and_json_stays_valid(tiny_run, faces, capsys):
+    import numpy as np
+
+    import fakescope
+    from fakescope.api import detect_paths
+
+    det = fakescope.load(tiny_run, device="cpu")
+    real_classify = det.classify
+    bad = str(faces[1])
+
+    def classify(batch):  # a model that cannot score one particular input
+        probs = real_classify(batch)
+        return np.full_like(probs, np.nan) if det._current == bad else probs
+
+    det.classify = classify
+    orig_predict = det.predict
+
+    def predict(path, **kw):
+        det._current = str(path)
+        return orig_predict(path, **kw)
+
+    det.predict = predict
+    outcome = detect_paths(det, faces, progress=False, aligned=[True] * len(faces))
+    assert [e[0] for e in outcome.errors] == [bad]
+    assert "non-finite score" in outcome.errors[0][1] and bad in outcome.errors[0][1]
+    assert len(outcome.predictions) == len(faces) - 1
+    assert all(p.label in ("real", "fake") for p in outcome.predictions)
+
+
+def test_detect_json_is_strict_json(tiny_run, faces, capsys):
+    rc, out, _ = _cli(
+        capsys, "detect", *faces[:2], "--model", tiny_run, "--aligned", "--device", "cpu", "--json"
+    )
+    assert rc == 0
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+# -- fix 5: bad CLI values ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["detect", "{face}", "--model", "{run}", "--frames", "0"], "--frames"),
+        (["detect", "{face}", "--model", "{run}", "--device", "potato"], "--device potato"),
+        (["evaluate", "--predictions", "{face}", "--threshold", "nan"], "--threshold"),
+        (["evaluate", "--predictions", "{face}", "--bootstrap", "-1"], "--bootstrap"),
+        (["evaluate", "--run", "{run}", "--data", "{face}", "--device", "potato"], "--device potato"),
+        (["fit-inr", "--manifest", "{face}", "--out", "{tmp}/o", "--device", "potato"], "device"),
+        (["fit-inr", "--manifest", "{face}", "--out", "{tmp}/o", "--limit", "0"], "--limit"),
+        (["train", "--config", "{tmp}/c.yaml", "--device", "potato"], "device"),
+        (["prepare", "{face}", "--out", "{tmp}/p", "--device", "cuda:x"], "device"),
+        (["prepare", "{face}", "--out", "{tmp}/p", "--frames", "zero"], "--frames"),
+        (["bench", "--device", "potato"], "--device potato"),
+    ],
+)
+def test_bad_cli_values_are_one_line_naming_the_flag(argv, flag, tiny_run, faces, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("name: x\n")
+    args = [a.format(face=faces[0], run=tiny_run, tmp=tmp_path) for a in argv]
+    rc, _out, err = _cli(capsys, *args)
+    assert rc == 2, err
+    _no_traceback(err)
+    error_lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(error_lines) == 1 and flag in error_lines[0], err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
