@@ -179,3 +179,72 @@ def test_bad_cli_values_are_one_line_naming_the_flag(argv, flag, tiny_run, faces
     error_lines = [ln for ln in err.splitlines() if "error" in ln]
     assert len(error_lines) == 1 and flag in error_lines[0], err
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
+
+
+# -- fix 8: one corrupt image never ends a training run --------------------------------------------------
+
+
+def _small_manifest(shared_data: Path, tmp: Path, n: int = 6) -> tuple[Path, list[dict]]:
+    """``n`` real + ``n`` fake DFDC faces with an explicit train/val split (val: the last two per class)."""
+    rows = []
+    for label in ("real", "fake"):
+        files = sorted((shared_data / "dfdc-faces" / label).glob("*.jpg"))[:n]
+        for i, f in enumerate(files):
+            split = "val" if i >= n - 2 else "train"
+            rows.append({"path": str(f), "label": label, "group": f"{label}{i}", "split": split})
+    return _write_manifest(tmp / "manifest.csv", rows), rows
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _truncated_copy(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 3])
+    return dst
+
+
+def _train_yaml(tmp: Path, manifest: Path, extra: str = "") -> Path:
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text(
+        f"name: t\ndevice: cpu\ndata:\n  manifest: {manifest}\n  image_size: 32\n"
+        "model:\n  name: airl\n  backbone: efficientnet_tiny\n  pretrained: false\n"
+        f"train:\n  epochs: 1\n  batch_size: 4\n  progress: false\n{extra}"
+        "eval:\n  bootstrap: 0\n"
+    )
+    return cfg
+
+
+def test_train_skips_a_corrupt_image_and_still_writes_checkpoints(shared_data, tmp_path, capsys):
+    _, rows = _small_manifest(shared_data, tmp_path)
+    bad = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
+    rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "train"})
+    rows.append({"path": str(tmp_path / "zero.jpg"), "label": "fake", "group": "zero", "split": "val"})
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
+    run = tmp_path / "run"
+    rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
+    assert rc == 0, err
+    _no_traceback(err)
+    assert "skipped 2 unreadable image(s) (1 train, 1 val" in err
+    assert (run / "checkpoints" / "best.json").is_file() and (run / "checkpoints" / "last.json").is_file()
+    skipped = (run / "skipped_rows.csv").read_text()
+    assert "truncated.jpg" in skipped and "zero.jpg" in skipped and "train," in skipped
+
+
+def test_train_bad_images_error_refuses_before_the_first_step(shared_data, tmp_path, capsys):
+    _, rows = _small_manifest(shared_data, tmp_path)
+    bad = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
+    rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "train"})
+    manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
+    cfg = _train_yaml(tmp_path, manifest, "  bad_images: error\n")
+    rc, _out, err = _cli(capsys, "train", "--config", cfg, "--out", tmp_path / "run")
+    assert rc == 2 and "truncated.jpg" in err and "train.bad_images=skip" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()

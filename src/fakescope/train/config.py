@@ -64,4 +64,10 @@ class TrainConfig(StrictModel):
         description="shared cache for precomputed INR heatmaps / frozen-backbone features; "
         "default: inr.cache_dir (content-addressed, so runs share it)",
     )
+    bad_images: Literal["skip", "error"] = Field(
+        "skip",
+        description="train and val images are all decoded once before training: skip = leave out the ones "
+        "that cannot be decoded (listed in RUN/skipped_rows.csv, counted on stderr); error = refuse to "
+        "start, naming the first",
+    )
     progress: bool = Field(True, description="show tqdm progress bars")

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ from tqdm.auto import tqdm
 from fakescope.config import ExperimentConfig, save_config
 from fakescope.data.config import AugmentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
+from fakescope.data.images import iter_images
 from fakescope.data.manifest import ManifestRow
 from fakescope.data.sampler import BalancedBatchSampler
 from fakescope.data.splits import SEEN_ROWS_FILE, load_splits, write_seen_rows
@@ -248,17 +251,71 @@ def _prepare_run_dir(
 def _train_val_rows(cfg: ExperimentConfig) -> tuple[list[ManifestRow], list[ManifestRow]]:
     """The train and val rows (:func:`fakescope.data.splits.load_splits`); the test split stays unread."""
     splits = load_splits(cfg.data)
-    train_rows, val_rows = splits["train"], splits["val"]
+    return _check_splits(splits["train"], splits["val"])
+
+
+def _check_splits(
+    train_rows: list[ManifestRow], val_rows: list[ManifestRow], when: str = ""
+) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    note = f" {when}" if when else ""
     if not train_rows or not val_rows:
         raise InputError(
-            f"data: need train and val rows (got {len(train_rows)} train, {len(val_rows)} val); "
+            f"data: need train and val rows (got {len(train_rows)} train, {len(val_rows)} val{note}); "
             "check data.split or the manifest's split column"
         )
     if len({r.label for r in val_rows}) < 2:
         raise InputError(
-            f"data: the validation split holds one class only ({len(val_rows)} rows); AUC needs both"
+            f"data: the validation split holds one class only ({len(val_rows)} rows{note}); AUC needs both"
         )
+    if len({r.label for r in train_rows}) < 2:
+        raise InputError(f"data: the train split holds one class only ({len(train_rows)} rows{note})")
     return train_rows, val_rows
+
+
+SKIPPED_ROWS_FILE = "skipped_rows.csv"
+
+
+def _drop_unreadable(
+    cfg: ExperimentConfig, run: Path, info: DistInfo, splits: dict[str, list[ManifestRow]]
+) -> dict[str, list[ManifestRow]]:
+    """Decode every train and val image once, before the first step, so that one corrupt file can never
+    end a run mid-epoch. ``train.bad_images``: ``skip`` leaves the bad rows out (listed with their cause
+    in ``RUN/skipped_rows.csv``, counted in one line on stderr); ``error`` refuses to start."""
+    kept: dict[str, list[ManifestRow]] = {}
+    bad: list[tuple[str, str, str]] = []
+    for split, rows in splits.items():
+        errors = {
+            path: str(res)
+            for path, res in iter_images(
+                [r.path for r in rows], max_pixels=cfg.data.max_image_pixels,
+                background=cfg.data.rgba_background, desc=f"check {split} images",
+                progress=cfg.train.progress and info.is_main and len(rows) > 100,
+            )
+            if isinstance(res, InputError)
+        }  # fmt: skip
+        kept[split] = [r for r in rows if r.path not in errors]
+        bad += [(split, path, msg) for path, msg in errors.items()]
+    if not bad:
+        return kept
+    if cfg.train.bad_images == "error":
+        raise InputError(
+            f"{bad[0][2]} ({len(bad)} unreadable train/val image(s); train.bad_images=skip trains without them)"
+        )
+    if info.is_main:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["split", "path", "error"])
+        w.writerows(bad)
+        atomic_write_text(run / SKIPPED_ROWS_FILE, buf.getvalue())
+        counts = ", ".join(
+            f"{sum(b[0] == s for b in bad)} {s}" for s in splits if any(b[0] == s for b in bad)
+        )
+        tqdm.write(
+            f"train: skipped {len(bad)} unreadable image(s) ({counts}; listed in {run / SKIPPED_ROWS_FILE}); "
+            f"first: {bad[0][2]}",
+            file=sys.stderr,
+        )
+    return kept
 
 
 def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistInfo) -> TrainingSetup:
@@ -267,6 +324,10 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
 
     tc = cfg.train
     train_rows, val_rows = _train_val_rows(cfg)
+    readable = _drop_unreadable(cfg, run, info, {"train": train_rows, "val": val_rows})
+    train_rows, val_rows = _check_splits(
+        readable["train"], readable["val"], "after leaving out unreadable images"
+    )
     if info.is_main:  # evaluate recognises these images by content, under any path (leakage guard)
         write_seen_rows(run / SEEN_ROWS_FILE, {"train": train_rows, "val": val_rows})
     detector = build_detector(cfg).to(device)
