@@ -248,3 +248,66 @@ def test_train_bad_images_error_refuses_before_the_first_step(shared_data, tmp_p
     assert rc == 2 and "truncated.jpg" in err and "train.bad_images=skip" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# -- fix 6: evaluate --predictions ------------------------------------------------------------------------
+
+
+def _predictions_text(faces: list[Path], score_of=None) -> str:
+    lines = ["path,label,score,group,video"]
+    for i, f in enumerate(faces):
+        label = "real" if "/real/" in str(f) else "fake"
+        score = score_of(i) if score_of else (0.2 if label == "real" else 0.8) + 0.01 * i
+        lines.append(f"{f},{label},{score},{f.stem},{f.stem}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("case", "expect"),
+    [
+        ("binary", "not UTF-8 text"),
+        ("latin1", "not UTF-8 text"),
+        ("huge_field", "line 3: not a readable CSV row (field larger than field limit"),
+        ("score_above_1", "line 2: score 1.5 is outside [0, 1]"),
+        ("score_negative", "line 3: score -0.25 is outside [0, 1]"),
+        ("mixed_labels", "video 'clip7' has a fake frame here but a real one at line 2"),
+    ],
+)
+def test_evaluate_refuses_bad_prediction_files_in_one_line(case, expect, faces, tmp_path, capsys):
+    good = _predictions_text(faces)
+    pred = tmp_path / f"{case}.csv"
+    if case == "binary":
+        pred.write_bytes(faces[0].read_bytes())
+    elif case == "latin1":
+        pred.write_bytes(good.replace(str(faces[0]), "/data/visage_été.jpg").encode("latin-1"))
+    elif case == "huge_field":
+        lines = good.splitlines()
+        lines[2] = lines[2].replace(faces[1].stem, "x" * 200_000, 1)
+        pred.write_text("\n".join(lines) + "\n")
+    elif case == "score_above_1":
+        pred.write_text(_predictions_text(faces, lambda i: 1.5 if i == 0 else 0.5))
+    elif case == "score_negative":
+        pred.write_text(_predictions_text(faces, lambda i: -0.25 if i == 1 else 0.5))
+    else:  # two frames with the same video id but different labels
+        lines = good.splitlines()
+        lines[1] = lines[1].rsplit(",", 1)[0] + ",clip7"
+        lines[3] = lines[3].rsplit(",", 1)[0] + ",clip7"
+        pred.write_text("\n".join(lines) + "\n")
+    rc, out, err = _cli(
+        capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
+    )
+    assert rc == 2, err
+    _no_traceback(err)
+    assert len(err.strip().splitlines()) == 1 and str(pred) in err and expect in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_accepts_a_utf8_bom(faces, tmp_path, capsys):
+    pred = tmp_path / "excel.csv"
+    pred.write_bytes(b"\xef\xbb\xbf" + _predictions_text(faces).encode())
+    rc, out, err = _cli(
+        capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
+    )
+    assert rc == 0, err
+    result = json.loads((tmp_path / "m" / "excel.json").read_text())["results"][0]
+    assert result["n"] == len(faces) and result["auc"] == 1.0

@@ -181,43 +181,72 @@ class PredictionWriter:
 
 def iter_predictions(path: str | os.PathLike[str], allow_empty: bool = False) -> Iterator[Prediction]:
     """Stream a predictions CSV row by row; a bad row raises ``InputError`` naming file and line."""
+    for _line, pred in _iter_numbered(path, allow_empty):
+        yield pred
+
+
+def _text_error(path: Path, err: UnicodeDecodeError) -> InputError:
+    return InputError(
+        f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}; "
+        "a binary file, or text in another encoding such as latin-1: save it as UTF-8 CSV)"
+    )
+
+
+def _iter_numbered(
+    path: str | os.PathLike[str], allow_empty: bool = False
+) -> Iterator[tuple[int, Prediction]]:
+    """``(line number, prediction)`` per row. The file is UTF-8 (a BOM, Excel's default, is accepted);
+    undecodable bytes, over-long fields and NUL bytes are one ``InputError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: predictions file not found")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in ("path", "label", "score") if c not in header]
-        if missing:
-            raise InputError(
-                f"{path}: missing column(s) {', '.join(missing)} (need {','.join(PREDICTION_COLUMNS)})"
-            )
-        n = 0
-        for line_no, rec in enumerate(reader, start=2):
-            label = parse_label(rec.get("label") or "")
-            if label is None:
-                raise InputError(f"{path}: line {line_no}: unknown label {rec.get('label')!r}")
-            try:
-                score = float(rec["score"])
-            except (TypeError, ValueError):
+    line_no = 1
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in ("path", "label", "score") if c not in header]
+            if missing:
                 raise InputError(
-                    f"{path}: line {line_no}: score {rec.get('score')!r} is not a number"
-                ) from None
-            if not math.isfinite(score):
-                raise InputError(f"{path}: line {line_no}: score is {score}")
-            n += 1
-            yield Prediction(
-                path=rec["path"] or "",
-                label=label,
-                score=score,
-                group=rec.get("group") or "",
-                video=rec.get("video") or "",
-                dataset=rec.get("dataset") or "",
-                method=rec.get("method") or "",
-                perturbation=rec.get("perturbation") or "",
-            )
+                    f"{path}: missing column(s) {', '.join(missing)} (need {','.join(PREDICTION_COLUMNS)})"
+                )
+            n = 0
+            for rec in reader:
+                line_no = reader.line_num
+                n += 1
+                yield line_no, _parse_row(path, line_no, rec)
+    except UnicodeDecodeError as err:
+        raise _text_error(path, err) from None
+    except csv.Error as err:
+        raise InputError(f"{path}: line {line_no + 1}: not a readable CSV row ({err})") from None
     if n == 0 and not allow_empty:
         raise InputError(f"{path}: no predictions")
+
+
+def _parse_row(path: Path, line_no: int, rec: dict[str, str | None]) -> Prediction:
+    label = parse_label(rec.get("label") or "")
+    if label is None:
+        raise InputError(f"{path}: line {line_no}: unknown label {rec.get('label')!r}")
+    try:
+        score = float(rec["score"])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: line {line_no}: score {rec.get('score')!r} is not a number") from None
+    if not math.isfinite(score):
+        raise InputError(f"{path}: line {line_no}: score is {score}")
+    if not 0.0 <= score <= 1.0:
+        raise InputError(
+            f"{path}: line {line_no}: score {score} is outside [0, 1] (scores are P(fake), not logits)"
+        )
+    return Prediction(
+        path=rec["path"] or "",
+        label=label,
+        score=score,
+        group=rec.get("group") or "",
+        video=rec.get("video") or "",
+        dataset=rec.get("dataset") or "",
+        method=rec.get("method") or "",
+        perturbation=rec.get("perturbation") or "",
+    )
 
 
 @dataclass
@@ -238,10 +267,19 @@ def load_prediction_columns(
     bytes per frame plus one entry per distinct video.
     """
     codes: dict[str, int] = {}
+    first_seen: dict[str, tuple[int, int]] = {}  # video key -> (label, line)
     parts: dict[tuple[str, str], _Columns] = {}
-    for p in iter_predictions(path):
+    for line_no, p in _iter_numbered(path):
         if clean_only and p.perturbation not in CLEAN:
             continue
+        vkey = f"{p.perturbation}\x00{p.video_key}"
+        label0, line0 = first_seen.setdefault(vkey, (p.label, line_no))
+        if label0 != p.label:
+            raise InputError(
+                f"{path}: line {line_no}: video {p.video_key!r} has a {LABEL_NAMES[p.label]} frame here but a "
+                f"{LABEL_NAMES[label0]} one at line {line0}; the video column must name the full video "
+                "(e.g. dataset/method/video), one label per video"
+            )
         key = (p.dataset, p.perturbation)
         col = parts.get(key)
         if col is None:
@@ -249,7 +287,7 @@ def load_prediction_columns(
         col.labels.append(p.label)
         col.scores.append(p.score)
         # Perturbed copies of a video are separate videos at video level.
-        col.videos.append(codes.setdefault(f"{p.perturbation}\x00{p.video_key}", len(codes)))
+        col.videos.append(codes.setdefault(vkey, len(codes)))
     if not parts:
         raise InputError(f"{path}: no clean (unperturbed) predictions")
     return {
