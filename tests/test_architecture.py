@@ -30,6 +30,7 @@ LAYERS = {
     "api": 4,
     "cli": 6,
     "demo": 5,
+    "serve": 5,  # cli → serve → api: the web server sits beside the command line
 }
 SHARED = {"config", "errors", "config_reference", "__init__", "__main__"}
 # Same-layer imports that are part of the design: training reports validation metrics with eval's

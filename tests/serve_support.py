@@ -1,0 +1,128 @@
+"""Helpers for the ``fakescope serve`` tests: one tiny trained run per test session, and a real
+server in a subprocess (``python -m fakescope serve``) on a free localhost port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(base: Path, data: Path) -> Path:
+    """A tiny AIRL-family run trained on a few dozen real DFDC crops (built once per session)."""
+    run = base / "serve_airl"
+    if (run / "checkpoints" / "best.json").is_file():
+        return run
+    from fakescope.config import config_from_dict
+    from fakescope.train.trainer import train
+
+    raw = {
+        "name": "serve_airl",
+        "device": "cpu",
+        "data": {
+            "manifest": str(data / "dfdc-faces" / "manifest.csv"),
+            "image_size": 64,
+            "max_per_split": 16,
+        },
+        "model": {"name": "airl", "backbone": "efficientnet_tiny", "pretrained": False},
+        "train": {"epochs": 1, "batch_size": 8, "progress": False, "feature_cache_dir": str(base / "cache")},
+        "eval": {"bootstrap": 0, "frames_per_video": 4},
+    }
+    train(config_from_dict(raw), run)
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    token: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(
+            self.url + path, headers={**self.headers(), **kw.pop("headers", {})}, timeout=30, **kw
+        )
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return requests.post(
+            self.url + path, headers={**self.headers(), **kw.pop("headers", {})}, timeout=60, **kw
+        )
+
+    def wait_job(self, job_id: str, timeout: float = 120.0) -> dict:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            job = self.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in ("done", "failed"):
+                return job
+            time.sleep(0.2)
+        raise AssertionError(
+            f"job {job_id} not finished after {timeout} s: {job}\n{self.log.read_text()[-3000:]}"
+        )
+
+
+def start_server(
+    run: Path, data_dir: Path, *extra: str, token: str | None = None, timeout: float = 90.0
+) -> Server:
+    """Start ``fakescope serve`` and wait until ``/healthz`` answers."""
+    port = free_port()
+    log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env.pop("FAKESCOPE_SERVE_TOKEN", None)
+    cmd = [sys.executable, "-m", "fakescope", "serve", "--run", str(run), "--port", str(port),
+           "--data-dir", str(data_dir), "--device", "cpu", "--workers", "1", "--log-level", "warning", *extra]  # fmt: skip
+    if token:
+        cmd += ["--token", token]
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    server = Server(f"http://127.0.0.1:{port}", proc, log, token)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"fakescope serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(server.url + "/healthz", timeout=2).status_code == 200:
+                return server
+        time.sleep(0.2)
+    stop(server)
+    raise AssertionError(f"fakescope serve did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(server: Server, sig: int = signal.SIGTERM) -> None:
+    if server.proc.poll() is None:
+        server.proc.send_signal(sig)
+        try:
+            server.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@contextlib.contextmanager
+def running(run: Path, data_dir: Path, *extra: str, token: str | None = None) -> Iterator[Server]:
+    server = start_server(run, data_dir, *extra, token=token)
+    try:
+        yield server
+    finally:
+        stop(server)

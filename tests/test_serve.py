@@ -1,0 +1,174 @@
+"""`fakescope serve` through a real HTTP client against a real server (a subprocess on localhost),
+with a tiny AIRL run trained on real DFDC crops: the scores equal `fakescope detect` on the same
+files, hostile input gets the documented answer (413, 415, a failed job with the CLI's message, 401,
+404), and a server killed mid-job never loses the job."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from fakescope.cli import main
+from serve_support import running, start_server, stop, tiny_run
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+TOKEN = "t0ken-for-tests"
+
+
+@pytest.fixture(scope="module")
+def run(shared_data, tmp_path_factory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp(), shared_data)
+
+
+@pytest.fixture(scope="module")
+def server(run, tmp_path_factory, shared_data):
+    tmp = tmp_path_factory.mktemp("serve")
+    allowed = tmp / "allowed"
+    allowed.mkdir()
+    (allowed / "face.jpg").write_bytes(_face(shared_data).read_bytes())
+    with running(run, tmp / "data", "--max-upload-mb", "5", "--allow-dir", str(allowed), token=TOKEN) as srv:
+        yield srv
+
+
+def _face(shared_data: Path) -> Path:
+    return sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[0]
+
+
+def _video(shared_data: Path) -> Path:
+    return sorted((shared_data / "dfdc-videos").glob("*.mp4"))[0]
+
+
+def _submit(server, path: Path, name: str | None = None, **form) -> dict:
+    with open(path, "rb") as fh:
+        r = server.post("/v1/jobs", files={"file": (name or path.name, fh)}, data=form)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def test_image_and_video_scores_equal_fakescope_detect(server, run, shared_data, capsys):
+    face, video = _face(shared_data), _video(shared_data)
+    ids = [_submit(server, face)["id"], _submit(server, video)["id"]]
+    jobs = [server.wait_job(i) for i in ids]
+    assert [j["status"] for j in jobs] == ["done", "done"], jobs
+    assert jobs[1]["progress"] == {"frames_done": 4, "frames_total": 4}
+
+    assert main(["detect", str(face), str(video), "--model", str(run), "--json", "--device", "cpu"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    for job, expect in zip(jobs, cli["results"], strict=True):
+        doc = job["result"]
+        assert set(doc) == set(cli) - {"report"} and doc["errors"] == []
+        (got,) = doc["results"]
+        assert set(got) == set(expect)
+        assert got["source"] == Path(expect["source"]).name
+        assert got["score"] == pytest.approx(expect["score"], abs=1e-5)
+        assert got["label"] == expect["label"] and got["threshold"] == expect["threshold"]
+        for a, b in zip(got["faces"], expect["faces"], strict=True):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    assert [f["score"] for f in jobs[1]["result"]["results"][0]["frames"]] == pytest.approx(
+        [f["score"] for f in cli["results"][1]["frames"]], abs=1e-5
+    )
+
+    report = server.get(f"/v1/jobs/{ids[1]}/report")
+    assert report.status_code == 200 and "Score over time" in report.text
+    assert server.get(f"/v1/jobs/{ids[1]}/report/score_over_time.png").headers["content-type"] == "image/png"
+    download = server.get(f"/v1/jobs/{ids[0]}/result.json")
+    assert "attachment" in download.headers["content-disposition"] and download.json() == jobs[0]["result"]
+    history = [j["id"] for j in server.get("/v1/jobs").json()["jobs"]]
+    assert history[:2] == ids[::-1]
+    models = server.get("/v1/models").json()["models"]
+    assert models[0]["threshold"] == cli["threshold"] and models[0]["standin"] is False
+
+
+def test_oversize_upload_is_413_with_or_without_a_length(server):
+    big = b"\xff\xd8\xff\xe0" + b"\0" * 6_000_000
+    r = server.post("/v1/jobs", files={"file": ("big.jpg", big)})
+    assert r.status_code == 413 and "5 MB" in r.json()["detail"]
+    body, ctype = requests.models.RequestEncodingMixin._encode_files({"file": ("big.jpg", big)}, {})
+    chunked = server.post("/v1/jobs", data=(body[i : i + 65536] for i in range(0, len(body), 65536)),
+                          headers={"Content-Type": ctype})  # fmt: skip
+    assert chunked.status_code == 413
+
+
+def test_content_not_name_decides_the_type(server, shared_data, tmp_path):
+    text = tmp_path / "photo.jpg"
+    text.write_text("this is not an image")
+    r = server.post("/v1/jobs", files={"file": ("photo.jpg", text.read_bytes())})
+    assert r.status_code == 415 and "photo.jpg" in r.json()["detail"]
+    # A video named like an image is scored as the video it is.
+    assert _submit(server, _video(shared_data), name="holiday.png")["kind"] == "video"
+
+
+def test_corrupt_file_is_a_failed_job_with_the_cli_message(server, run, shared_data, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(_face(shared_data).read_bytes()[:2000])
+    job = server.wait_job(_submit(server, corrupt)["id"])
+    assert job["status"] == "failed" and job["result"]["results"] == []
+    assert job["error"].startswith("corrupt.jpg: ") and "truncated" in job["error"]
+    main(["detect", str(corrupt), "--model", str(run), "--device", "cpu"])
+    cli_line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("fakescope detect:"))
+    assert cli_line == f"fakescope detect: {tmp_path}/{job['error']}"
+    assert job["result"]["errors"] == [{"source": "corrupt.jpg", "error": job["error"]}]
+
+
+def test_every_endpoint_but_healthz_needs_the_token(server):
+    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+    for path in ("/v1/models", "/v1/jobs", "/", "/docs", "/openapi.json", "/static/app.js"):
+        assert requests.get(server.url + path, timeout=10).status_code == 401, path
+        wrong = requests.get(server.url + path, headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 401, path
+    assert (
+        requests.post(server.url + "/v1/jobs", files={"file": ("a.jpg", b"x")}, timeout=10).status_code == 401
+    )
+    assert requests.get(server.url + "/", cookies={"fakescope_token": TOKEN}, timeout=10).status_code == 200
+    assert server.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]
+
+
+def test_traversal_through_ids_names_and_paths_is_404(server, shared_data):
+    job_id = server.wait_job(_submit(server, _face(shared_data), name="../../../escape.jpg")["id"])["id"]
+    for path in ("/v1/jobs/..%2F..%2Fjobs.sqlite3", "/v1/jobs/../../etc/passwd", "/v1/jobs/" + "0" * 31 + "g",
+                 f"/v1/jobs/{job_id}/report/..%2F..%2F..%2Fjobs.sqlite3", f"/v1/jobs/{job_id}/report/.%2E",
+                 f"/v1/jobs/{job_id}/report/%2Fetc%2Fpasswd", "/static/..%2F__init__.py"):  # fmt: skip
+        assert server.get(path).status_code == 404, path
+    job = server.get(f"/v1/jobs/{job_id}").json()
+    assert job["filename"] == "escape.jpg" and job["status"] == "done"
+    assert server.post("/v1/jobs", data={"path": "../data/jobs.sqlite3"}).status_code == 404
+    assert server.post("/v1/jobs", data={"path": "/etc/passwd"}).status_code == 404
+    ok = server.post("/v1/jobs", data={"path": "face.jpg"})
+    assert ok.status_code == 202 and server.wait_job(ok.json()["id"])["status"] == "done"
+
+
+def test_file_names_are_escaped_in_the_report(server, shared_data):
+    name = "<img src=x onerror=alert(1)>.jpg"
+    job = server.wait_job(_submit(server, _face(shared_data), name=name)["id"])
+    assert job["filename"] == name and job["result"]["results"][0]["source"] == name
+    html = server.get(f"/v1/jobs/{job['id']}/report").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+
+
+def test_a_job_killed_mid_video_ends_done_or_failed_after_a_restart(run, shared_data, tmp_path):
+    data = tmp_path / "data"
+    server = start_server(run, data, "--frames", "24", "--no-gradcam")
+    try:
+        job_id = _submit(server, _video(shared_data))["id"]
+        t0 = time.monotonic()
+        while (job := server.get(f"/v1/jobs/{job_id}").json())["progress"]["frames_done"] < 1:
+            assert job["status"] in ("queued", "running") and time.monotonic() - t0 < 60, job
+            time.sleep(0.05)
+        assert job["status"] == "running"
+    finally:
+        stop(server, signal.SIGKILL)
+    assert server.proc.returncode == -signal.SIGKILL
+    with running(run, data, "--frames", "24", "--no-gradcam") as again:
+        job = again.wait_job(job_id)
+        assert job["status"] in ("done", "failed")
+        if job["status"] == "done":  # resumed: scored from the start again, whole
+            assert job["result"]["results"][0]["frames_sampled"] == 24
+            assert job["progress"] == {"frames_done": 24, "frames_total": 24}
+        else:
+            assert job["error"]
