@@ -1,0 +1,77 @@
+"""The ``fakescope`` command line. Each subcommand lives in its own module under ``fakescope.cli``
+with ``add_parser(subparsers)`` and ``run(args) -> int``; the library never imports from here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fakescope import __version__
+from fakescope.errors import FakescopeError
+
+# (subcommand, module, one-line help). Order is the order shown in --help.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("prepare", "prepare", "videos/images -> aligned face crops + a crop manifest (resumable)"),
+    ("fit-inr", "fit_inr", "fit an INR to every face and cache its per-layer PCA heatmaps (INFER)"),
+    (
+        "learn-inr-init",
+        "learn_init",
+        "meta-learn a shared INR initialisation on training faces (fewer fitting steps; optional)",
+    ),
+    ("train", "train", "train a detector from a YAML config"),
+    (
+        "evaluate",
+        "evaluate",
+        "score a trained run on datasets (cross-dataset, robustness) or a predictions CSV",
+    ),
+    ("detect", "detect", "score your own images and videos, with an optional HTML report"),
+    ("bench", "bench", "measure detection speed (faces per second) per model family"),
+    ("demo", "demo", "run the whole pipeline end to end on an embedded stand-in set (no download)"),
+    ("models", "models", "list registered detectors with parameter counts and FLOPs"),
+    ("serve", "serve", "a web page and a REST API that score uploads with runs kept warm"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fakescope",
+        description="Face deepfake detection: INFER (INR heatmaps + CLIP) and AIRL (EfficientNet + block-DCT "
+        "stream + SupCon), with data preparation, training, evaluation and explanations.",
+    )
+    parser.add_argument("--version", action="version", version=f"fakescope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        mod = importlib.import_module(f"fakescope.cli.{module}")
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=getattr(mod, "DESCRIPTION", help_text),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except FakescopeError as err:
+        print(f"fakescope {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"fakescope {args.command}: interrupted (finished work is kept; re-run to resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
