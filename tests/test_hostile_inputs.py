@@ -265,8 +265,7 @@ def _predictions_text(faces: list[Path], score_of=None) -> str:
 @pytest.mark.parametrize(
     ("case", "expect"),
     [
-        ("binary", "not UTF-8 text"),
-        ("latin1", "not UTF-8 text"),
+        ("binary", "a binary file, not a predictions CSV"),
         ("huge_field", "line 3: not a readable CSV row (field larger than field limit"),
         ("score_above_1", "line 2: score 1.5 is outside [0, 1]"),
         ("score_negative", "line 3: score -0.25 is outside [0, 1]"),
@@ -278,8 +277,6 @@ def test_evaluate_refuses_bad_prediction_files_in_one_line(case, expect, faces, 
     pred = tmp_path / f"{case}.csv"
     if case == "binary":
         pred.write_bytes(faces[0].read_bytes())
-    elif case == "latin1":
-        pred.write_bytes(good.replace(str(faces[0]), "/data/visage_été.jpg").encode("latin-1"))
     elif case == "huge_field":
         lines = good.splitlines()
         lines[2] = lines[2].replace(faces[1].stem, "x" * 200_000, 1)
@@ -302,6 +299,18 @@ def test_evaluate_refuses_bad_prediction_files_in_one_line(case, expect, faces, 
     assert not (tmp_path / "m").exists()
 
 
+def test_evaluate_reads_a_latin1_file_keeping_the_path_bytes(faces, tmp_path, capsys):
+    pred = tmp_path / "latin1.csv"
+    pred.write_bytes(
+        _predictions_text(faces).replace(str(faces[0]), "/data/visage_été.jpg").encode("latin-1")
+    )
+    rc, out, err = _cli(
+        capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
+    )
+    assert rc == 0, err
+    assert json.loads((tmp_path / "m" / "latin1.json").read_text())["results"][0]["n"] == len(faces)
+
+
 def test_evaluate_accepts_a_utf8_bom(faces, tmp_path, capsys):
     pred = tmp_path / "excel.csv"
     pred.write_bytes(b"\xef\xbb\xbf" + _predictions_text(faces).encode())
@@ -311,3 +320,70 @@ def test_evaluate_accepts_a_utf8_bom(faces, tmp_path, capsys):
     assert rc == 0, err
     result = json.loads((tmp_path / "m" / "excel.json").read_text())["results"][0]
     assert result["n"] == len(faces) and result["auc"] == 1.0
+
+
+# -- fix 2: file names that are not UTF-8 -----------------------------------------------------------------
+
+NON_UTF8 = b"visage_\xe9t\xe9"  # "visage_été" in latin-1: not valid UTF-8
+
+
+def _non_utf8_copy(src: Path, folder: Path, suffix: str = ".jpg") -> Path:
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / os.fsdecode(NON_UTF8 + suffix.encode())
+    shutil.copy(src, dst)
+    return dst
+
+
+def test_prepare_handles_a_non_utf8_file_name(faces, tmp_path, capsys):
+    from fakescope.data.manifest import read_manifest
+
+    src = tmp_path / "in"
+    shutil.copy(faces[0], (src / "real").mkdir(parents=True) or src / "real" / "ok.jpg")
+    shutil.copy(faces[2], (src / "fake").mkdir(parents=True) or src / "fake" / "ok.jpg")
+    _non_utf8_copy(faces[1], src / "real")
+    rc, out, err = _cli(
+        capsys, "prepare", src, "--out", tmp_path / "out", "--device", "cpu", "--workers", "1"
+    )
+    assert rc == 0, err
+    _no_traceback(err)
+    rows = read_manifest(tmp_path / "out" / "manifest.csv")
+    assert len(rows) == 3 and all(Path(r.path).is_file() for r in rows)
+    assert any(r.video == NON_UTF8.decode("utf-8", "surrogateescape") for r in rows)
+
+
+def test_detect_table_json_and_report_with_a_non_utf8_name_under_strict_utf8(tiny_run, faces, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bad = _non_utf8_copy(faces[1], tmp_path / "in")
+    shutil.copy(faces[0], tmp_path / "in" / "ok.jpg")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "PYTHONUTF8": "0"}
+    cmd = [sys.executable, "-m", "fakescope", "detect", str(tmp_path / "in"), "--model", str(tiny_run), "--aligned",
+           "--device", "cpu", "--no-gradcam"]  # fmt: skip
+    table = subprocess.run([*cmd, "--report", str(tmp_path / "rep")], env=env, capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    assert "Traceback" not in table.stderr
+    assert "visage_\\xe9t\\xe9.jpg" in table.stdout and "ok.jpg" in table.stdout
+    index = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    assert "visage_\\xe9t\\xe9.jpg" in index
+    js = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True)
+    assert js.returncode == 0, js.stderr
+    sources = [r["source"] for r in json.loads(js.stdout)["results"]]
+    assert str(bad).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") in sources
+
+
+# -- fix 9: the Ctrl-C line says what each command does ---------------------------------------------------
+
+
+def test_interrupted_detect_does_not_promise_a_resume(tiny_run, faces, monkeypatch, capsys):
+    import fakescope.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fakescope.api, "detect_paths", interrupted)
+    rc, _out, err = _cli(capsys, "detect", faces[0], "--model", tiny_run, "--device", "cpu")
+    assert rc == 130 and "detect does not resume" in err and "re-run to resume" not in err

@@ -12,6 +12,7 @@ from typing import Any
 from fakescope.api.detector import FaceForgeryDetector
 from fakescope.api.results import Prediction
 from fakescope.errors import FakescopeError
+from fakescope.utils.text import display_name, printable
 
 __all__ = ["DetectOutcome", "detect_paths", "expand_inputs"]
 
@@ -32,12 +33,12 @@ def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], 
                 if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
             )
             if not found:
-                missing.append((str(p), f"{p}: folder holds no image or video files"))
+                missing.append((display_name(p), f"{display_name(p)}: folder holds no image or video files"))
             files += found
         elif p.is_file():
             files.append(p)
         else:
-            missing.append((str(p), f"{p}: no such file or folder"))
+            missing.append((display_name(p), f"{display_name(p)}: no such file or folder"))
     return files, missing
 
 
@@ -105,9 +106,10 @@ def detect_paths(
         try:
             pred = detector.predict(path, aligned=None if aligned is None else aligned[i], progress=progress)
         except FakescopeError as err:
-            msg = str(err) if str(path) in str(err) else f"{path}: {err}"
-            errors.append((str(path), msg))
-            entries.append((str(path), None, None, msg))
+            name, text = display_name(path), printable(str(err))
+            msg = text if name in text else f"{name}: {text}"
+            errors.append((name, msg))
+            entries.append((name, None, None, msg))
             continue
         preds.append(pred)
         rep = None
@@ -115,10 +117,10 @@ def detect_paths(
             rep = write_report(
                 pred.report_data(),
                 detector.explain(pred, ecfg),
-                Path(report_dir) / report_name(str(path), i),
+                Path(report_dir) / report_name(display_name(path), i),
                 ecfg,
                 banner=banner,
             )
-        entries.append((str(path), rep, pred.report_data(), None))
+        entries.append((display_name(path), rep, pred.report_data(), None))
     index = write_index(entries, report_dir, banner=banner) if report_dir is not None else None
     return DetectOutcome(preds, errors, index)

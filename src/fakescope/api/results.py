@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from fakescope.utils.schema import StrictModel
+from fakescope.utils.text import display_name
 
 __all__ = ["DetectOptions", "FaceResult", "FrameScore", "ImageInput", "Prediction", "source_name"]
 
@@ -144,7 +145,7 @@ class Prediction:
 
 def source_name(src: ImageInput) -> str:
     if isinstance(src, (str, os.PathLike)):
-        return str(src)
+        return display_name(src)  # a non-UTF-8 file name shown with \xNN escapes, never unprintable
     if isinstance(src, np.ndarray):
         return f"<array {'x'.join(map(str, src.shape))}>"
     return f"<{type(src).__name__}>"

@@ -9,6 +9,7 @@ import sys
 
 from fakescope import __version__
 from fakescope.errors import FakescopeError
+from fakescope.utils.text import printable
 
 # (subcommand, module, one-line help). Order is the order shown in --help.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -31,6 +32,17 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models", "models", "list registered detectors with parameter counts and FLOPs"),
     ("serve", "serve", "a web page and a REST API that score uploads with runs kept warm"),
 ]
+
+
+#: What an interrupted command leaves, said in its Ctrl-C line (default: it resumes when re-run).
+ON_INTERRUPT: dict[str, str] = {
+    "train": "checkpoints/last is kept; re-run with --resume to continue from it",
+    "detect": "detect does not resume: reports already written are kept; re-run to score every input",
+    "evaluate": "no partial output is left; re-run it (cached heatmaps and features are reused)",
+    "bench": "nothing was saved; re-run to measure again",
+    "models": "nothing was saved",
+    "demo": "re-run to start the demo again",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,13 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except FakescopeError as err:
-        print(f"fakescope {args.command}: error: {err}", file=sys.stderr)
+        # printable: a file name that is not UTF-8 is shown with \xNN escapes instead of crashing here
+        print(printable(f"fakescope {args.command}: error: {err}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"fakescope {args.command}: interrupted (finished work is kept; re-run to resume)",
-            file=sys.stderr,
-        )
+        what = ON_INTERRUPT.get(args.command, "finished work is kept; re-run the same command to resume")
+        print(f"fakescope {args.command}: interrupted ({what})", file=sys.stderr)
         return 130
 
 

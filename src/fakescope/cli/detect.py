@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fakescope.api import DetectOptions, detect_paths, expand_inputs, load
     from fakescope.utils.schema import json_safe
+    from fakescope.utils.text import printable
 
     options = DetectOptions(aligned=args.aligned, frames_per_video=args.frames)
     detector = load(args.model, device=args.device, options=options)
@@ -65,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
         detector, inputs, report_dir=args.report, gradcam=not args.no_gradcam, progress=not args.json
     )
     outcome.errors[:0] = missing
+    # printable: a file name that is not UTF-8 shows as \xNN escapes, whatever stdout's encoding
     for _path, err in outcome.errors:
-        print(f"fakescope detect: {err}", file=sys.stderr)
+        print(printable(f"fakescope detect: {err}"), file=sys.stderr)
     for pred in outcome.predictions:
         if pred.error:  # a note on a scored input (short video, a re-aligned tight crop)
-            print(f"note: {pred.source}: {pred.error}", file=sys.stderr)
+            print(printable(f"note: {pred.source}: {pred.error}"), file=sys.stderr)
     if args.json:
         doc = {
             "model": args.model,
@@ -77,14 +79,14 @@ def run(args: argparse.Namespace) -> int:
             "threshold": detector.threshold,
             "threshold_source": detector.threshold_source,
             "results": [p.to_dict() for p in outcome.predictions],
-            "errors": [{"source": str(s), "error": e} for s, e in outcome.errors],
+            "errors": [{"source": printable(s), "error": printable(e)} for s, e in outcome.errors],
         }
         if args.report:
             doc["report"] = str(outcome.report_index)
         # strict JSON: no bare NaN (json_safe turns any non-finite number into null)
         print(json.dumps(json_safe(doc), indent=2, allow_nan=False))
     else:
-        print(outcome.table())
+        print(printable(outcome.table()))
         if args.report and outcome.report_index is not None:
             print(f"report: {outcome.report_index}")
     return 1 if outcome.errors else 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from fakescope.data.config import SplitConfig
 from fakescope.errors import ManifestError
 from fakescope.utils.atomic import atomic_open
+from fakescope.utils.text import PATH_CSV_ERRORS
 
 REQUIRED_COLUMNS = ("path", "label", "group")
 OPTIONAL_COLUMNS = ("dataset", "method", "split", "video", "frame")
@@ -86,7 +87,7 @@ def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> lis
     rows: list[ManifestRow] = []
     first_line: dict[str, int] = {}
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open(path, newline="", encoding="utf-8-sig", errors=PATH_CSV_ERRORS) as fh:
             reader = csv.DictReader(fh)
             header = [c.strip() for c in (reader.fieldnames or [])]
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -197,7 +198,7 @@ def write_manifest(
     rows = list(rows)
     used = [c for c in OPTIONAL_COLUMNS if any(getattr(r, c) not in ("", None) for r in rows)]
     columns = list(REQUIRED_COLUMNS) + used
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS) as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for r in rows:

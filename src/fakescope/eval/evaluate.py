@@ -51,6 +51,7 @@ from fakescope.inference.inputs import detector_inputs, precompute_inputs
 from fakescope.inference.predict import iter_predictions
 from fakescope.utils.atomic import atomic_open
 from fakescope.utils.runtime import resolve_device
+from fakescope.utils.text import PATH_CSV_ERRORS
 
 __all__ = [
     "DEFAULT_DATA_ROOT",
@@ -200,7 +201,12 @@ def predict_rows(
     scores: list[float] = []
     videos: list[str] = []
     feats: list[np.ndarray] = []
-    sink = atomic_open(csv_path, "w", newline="", encoding="utf-8") if csv_path else contextlib.nullcontext()
+    # surrogateescape: a path that is not UTF-8 is written as its bytes and read back the same
+    sink = (
+        atomic_open(csv_path, "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS)
+        if csv_path
+        else contextlib.nullcontext()
+    )
     with sink as fh:
         writer = csv.DictWriter(fh, fieldnames=PREDICTION_FIELDS) if fh is not None else None
         if writer:

@@ -27,6 +27,7 @@ import numpy as np
 from fakescope.data.manifest import LABEL_NAMES, ManifestRow, parse_label
 from fakescope.errors import InputError
 from fakescope.eval.metrics import ThresholdRule, choose_thresholds, compute_metrics
+from fakescope.utils.text import PATH_CSV_ERRORS
 
 PREDICTION_COLUMNS = ("path", "label", "score", "group", "video", "dataset", "method", "perturbation")
 CLEAN = ("", "none", "clean")
@@ -88,10 +89,10 @@ class PredictionWriter:
             _cut_to_last_line(self.partial)
         if resume and self.partial.exists() and self.partial.stat().st_size > 0:
             self._done = {(p.path, p.perturbation) for p in iter_predictions(self.partial, allow_empty=True)}
-            self._fh = open(self.partial, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._fh = open(self.partial, "a", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS)  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._fh)
         else:
-            self._fh = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._fh = open(self.partial, "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS)  # noqa: SIM115 - closed in close()
             self._writer = csv.writer(self._fh)
             self._writer.writerow(PREDICTION_COLUMNS)
         self.rows_written = 0
@@ -185,24 +186,22 @@ def iter_predictions(path: str | os.PathLike[str], allow_empty: bool = False) ->
         yield pred
 
 
-def _text_error(path: Path, err: UnicodeDecodeError) -> InputError:
-    return InputError(
-        f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}; "
-        "a binary file, or text in another encoding such as latin-1: save it as UTF-8 CSV)"
-    )
-
-
 def _iter_numbered(
     path: str | os.PathLike[str], allow_empty: bool = False
 ) -> Iterator[tuple[int, Prediction]]:
-    """``(line number, prediction)`` per row. The file is UTF-8 (a BOM, Excel's default, is accepted);
-    undecodable bytes, over-long fields and NUL bytes are one ``InputError`` naming the file."""
+    """``(line number, prediction)`` per row. The file is UTF-8 (a BOM, Excel's default, is accepted;
+    other bytes, e.g. a latin-1 path, are kept as the file-name bytes they are); a binary file and an
+    over-long field are one ``InputError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: predictions file not found")
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(1 << 16):
+            raise InputError(f"{path}: a binary file, not a predictions CSV (it holds NUL bytes)")
     line_no = 1
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        # surrogateescape: paths that are not UTF-8 (file names are bytes) come back exactly as written
+        with open(path, newline="", encoding="utf-8-sig", errors=PATH_CSV_ERRORS) as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in ("path", "label", "score") if c not in header]
@@ -215,8 +214,6 @@ def _iter_numbered(
                 line_no = reader.line_num
                 n += 1
                 yield line_no, _parse_row(path, line_no, rec)
-    except UnicodeDecodeError as err:
-        raise _text_error(path, err) from None
     except csv.Error as err:
         raise InputError(f"{path}: line {line_no + 1}: not a readable CSV row ({err})") from None
     if n == 0 and not allow_empty:

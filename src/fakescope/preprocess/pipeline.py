@@ -51,6 +51,7 @@ from fakescope.preprocess.detectors import FaceDetection, FaceDetector, build_fa
 from fakescope.preprocess.video import iter_frames, probe_video, select_frame_indices
 from fakescope.utils.atomic import atomic_open, atomic_write_bytes, atomic_write_json
 from fakescope.utils.hashing import config_hash
+from fakescope.utils.text import PATH_CSV_ERRORS, printable
 
 __all__ = ["PrepareJob", "PrepareSummary", "plan_jobs", "process_job", "run_prepare", "output_config_hash"]
 
@@ -128,7 +129,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def _job_key(video_id: str, first_source: str) -> str:
     stem = _SAFE.sub("_", Path(video_id).name)[:60].strip("._") or "item"
-    digest = hashlib.sha1(f"{video_id}|{Path(first_source).name}".encode()).hexdigest()[:10]
+    # os.fsencode: a file name that is not UTF-8 (its bytes held as surrogates) still has a key; for a
+    # UTF-8 name it is the same bytes as str.encode(), so existing outputs keep their keys.
+    digest = hashlib.sha1(os.fsencode(f"{video_id}|{Path(first_source).name}")).hexdigest()[:10]
     return f"{stem}-{digest}"
 
 
@@ -441,7 +444,9 @@ def _write_outputs(out_dir: Path, jobs: Sequence[PrepareJob], records: dict[str,
                 )
     write_manifest(crop_rows, out_dir / "manifest.csv")
     # Not a manifest: a video's faceless frames share one source path, so rows repeat it.
-    with atomic_open(out_dir / "no_face.csv", "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(
+        out_dir / "no_face.csv", "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS
+    ) as fh:
         w = csv.writer(fh)
         w.writerow(NO_FACE_COLUMNS)
         w.writerows(no_face_lines)
@@ -449,7 +454,9 @@ def _write_outputs(out_dir: Path, jobs: Sequence[PrepareJob], records: dict[str,
     header = ["path", "video", "frame", "box_x1", "box_y1", "box_x2", "box_y2", "score", "n_faces"]
     header += [f"{n}_{a}" for n in names for a in "xy"]
     header += [f"aligned_{n}_{a}" for n in names for a in "xy"]
-    with atomic_open(out_dir / "landmarks.csv", "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(
+        out_dir / "landmarks.csv", "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS
+    ) as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(lm_lines)
@@ -502,7 +509,7 @@ def run_prepare(
             frames_now += len(rec["frames"])
         else:
             errors[key] = err or "unknown error"
-            tqdm.write(f"prepare: skipped: {err}", file=sys.stderr)
+            tqdm.write(printable(f"prepare: skipped: {err}"), file=sys.stderr)
         bar.update(1)
         bar.set_postfix(frames=frames_now, fps=f"{frames_now / max(time.perf_counter() - t0, 1e-9):.2f}")
 
