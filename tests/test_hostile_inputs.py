@@ -387,3 +387,79 @@ def test_interrupted_detect_does_not_promise_a_resume(tiny_run, faces, monkeypat
     monkeypatch.setattr(fakescope.api, "detect_paths", interrupted)
     rc, _out, err = _cli(capsys, "detect", faces[0], "--model", tiny_run, "--device", "cpu")
     assert rc == 130 and "detect does not resume" in err and "re-run to resume" not in err
+
+
+# -- fix 4: data.max_image_pixels and data.rgba_background reach every loader ----------------------------
+
+
+def _rgba_face(face: Path, dst: Path, border: int = 48) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(face).convert("RGB"))
+    alpha = np.zeros(rgb.shape[:2], np.uint8)
+    alpha[border:-border, border:-border] = 255
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(dst)
+    return dst
+
+
+def _folder(tmp: Path, files: dict[str, Path]) -> Path:
+    for rel, src in files.items():
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, tmp / rel)
+    return tmp
+
+
+@pytest.mark.parametrize("command", ["prepare", "fit-inr", "learn-inr-init"])
+def test_max_image_pixels_is_applied(command, shared_data, faces, tmp_path, capsys):
+    """A 224-px DFDC face (50,176 px) is over a 40,000-px limit; a 160-px CIPLAB face is under it."""
+    small = sorted((shared_data / "ciplab-photoshop" / "real").glob("*.jpg"))[:4]
+    files = {"real/big.jpg": faces[0], "real/small.jpg": small[0], "fake/small2.jpg": small[1]}
+    files.update({"real/val.jpg": small[2], "fake/val2.jpg": small[3]})
+    src = _folder(tmp_path / "in", files)
+    lines = ["path,label,group,split"] + [
+        f"{rel},{rel.split('/')[0]},{Path(rel).stem},{'val' if 'val' in rel else 'train'}" for rel in files
+    ]
+    (src / "manifest.csv").write_text("\n".join(lines) + "\n")
+    limit = ["--set", "data.max_image_pixels=40000"]
+    if command == "prepare":
+        argv = ["prepare", src / "manifest.csv", "--out", tmp_path / "out", "--device", "cpu", *limit]
+    elif command == "fit-inr":
+        argv = ["fit-inr", "--manifest", src / "manifest.csv", "--out", tmp_path / "out", "--device", "cpu",
+                "--cache", tmp_path / "cache", "--set", "inr.resolution=16", "--set", "inr.max_steps=20",
+                "--quiet", *limit]  # fmt: skip
+    else:
+        argv = ["learn-inr-init", "--manifest", src / "manifest.csv", "--out", tmp_path / "init.safetensors",
+                "--device", "cpu", "--set", "inr.resolution=16", "--set", "inr_init.outer_steps=2", "--set", "inr_init.inner_steps=2",
+                "--set", "inr_init.holdout_images=0", "--set", "inr_init.images_per_step=2", "--quiet", *limit]  # fmt: skip
+    rc, out, err = _cli(capsys, *argv)
+    _no_traceback(err)
+    assert "big.jpg: 224x224 image exceeds the 40000 pixel limit" in err, err
+    if command == "prepare":
+        assert rc == 1 and "crops by label: fake 2, real 2" in out
+    elif command == "fit-inr":
+        assert rc == 1 and json.loads(out.strip().splitlines()[-1])["n"] == 4
+    else:
+        assert rc == 0 and (tmp_path / "init.safetensors").is_file()
+
+
+def test_prepare_composites_transparent_pixels_on_data_rgba_background(faces, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "in"
+    (src / "real").mkdir(parents=True)
+    (src / "fake").mkdir()
+    _rgba_face(faces[0], src / "real" / "face.png")
+    _rgba_face(faces[2], src / "fake" / "face.png")
+    corners = {}
+    for bg in ("black", "white"):
+        out = tmp_path / bg
+        rc, _o, err = _cli(capsys, "prepare", src, "--out", out, "--device", "cpu", "--set",
+                           f"data.rgba_background={bg}")  # fmt: skip
+        assert rc == 0, err
+        crop = next((out / "crops" / "real").rglob("*.png"))
+        corners[bg] = np.asarray(Image.open(crop).convert("L"), dtype=np.float64)
+    # the transparent frame is black in one crop and white in the other (the default black would give
+    # two identical crops)
+    assert ((corners["white"] - corners["black"]) > 200).mean() > 0.05

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from fakescope.cli.common import add_config_arguments, config_from_args, nonneg_int, positive_int
@@ -54,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that `fakescope --help` does not pay for importing torch.
     from fakescope.config import save_config
     from fakescope.data.manifest import read_manifest
+    from fakescope.errors import InputError
     from fakescope.inr.run import fit_manifest, shard_from_env
     from fakescope.utils.runtime import resolve_device
+    from fakescope.utils.schema import json_safe
 
     if args.workers is not None:
         args.overrides = [*args.overrides, f"inr.workers={args.workers}", "inr.cpu_path=workers"]
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     rows = read_manifest(args.manifest)
     if args.limit is not None:
         rows = rows[: args.limit]
+    rows, skipped = readable_rows(rows, cfg, progress=not args.quiet)
+    if not rows:
+        raise InputError(f"{args.manifest}: none of its {skipped} images could be read")
     out = Path(args.out)
     rank, world = shard_from_env()
     if rank == 0:
@@ -73,5 +79,30 @@ def run(args: argparse.Namespace) -> int:
         shard=(rank, world), progress=not args.quiet,
     )  # fmt: skip
     keys = ("n", "n_fitted", "n_cached", "mean_psnr", "share_reached", "n_not_reached", "wall_seconds")
-    print(json.dumps({k: summary[k] for k in keys}))
+    print(json.dumps(json_safe({**{k: summary[k] for k in keys}, "n_skipped": skipped}), allow_nan=False))
+    return 1 if skipped else 0
+
+
+def readable_rows(rows: list, cfg, progress: bool = True) -> tuple[list, int]:
+    """The rows whose image decodes under ``data.max_image_pixels``; each other one is reported in one
+    line on stderr and left out, so one bad image does not end the run. Streamed: one image in memory
+    at a time."""
+    from tqdm import tqdm
+
+    from fakescope.data.images import iter_images
+    from fakescope.errors import InputError
+    from fakescope.utils.text import printable
+
+    kept, skipped = [], 0
+    it = iter_images(
+        [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
+        progress=progress and len(rows) > 1, desc="checking images",
+    )  # fmt: skip
+    for row, (_path, res) in zip(rows, it, strict=True):
+        if isinstance(res, InputError):
+            skipped += 1
+            tqdm.write(printable(f"fakescope fit-inr: skipped: {res}"), file=sys.stderr)
+        else:
+            kept.append(row)
+    return kept, skipped
     return 0

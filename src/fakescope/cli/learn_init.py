@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from fakescope.cli.common import add_config_arguments, config_from_args
 
@@ -53,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.data import images as image_io
     from fakescope.data.splits import load_splits
     from fakescope.errors import InputError
+    from fakescope.inr.engine import resize_for_inr
     from fakescope.inr.learned_init import learn_init
     from fakescope.utils.runtime import resolve_device
+    from fakescope.utils.text import printable
 
     cfg = config_from_args(args)
     if args.manifest:
@@ -74,14 +77,31 @@ def run(args: argparse.Namespace) -> int:
     if init_cfg.holdout_images and not val_rows:
         raise InputError("learn-inr-init: the validation split is empty; set inr_init.holdout_images=0")
 
-    def load(rows: list, what: str) -> list:
-        it = tqdm(rows, desc=f"loading {what}", unit="img", disable=args.quiet)
-        return [image_io.load_image_rgb(r.path) for r in it]
+    def load(rows: list, what: str) -> tuple[list, list]:
+        """Each image loaded under data.max_image_pixels / data.rgba_background and shrunk to the INR
+        resolution at once (the fit resizes to it anyway), so memory holds one full-size image at a
+        time; an unreadable one is reported in one line and left out."""
+        images, kept = [], []
+        it = image_io.iter_images(
+            [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
+            progress=not args.quiet, desc=f"loading {what}",
+        )  # fmt: skip
+        for row, (_path, res) in zip(rows, it, strict=True):
+            if isinstance(res, InputError):
+                tqdm.write(printable(f"fakescope learn-inr-init: skipped: {res}"), file=sys.stderr)
+                continue
+            images.append(resize_for_inr(res, cfg.inr.resolution, row.path))
+            kept.append(row)
+        if rows and not kept:
+            raise InputError(f"learn-inr-init: none of the {len(rows)} {what} images could be read")
+        return images, kept
 
+    train_images, train_rows = load(train_rows, "train")
+    val_images, _ = load(val_rows, "val")
     summary = learn_init(
-        load(train_rows, "train"), [r.group for r in train_rows], cfg.inr, init_cfg, args.out,
+        train_images, [r.group for r in train_rows], cfg.inr, init_cfg, args.out,
         seed=cfg.seed, device=resolve_device(cfg.device), progress=not args.quiet,
-        holdout=load(val_rows, "val"),
+        holdout=val_images,
     )  # fmt: skip
     print(json.dumps({"out": args.out, **summary.to_dict()}))
     return 0

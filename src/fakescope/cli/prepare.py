@@ -119,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         rows = rows[: max(0, args.limit)]
     summary = run_prepare(
-        rows, args.out, cfg.preprocess, device, overwrite=args.overwrite, progress=not args.quiet
-    )
+        rows, args.out, cfg.preprocess, device, overwrite=args.overwrite, progress=not args.quiet,
+        max_image_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
+    )  # fmt: skip
     for line in summary.lines():
         print(line)
     print(f"wrote {Path(args.out) / 'manifest.csv'} and {Path(args.out) / 'summary.json'}")

@@ -22,6 +22,7 @@ be read is reported (summary ``errors``) and the job goes on; it is retried on t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fakescope.data.images import load_image_rgb
+from fakescope.data.images import DEFAULT_MAX_PIXELS, load_image_rgb
 from fakescope.data.manifest import LABEL_NAMES, ManifestRow, write_manifest
 from fakescope.errors import ConfigError, FakescopeError, InputError
 from fakescope.preprocess.align import align_face
@@ -79,6 +80,9 @@ class PrepareJob:
     split: str
     video: str
     sources: tuple[tuple[int | None, str], ...]
+    #: image loading limits (``data.max_image_pixels``, ``data.rgba_background``), set by run_prepare
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    background: str = "black"
 
     @property
     def path(self) -> str:
@@ -243,10 +247,11 @@ def _iter_job_frames(job: PrepareJob, cfg: PreprocessConfig, info: dict[str, Any
         info.update(n_frames=len(job.sources), requested=sel.requested, short=sel.short)
         for i in sel.indices:
             frame, path = job.sources[i]
-            yield frame, load_image_rgb(path)
+            yield frame, load_image_rgb(path, max_pixels=job.max_pixels, background=job.background)  # type: ignore[arg-type]
     else:
         info.update(n_frames=1, requested=None, short=False)
-        yield None, load_image_rgb(job.sources[0][1])
+        src = job.sources[0][1]
+        yield None, load_image_rgb(src, max_pixels=job.max_pixels, background=job.background)  # type: ignore[arg-type]
 
 
 def process_job(
@@ -470,14 +475,19 @@ def run_prepare(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    background: str = "black",
 ) -> PrepareSummary:
     """Turn the videos/images in ``rows`` into aligned face crops under ``out_dir`` (see module doc).
 
     Resumable and idempotent: jobs with a record are not redone. Per-file input errors are collected
-    in the summary; the job goes on with the other files.
+    in the summary; the job goes on with the other files. Images (and frame images) are loaded under
+    ``max_image_pixels`` and composited on ``background`` (``data.max_image_pixels``,
+    ``data.rgba_background``).
     """
     out = Path(out_dir)
-    jobs = plan_jobs(rows)
+    limits = {"max_pixels": max_image_pixels, "background": background}
+    jobs = [dataclasses.replace(j, **limits) for j in plan_jobs(rows)]
     chash = _check_output_dir(out, cfg, overwrite)
     t0 = time.perf_counter()
     records: dict[str, dict[str, Any]] = {}
