@@ -463,3 +463,59 @@ def test_prepare_composites_transparent_pixels_on_data_rgba_background(faces, tm
     # the transparent frame is black in one crop and white in the other (the default black would give
     # two identical crops)
     assert ((corners["white"] - corners["black"]) > 200).mean() > 0.05
+
+
+# -- fix 7: folder scans and odd paths are named -----------------------------------------------------------
+
+
+def test_folder_scan_takes_gif_and_avif_and_lists_what_it_skipped(tiny_run, faces, tmp_path, capsys):
+    import os
+
+    from PIL import Image
+
+    d = tmp_path / "scan"
+    d.mkdir()
+    for suffix in (".gif", ".avif", ".jpg"):
+        Image.open(faces[0]).save(d / f"face{suffix}")
+    (d / "notes.txt").write_text("not an image")
+    os.mkfifo(d / "pipe.jpg")
+    rc, out, err = _cli(capsys, "detect", d, "--model", tiny_run, "--aligned", "--device", "cpu", "--json")
+    _no_traceback(err)
+    doc = json.loads(out)
+    assert sorted(Path(r["source"]).name for r in doc["results"]) == ["face.avif", "face.gif", "face.jpg"]
+    assert rc == 0, err
+    skipped = {Path(s["source"]).name: s["reason"] for s in doc["skipped"]}
+    assert skipped == {
+        "notes.txt": "suffix '.txt' is not an image or video suffix",
+        "pipe.jpg": "a FIFO (named pipe), not a regular file",
+    }
+    assert "note: folder scan skipped 2 file(s)" in err
+
+
+def test_fifo_symlink_loop_and_directory_are_named_for_what_they_are(tiny_run, faces, tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    os.symlink(tmp_path / "loop_b.jpg", tmp_path / "loop_a.jpg")
+    os.symlink(tmp_path / "loop_a.jpg", tmp_path / "loop_b.jpg")
+    rc, out, err = _cli(capsys, "detect", tmp_path / "pipe.jpg", tmp_path / "loop_a.jpg", faces[0],
+                        "--model", tiny_run, "--aligned", "--device", "cpu", "--json")  # fmt: skip
+    _no_traceback(err)
+    assert rc == 1 and len(json.loads(out)["results"]) == 1
+    assert f"{tmp_path / 'pipe.jpg'}: a FIFO (named pipe), not a regular file" in err
+    assert f"{tmp_path / 'loop_a.jpg'}: a symbolic-link loop" in err
+    (tmp_path / "adir.jpg").mkdir()
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,label,group\n{faces[0]},real,a\n{tmp_path / 'adir.jpg'},fake,b\n")
+    rc, out, err = _cli(capsys, "fit-inr", "--manifest", manifest, "--out", tmp_path / "o", "--device", "cpu")
+    assert rc == 2 and f"line 3: {tmp_path / 'adir.jpg'} is a directory, not a file" in err, err
+
+
+def test_zero_byte_image_and_video_get_the_same_message(tiny_run, tmp_path, capsys):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    rc, _out, err = _cli(capsys, "detect", tmp_path / "empty.jpg", tmp_path / "empty.mp4", "--model", tiny_run,
+                         "--device", "cpu")  # fmt: skip
+    assert rc == 1
+    assert f"{tmp_path / 'empty.jpg'}: empty file (0 bytes)" in err
+    assert f"{tmp_path / 'empty.mp4'}: empty file (0 bytes)" in err

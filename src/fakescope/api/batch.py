@@ -12,34 +12,71 @@ from typing import Any
 from fakescope.api.detector import FaceForgeryDetector
 from fakescope.api.results import Prediction
 from fakescope.errors import FakescopeError
+from fakescope.utils.paths import not_a_file_reason
 from fakescope.utils.text import display_name, printable
 
-__all__ = ["DetectOutcome", "detect_paths", "expand_inputs"]
+__all__ = ["DetectOutcome", "detect_paths", "expand_inputs", "skipped_summary"]
 
 
-def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_inputs(
+    paths: Sequence[str | os.PathLike[str]], skipped: list[tuple[str, str]] | None = None
+) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files to score from command-line paths: files as given, folders searched recursively for images
-    and videos (sorted). Returns ``(files, [(path, error line)])`` for paths that do not exist."""
+    and videos (sorted). Returns ``(files, [(path, error line)])`` for paths that cannot be scored, each
+    named with its cause (no such file, a FIFO, a symbolic-link loop, ...). With ``skipped``, each
+    folder entry the scan left out is appended as ``(path, why)``."""
     from fakescope.preprocess.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     files: list[Path] = []
     missing: list[tuple[str, str]] = []
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for raw in paths:
         p = Path(raw)
+        name = display_name(p)
         if p.is_dir():
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-            )
+            found = []
+            for f in sorted(p.rglob("*")):
+                why = _scan_skip_reason(f, wanted)
+                if why is None:
+                    found.append(f)
+                elif skipped is not None and why:
+                    skipped.append((display_name(f), why))
             if not found:
-                missing.append((display_name(p), f"{display_name(p)}: folder holds no image or video files"))
+                missing.append((name, f"{name}: folder holds no image or video files"))
             files += found
-        elif p.is_file():
+            continue
+        reason = not_a_file_reason(p)
+        if reason is None:
             files.append(p)
         else:
-            missing.append((display_name(p), f"{display_name(p)}: no such file or folder"))
+            missing.append(
+                (name, f"{name}: {'no such file or folder' if reason == 'no such file' else reason}")
+            )
     return files, missing
+
+
+def _scan_skip_reason(f: Path, wanted: frozenset[str]) -> str | None:
+    """Why a folder scan leaves ``f`` out (``""``: a folder, not worth a line), ``None`` to take it."""
+    if f.is_dir() and not f.is_symlink():
+        return ""
+    reason = not_a_file_reason(f)
+    if reason is not None:
+        return reason
+    if f.suffix.lower() not in wanted:
+        return f"suffix {f.suffix or '(none)'!r} is not an image or video suffix"
+    return None
+
+
+def skipped_summary(skipped: Sequence[tuple[str, str]], shown: int = 3) -> str | None:
+    """One line for what folder scans left out: how many, grouped by cause, with a few names."""
+    if not skipped:
+        return None
+    causes: dict[str, int] = {}
+    for _p, why in skipped:
+        causes[why] = causes.get(why, 0) + 1
+    parts = ", ".join(f"{n} {why}" for why, n in sorted(causes.items(), key=lambda kv: -kv[1]))
+    names = ", ".join(p for p, _ in skipped[:shown]) + (", ..." if len(skipped) > shown else "")
+    return f"folder scan skipped {len(skipped)} file(s) ({parts}): {names}"
 
 
 @dataclass

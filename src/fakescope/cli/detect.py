@@ -56,16 +56,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakescope.api import DetectOptions, detect_paths, expand_inputs, load
+    from fakescope.api.batch import skipped_summary
     from fakescope.utils.schema import json_safe
     from fakescope.utils.text import printable
 
     options = DetectOptions(aligned=args.aligned, frames_per_video=args.frames)
     detector = load(args.model, device=args.device, options=options)
-    inputs, missing = expand_inputs(args.paths)
+    skipped: list[tuple[str, str]] = []
+    inputs, missing = expand_inputs(args.paths, skipped)
     outcome = detect_paths(
         detector, inputs, report_dir=args.report, gradcam=not args.no_gradcam, progress=not args.json
     )
     outcome.errors[:0] = missing
+    if line := skipped_summary(skipped):  # folders: what the scan left out, and why
+        print(printable(f"note: {line}"), file=sys.stderr)
     # printable: a file name that is not UTF-8 shows as \xNN escapes, whatever stdout's encoding
     for _path, err in outcome.errors:
         print(printable(f"fakescope detect: {err}"), file=sys.stderr)
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             "threshold_source": detector.threshold_source,
             "results": [p.to_dict() for p in outcome.predictions],
             "errors": [{"source": printable(s), "error": printable(e)} for s, e in outcome.errors],
+            "skipped": [{"source": printable(s), "reason": why} for s, why in skipped],
         }
         if args.report:
             doc["report"] = str(outcome.report_index)

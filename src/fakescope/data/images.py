@@ -22,12 +22,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from fakescope.errors import InputError
+from fakescope.utils.paths import not_a_file_reason
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 # 64 MP: a 8000x8000 photo still loads, a crafted 100k x 100k PNG does not. DataConfig.max_image_pixels.
 DEFAULT_MAX_PIXELS = 64_000_000
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255)}
+#: File suffixes that folder scans (``detect DIR``, ``prepare DIR``) take as images. Loading does not
+#: depend on them (the content decides); a format Pillow cannot open here (``.heic`` without a HEIF
+#: plugin) is then reported per file instead of being skipped unseen.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif",
+     ".heic", ".heif", ".jp2", ".qoi", ".tga", ".ppm", ".pgm", ".pbm"}
+)  # fmt: skip
 
 
 def _name_of(src: ImageSource, name: str | None) -> str:
@@ -148,8 +156,11 @@ def load_image_rgb(
                 im = Image.open(io.BytesIO(bytes(src)))
             else:
                 path = Path(src)
-                if not path.is_file():
-                    raise InputError(f"{label}: file not found")
+                reason = not_a_file_reason(path)
+                if reason is not None:
+                    raise InputError(f"{label}: {'file not found' if reason == 'no such file' else reason}")
+                if path.stat().st_size == 0:
+                    raise InputError(f"{label}: empty file (0 bytes)")  # as a 0-byte video says
                 im = Image.open(path)
             w, h = im.size
             if w * h > max_pixels:

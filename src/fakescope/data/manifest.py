@@ -19,6 +19,7 @@ from pathlib import Path
 from fakescope.data.config import SplitConfig
 from fakescope.errors import ManifestError
 from fakescope.utils.atomic import atomic_open
+from fakescope.utils.paths import not_a_file_reason
 from fakescope.utils.text import PATH_CSV_ERRORS
 
 REQUIRED_COLUMNS = ("path", "label", "group")
@@ -124,8 +125,11 @@ def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> lis
                     )
                     continue
                 first_line[full] = line_no
-                if check_files and not os.path.exists(full):
+                reason = not_a_file_reason(full) if check_files else None
+                if reason == "no such file":
                     problems.append(f"{where}: file not found {full}")
+                elif reason is not None:
+                    problems.append(f"{where}: {full} is {reason}")
                 rows.append(
                     ManifestRow(
                         path=full,

@@ -23,8 +23,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from fakescope.data.images import IMAGE_EXTENSIONS
 from fakescope.errors import ConfigError, InputError
 from fakescope.preprocess.config import FrameSamplingConfig
+from fakescope.utils.paths import not_a_file_reason
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -43,7 +45,6 @@ __all__ = [
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".h264"}
 )
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
 def is_video_path(path: str | os.PathLike[str]) -> bool:
@@ -92,8 +93,9 @@ class FrameSelection:
 
 def _open(path: str | os.PathLike[str]) -> av.container.InputContainer:
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: video file not found")
+    reason = not_a_file_reason(p)
+    if reason is not None:
+        raise InputError(f"{p}: {'video file not found' if reason == 'no such file' else reason}")
     if p.stat().st_size == 0:
         raise InputError(f"{p}: empty file (0 bytes)")
     try:

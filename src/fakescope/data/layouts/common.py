@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakescope.data.images import IMAGE_EXTENSIONS
 from fakescope.data.manifest import ManifestRow
 from fakescope.errors import ManifestError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _DIGITS = re.compile(r"(\d+)(?!.*\d)")
 
 
