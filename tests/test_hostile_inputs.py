@@ -519,3 +519,21 @@ def test_zero_byte_image_and_video_get_the_same_message(tiny_run, tmp_path, caps
     assert rc == 1
     assert f"{tmp_path / 'empty.jpg'}: empty file (0 bytes)" in err
     assert f"{tmp_path / 'empty.mp4'}: empty file (0 bytes)" in err
+
+
+# -- fix 9: a face in a banner ------------------------------------------------------------------------------
+
+
+def test_detect_finds_a_200px_face_in_a_10000x200_banner(tiny_run, faces, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    banner = np.full((200, 10000, 3), 128, np.uint8)
+    banner[:, 6100:6300] = np.asarray(Image.open(faces[0]).convert("RGB").resize((200, 200)))
+    Image.fromarray(banner).save(tmp_path / "banner.png")
+    rc, out, err = _cli(
+        capsys, "detect", tmp_path / "banner.png", "--model", tiny_run, "--device", "cpu", "--json"
+    )
+    assert rc == 0, err
+    boxes = [f["box"] for f in json.loads(out)["results"][0]["faces"]]
+    assert len(boxes) == 1 and 6100 <= boxes[0][0] < boxes[0][2] <= 6300, boxes

@@ -128,9 +128,11 @@ class FaceForgeryDetector:
     def find_faces(self, image: np.ndarray, max_faces: int | None = None) -> list[AlignedFace]:
         """Detect and align every face of an RGB uint8 image, largest first."""
         from fakescope.preprocess.align import align_face, outside_share
+        from fakescope.preprocess.detectors import detect_tiled
 
         t0 = time.perf_counter()
-        dets = sorted(self.face_detector.detect(image), key=lambda d: d.area, reverse=True)
+        # detect_tiled: a banner-shaped frame is searched in tiles, not shrunk whole to detect_max_side
+        dets = sorted(detect_tiled(self.face_detector, image), key=lambda d: d.area, reverse=True)
         if max_faces is not None:
             dets = dets[:max_faces]
         faces = []

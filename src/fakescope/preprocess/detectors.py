@@ -35,6 +35,7 @@ __all__ = [
     "MTCNNDetector",
     "build_face_detector",
     "select_faces",
+    "detect_tiled",
     "DEFAULT_CONFIDENCE",
 ]
 
@@ -264,3 +265,43 @@ def select_faces(detections: Sequence[Sequence[FaceDetection]], policy: str) -> 
                 chosen[i] = nearest(prev, detections[i])
                 prev = chosen[i]
     return chosen
+
+
+#: A frame whose long side exceeds this many times its short side is searched in overlapping tiles.
+TILE_ASPECT = 3.0
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def detect_tiled(detector: FaceDetector, image: np.ndarray, iou: float = 0.4) -> list[FaceDetection]:
+    """``detector.detect`` on a normal frame; on an extreme aspect ratio (a 10000x200 banner: long side
+    over :data:`TILE_ASPECT` times the short side), on overlapping tiles of twice the short side along
+    the long axis, so that shrinking the whole frame to ``detect_max_side`` cannot make a face too
+    small to find. Detections are moved back to frame pixels and merged (highest score wins at IoU >
+    ``iou``); most confident first."""
+    h, w = image.shape[:2]
+    long_side, short_side = max(h, w), min(h, w)
+    if short_side == 0 or long_side <= TILE_ASPECT * short_side:
+        return detector.detect(image)
+    tile, stride = 2 * short_side, short_side
+    starts = list(range(0, long_side - tile + 1, stride))
+    if starts[-1] + tile < long_side:
+        starts.append(long_side - tile)
+    found: list[FaceDetection] = []
+    for s in starts:
+        part = image[:, s : s + tile] if w >= h else image[s : s + tile]
+        dx, dy = (s, 0) if w >= h else (0, s)
+        for d in detector.detect(np.ascontiguousarray(part)):
+            box = (d.box[0] + dx, d.box[1] + dy, d.box[2] + dx, d.box[3] + dy)
+            found.append(FaceDetection(box, d.score, d.landmarks + np.array([dx, dy], np.float32)))
+    kept: list[FaceDetection] = []
+    for d in sorted(found, key=lambda d: d.score, reverse=True):
+        if all(_iou(d.box, k.box) <= iou for k in kept):
+            kept.append(d)
+    return kept
