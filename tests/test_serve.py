@@ -152,8 +152,9 @@ def test_file_names_are_escaped_in_the_report(server, shared_data):
 
 
 def test_a_job_killed_mid_video_ends_done_or_failed_after_a_restart(run, shared_data, tmp_path):
+    """Also: past the queue bound the API answers 503 with Retry-After, and a queued job survives."""
     data = tmp_path / "data"
-    server = start_server(run, data, "--frames", "24", "--no-gradcam")
+    server = start_server(run, data, "--frames", "24", "--no-gradcam", "--queue", "1")
     try:
         job_id = _submit(server, _video(shared_data))["id"]
         t0 = time.monotonic()
@@ -161,12 +162,18 @@ def test_a_job_killed_mid_video_ends_done_or_failed_after_a_restart(run, shared_
             assert job["status"] in ("queued", "running") and time.monotonic() - t0 < 60, job
             time.sleep(0.05)
         assert job["status"] == "running"
+        waiting = _submit(server, _face(shared_data))["id"]  # the queue's one place
+        with open(_face(shared_data), "rb") as fh:
+            full = server.post("/v1/jobs", files={"file": ("one_too_many.jpg", fh)})
+        assert full.status_code == 503 and int(full.headers["Retry-After"]) > 0
+        assert "queue is full" in full.json()["detail"]
     finally:
         stop(server, signal.SIGKILL)
     assert server.proc.returncode == -signal.SIGKILL
     with running(run, data, "--frames", "24", "--no-gradcam") as again:
         job = again.wait_job(job_id)
         assert job["status"] in ("done", "failed")
+        assert again.wait_job(waiting)["status"] == "done"  # the queued job was kept, in order
         if job["status"] == "done":  # resumed: scored from the start again, whole
             assert job["result"]["results"][0]["frames_sampled"] == 24
             assert job["progress"] == {"frames_done": 24, "frames_total": 24}

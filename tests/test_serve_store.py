@@ -1,4 +1,4 @@
-"""The job store and the upload sniffing of `fakescope serve`, without a server."""
+"""The job store, the upload sniffing and the command line of `fakescope serve`, without a server."""
 
 from __future__ import annotations
 
@@ -58,3 +58,12 @@ def test_stored_names_cannot_leave_the_job_folder():
     assert safe_name("..\\..\\win.ini", ".png") == "win.png"
     assert safe_name("..", ".jpg") == "upload.jpg"
     assert safe_name("<b>x</b>.mp4", ".mp4") == "b.mp4"  # the part after the last slash
+
+
+def test_a_network_bind_needs_public_and_says_so_in_one_line(tmp_path, capsys):
+    from fakescope.cli import main
+
+    rc = main(["serve", "--run", str(tmp_path), "--host", "0.0.0.0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "--host 0.0.0.0" in err and "--public" in err

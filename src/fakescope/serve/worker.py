@@ -38,11 +38,13 @@ class WorkerPool:
     def submit(self, job_id: str) -> None:
         self._queue.put(job_id)
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 2.0) -> None:
+        """Ask the workers to stop after their job; a job still running after ``wait_s`` is left
+        ``running`` and is scored again at the next start (:meth:`JobStore.recover`)."""
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:
-            t.join(timeout=30)
+            t.join(timeout=wait_s / len(self._threads))
 
     def _loop(self) -> None:
         while True:
