@@ -1,5 +1,6 @@
 """The `fakescope serve` page in a real browser: headless Chromium (Debian's `chromium` and
-`chromium-driver`, driven by Selenium) uploads a real DFDC face and a real DFDC video, waits for the
+`chromium-driver`, driven by Selenium) uploads a real DFDC face (file chooser) and drops a real DFDC
+video on the drop zone, waits for the
 results and checks that the score and label a user reads are the API's; a run trained on stand-in
 data gets its warning on the label. Screenshots go to $FAKESCOPE_SCREENSHOTS (docs/images/ for the
 docs) or the test's temporary folder. Skips with the reason when Chromium or its driver is absent."""
@@ -66,12 +67,29 @@ def _shot(driver, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _upload_and_wait(driver, path: Path, timeout: float = 120) -> dict:
+# Drops the file held by a scratch <input type=file> on the drop zone, as a drag from the desktop does.
+_DROP = """
+const input = arguments[0], zone = document.getElementById('drop'), dt = new DataTransfer();
+dt.items.add(input.files[0]);
+for (const type of ['dragenter', 'dragover', 'drop'])
+  zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+input.remove();
+"""
+
+
+def _upload_and_wait(driver, path: Path, timeout: float = 120, drop: bool = False) -> dict:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     before = driver.find_element(By.ID, "report").get_attribute("data-job")
-    driver.find_element(By.ID, "file").send_keys(str(path))
+    if drop:
+        scratch = driver.execute_script(
+            "const i = document.createElement('input'); i.type = 'file'; document.body.append(i); return i;"
+        )
+        scratch.send_keys(str(path))
+        driver.execute_script(_DROP, scratch)
+    else:
+        driver.find_element(By.ID, "file").send_keys(str(path))
     wait = WebDriverWait(driver, timeout, poll_frequency=0.2)
     wait.until(
         lambda d: (
@@ -109,7 +127,7 @@ def test_upload_a_face_and_a_video_and_read_score_and_label(browser, shared_data
         _shot(browser, tmp_path, "serve_image.png")
 
         browser.find_element(By.ID, "aligned").click()  # a video's frames are not
-        shown = _upload_and_wait(browser, video)
+        shown = _upload_and_wait(browser, video, drop=True)  # dragged onto the drop zone
         res = server.get(f"/v1/jobs/{shown['job']}").json()["result"]["results"][0]
         assert res["kind"] == "video"
         assert shown["text"] == f"{res['label'].upper()} · P(fake) = {res['score']:.3f}"
@@ -119,9 +137,11 @@ def test_upload_a_face_and_a_video_and_read_score_and_label(browser, shared_data
         browser.switch_to.default_content()
         _shot(browser, tmp_path, "serve_video.png")
 
-        rows = WebDriverWait(browser, 15).until(
-            lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#jobs tr")] or None
-        )
+        def two_done_rows(d):
+            rows = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#jobs tr")]
+            return rows if len(rows) == 2 and all(" done " in r for r in rows) else None
+
+        rows = WebDriverWait(browser, 15).until(two_done_rows)
         assert len(rows) == 2 and video.name in rows[0] and face.name in rows[1]
         history = Path(os.environ.get("FAKESCOPE_SCREENSHOTS") or tmp_path) / "serve_history.png"
         panel = browser.find_element(By.ID, "history")
