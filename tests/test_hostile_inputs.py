@@ -10,6 +10,7 @@ output.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -353,25 +354,33 @@ def test_prepare_handles_a_non_utf8_file_name(faces, tmp_path, capsys):
     assert any(r.video == NON_UTF8.decode("utf-8", "surrogateescape") for r in rows)
 
 
-def test_detect_table_json_and_report_with_a_non_utf8_name_under_strict_utf8(tiny_run, faces, tmp_path):
-    import os
-    import subprocess
+def test_detect_table_json_and_report_with_a_non_utf8_name_under_strict_utf8(
+    tiny_run, faces, tmp_path, monkeypatch
+):
+    import io
     import sys
 
     bad = _non_utf8_copy(faces[1], tmp_path / "in")
     shutil.copy(faces[0], tmp_path / "in" / "ok.jpg")
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "PYTHONUTF8": "0"}
-    cmd = [sys.executable, "-m", "fakescope", "detect", str(tmp_path / "in"), "--model", str(tiny_run), "--aligned",
-           "--device", "cpu", "--no-gradcam"]  # fmt: skip
-    table = subprocess.run([*cmd, "--report", str(tmp_path / "rep")], env=env, capture_output=True, text=True)
-    assert table.returncode == 0, table.stderr
-    assert "Traceback" not in table.stderr
-    assert "visage_\\xe9t\\xe9.jpg" in table.stdout and "ok.jpg" in table.stdout
-    index = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
-    assert "visage_\\xe9t\\xe9.jpg" in index
-    js = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True)
-    assert js.returncode == 0, js.stderr
-    sources = [r["source"] for r in json.loads(js.stdout)["results"]]
+    shown = "visage_\\xe9t\\xe9.jpg"
+
+    def run(*extra: str) -> tuple[int, str]:
+        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")  # a strict UTF-8 stdout
+        err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+        monkeypatch.setattr(sys, "stdout", out)
+        monkeypatch.setattr(sys, "stderr", err)
+        rc = main(["detect", str(tmp_path / "in"), "--model", str(tiny_run), "--aligned", "--device", "cpu",
+                   "--no-gradcam", *extra])  # fmt: skip
+        out.flush()
+        monkeypatch.undo()
+        return rc, out.buffer.getvalue().decode("utf-8")
+
+    rc, table = run("--report", str(tmp_path / "rep"))
+    assert rc == 0 and shown in table and "ok.jpg" in table
+    assert shown in (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    rc, js = run("--json")
+    assert rc == 0
+    sources = [r["source"] for r in json.loads(js)["results"]]
     assert str(bad).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") in sources
 
 
@@ -426,7 +435,7 @@ def test_max_image_pixels_is_applied(command, shared_data, faces, tmp_path, caps
         argv = ["prepare", src / "manifest.csv", "--out", tmp_path / "out", "--device", "cpu", *limit]
     elif command == "fit-inr":
         argv = ["fit-inr", "--manifest", src / "manifest.csv", "--out", tmp_path / "out", "--device", "cpu",
-                "--cache", tmp_path / "cache", "--set", "inr.resolution=16", "--set", "inr.max_steps=20",
+                "--cache", tmp_path / "cache", "--set", "inr.resolution=8", "--set", "inr.max_steps=1",
                 "--quiet", *limit]  # fmt: skip
     else:
         argv = ["learn-inr-init", "--manifest", src / "manifest.csv", "--out", tmp_path / "init.safetensors",
@@ -537,3 +546,244 @@ def test_detect_finds_a_200px_face_in_a_10000x200_banner(tiny_run, faces, tmp_pa
     assert rc == 0, err
     boxes = [f["box"] for f in json.loads(out)["results"][0]["faces"]]
     assert len(boxes) == 1 and 6100 <= boxes[0][0] < boxes[0][2] <= 6300, boxes
+
+
+# -- the hostile corpus: every file through every command that takes it -----------------------------------
+
+#: name -> what a user must see: "ok" (scored), or the cause its one error line must name.
+#: Names are built at test time in ``corpus`` (no hostile file is committed).
+
+
+def _png_bomb() -> bytes:
+    """A valid 64x64 PNG whose header claims 100000 x 100000 pixels (CRC fixed): refused unread."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buf, "PNG")
+    raw = bytearray(buf.getvalue())
+    raw[16:24] = struct.pack(">II", 100_000, 100_000)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    return bytes(raw)
+
+
+def _build_corpus(root: Path, faces: list[Path], video: Path) -> dict[str, tuple[Path, str]]:
+    """At least 40 hostile or odd files next to good ones: ``{key: (path, expected)}``."""
+    import io
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    face = Image.open(faces[0]).convert("RGB")
+    jpg = faces[0].read_bytes()
+    c: dict[str, tuple[Path, str]] = {}
+
+    def put(key: str, name: str | bytes, data: bytes | None, expect: str) -> Path:
+        p = root / (os.fsdecode(name) if isinstance(name, bytes) else name)
+        if data is not None:
+            p.write_bytes(data)
+        c[key] = (p, expect)
+        return p
+
+    def enc(im: Image.Image, fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    # good and odd-but-valid images: each must be scored
+    put("good_real", "good_real.jpg", jpg, "ok")
+    put("good_fake", "good_fake.jpg", faces[2].read_bytes(), "ok")
+    put("grayscale", "gray.jpg", enc(face.convert("L"), "JPEG"), "ok")
+    put("rgba", "rgba.png", enc(face.convert("RGBA"), "PNG"), "ok")
+    put("palette_gif", "palette.gif", enc(face.convert("P"), "GIF"), "ok")
+    put("animated_gif", "animated.gif", enc(face.convert("P"), "GIF", save_all=True,
+                                            append_images=[face.convert("P").rotate(90)]), "ok")  # fmt: skip
+    put("avif", "face.avif", enc(face, "AVIF"), "ok")
+    put("webp", "face.webp", enc(face, "WEBP"), "ok")
+    put("tiff", "face.tiff", enc(face, "TIFF"), "ok")
+    put("cmyk", "cmyk.jpg", enc(face.convert("CMYK"), "JPEG"), "ok")
+    arr16 = (np.asarray(face.convert("L"), np.uint16) * 257).astype(np.uint16)
+    put("png16", "sixteen.png", enc(Image.fromarray(arr16), "PNG"), "ok")
+    exif = face.getexif()
+    exif[0x0112] = 6
+    put("exif_rotated", "rotated.jpg", enc(face, "JPEG", exif=exif), "ok")
+    put("png_named_jpg", "png_inside.jpg", enc(face, "PNG"), "ok")
+    put("jpeg_named_heic", "face.heic", jpg, "ok")
+    put("trailing_garbage", "trailing.jpg", jpg + os.urandom(4096), "ok")
+    put("tiny", "tiny.png", enc(face.resize((8, 8)), "PNG"), "ok")
+    put("non_utf8_name", b"visage_\xe9t\xe9.jpg", jpg, "ok")
+    put("unicode_name", "visage été ☃.jpg", jpg, "ok")
+    put("newline_name", "new\nline.jpg", jpg, "ok")
+    put("ansi_name", "\x1b[31mred.jpg", jpg, "ok")
+    put("long_name", "l" * 240 + ".jpg", jpg, "ok")
+    put("hidden", ".hidden.jpg", jpg, "ok")
+    put("html_name", "<img src=x onerror=alert(1)>.jpg", jpg, "ok")
+    # broken images: one line each
+    put("zero_byte", "zero.jpg", b"", "empty file (0 bytes)")
+    put("truncated", "truncated.jpg", jpg[: len(jpg) // 3], "cannot decode image")
+    put("random_bytes", "random.jpg", os.urandom(5000), "not a recognised image file")
+    put("text_as_png", "text.png", b"just some text\n" * 20, "not a recognised image file")
+    put("html_as_jpg", "page.jpg", b"<html><script>alert(1)</script></html>", "not a recognised image file")
+    put("png_bomb", "bomb.png", _png_bomb(), "decompression bomb")
+    bad_crc = bytearray(enc(face, "PNG"))
+    bad_crc[40:60] = b"\0" * 20
+    put("png_corrupt_data", "corrupt.png", bytes(bad_crc), "")
+    put("header_only_jpg", "header.jpg", jpg[:200], "")
+    # paths that are not files
+    fifo = put("fifo", "pipe.jpg", None, "a FIFO (named pipe)")
+    os.mkfifo(fifo)
+    loop = put("symlink_loop", "loop.jpg", None, "a symbolic-link loop")
+    os.symlink(root / "loop2.jpg", loop)
+    os.symlink(loop, root / "loop2.jpg")
+    broken = put("broken_link", "broken.jpg", None, "a broken symbolic link")
+    os.symlink(root / "nowhere.jpg", broken)
+    put("directory", "folder.jpg", None, "a directory, not a file").mkdir()
+    put("missing", "missing.jpg", None, "no such file")
+    # videos
+    put("good_video", "clip.mp4", video.read_bytes(), "ok")
+    put("zero_video", "zero.mp4", b"", "empty file (0 bytes)")
+    put("random_video", "random.mp4", os.urandom(20000), "")
+    put("text_video", "text.mp4", b"not a video\n" * 100, "")
+    put("jpeg_as_video", "photo.mp4", jpg, "ok")  # ffmpeg reads it as a one-frame video
+    put("truncated_video", "truncated.mp4", video.read_bytes()[:4000], "")
+    return c
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data, faces, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    video = sorted((shared_data / "dfdc-videos").glob("*.mp4"))[0]
+    return _build_corpus(tmp_path_factory.mktemp("corpus") / "files", faces, video)
+
+
+def _shown(p: Path) -> str:
+    from fakescope.utils.text import display_name
+
+    return display_name(p)
+
+
+def test_corpus_has_at_least_40_files(corpus):
+    assert len(corpus) >= 40
+    assert {e for _, e in corpus.values()} >= {"ok", "no such file", "empty file (0 bytes)"}
+
+
+def test_detect_scores_every_good_file_and_names_every_bad_one(corpus, tiny_run, tmp_path, capsys):
+    paths = [p for p, _ in corpus.values()]
+    rc, out, err = _cli(capsys, "detect", *paths, "--model", tiny_run, "--aligned", "--device", "cpu",
+                        "--frames", "2", "--json", "--report", tmp_path / "rep", "--no-gradcam")  # fmt: skip
+    _no_traceback(err)
+    doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    scored = {r["source"] for r in doc["results"]}
+    errors = [ln for ln in err.splitlines() if ln.startswith("fakescope detect: ")]
+    assert rc == 1
+    for key, (p, expect) in corpus.items():
+        name = _shown(p)
+        if key == "directory":  # detect scans a folder it is given
+            expect = "folder holds no image or video files"
+        lines = [ln for ln in errors if ln.startswith(f"fakescope detect: {name}: ")]
+        if expect == "ok":
+            assert name in scored and not lines, (key, lines)
+        else:
+            assert name not in scored, key
+            assert len(lines) == 1 and expect in lines[0], (key, lines)
+    assert len(scored) + len(errors) == len(corpus)
+    assert all(r["label"] in ("real", "fake") for r in doc["results"])
+    assert not list((tmp_path / "rep").rglob("*.tmp")) and (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_detect_folder_scan_of_the_corpus(corpus, tiny_run, capsys):
+    folder = next(iter(corpus.values()))[0].parent
+    rc, out, err = _cli(capsys, "detect", folder, "--model", tiny_run, "--aligned", "--device", "cpu",
+                        "--frames", "2", "--json")  # fmt: skip
+    _no_traceback(err)
+    doc = json.loads(out)
+    scored = {r["source"] for r in doc["results"]}
+    good = {_shown(p) for p, e in corpus.values() if e == "ok"}
+    assert good <= scored and rc == 1
+    skipped = {s["source"] for s in doc["skipped"]}
+    for key in ("fifo", "symlink_loop", "broken_link"):
+        assert _shown(corpus[key][0]) in skipped, key
+
+
+def _manifest_of(corpus, keys, tmp: Path, extra: list[tuple[Path, str, str]] = ()) -> Path:
+    import csv
+
+    from fakescope.utils.text import PATH_CSV_ERRORS
+
+    path = tmp / "corpus.csv"
+    with open(path, "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS) as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "group", "split"])
+        for i, k in enumerate(keys):
+            w.writerow([corpus[k][0], "real" if i % 2 else "fake", f"g{i}", "train"])
+        for p, label, split in extra:
+            w.writerow([p, label, p.stem, split])
+    return path
+
+
+def _image_keys(corpus, *, files_only: bool) -> list[str]:
+    skip = {"fifo", "symlink_loop", "broken_link", "directory", "missing"} if files_only else set()
+    return [k for k, (p, _e) in corpus.items() if p.suffix != ".mp4" and k not in skip]
+
+
+def test_fit_inr_fits_the_good_images_and_names_the_bad_ones(corpus, tmp_path, capsys):
+    keys = _image_keys(corpus, files_only=True)
+    manifest = _manifest_of(corpus, keys, tmp_path)
+    rc, out, err = _cli(capsys, "fit-inr", "--manifest", manifest, "--out", tmp_path / "out", "--device", "cpu",
+                        "--cache", tmp_path / "cache", "--set", "inr.resolution=8", "--set", "inr.max_steps=1",
+                        "--quiet")  # fmt: skip
+    _no_traceback(err)
+    summary = json.loads(out.strip().splitlines()[-1])
+    bad = [k for k in keys if corpus[k][1] != "ok"]
+    assert rc == 1 and summary["n"] == len(keys) - len(bad) and summary["n_skipped"] == len(bad)
+    for k in bad:
+        lines = [ln for ln in err.splitlines() if f"skipped: {_shown(corpus[k][0])}: " in ln]
+        assert len(lines) == 1 and corpus[k][1] in lines[0], (k, lines)
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_fit_inr_names_every_path_that_is_not_a_file_in_one_line(corpus, tmp_path, capsys):
+    keys = [k for k in ("good_real", "fifo", "symlink_loop", "directory", "missing")]
+    rc, _out, err = _cli(capsys, "fit-inr", "--manifest", _manifest_of(corpus, keys, tmp_path), "--out",
+                         tmp_path / "out", "--device", "cpu")  # fmt: skip
+    _no_traceback(err)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    for k in keys[1:]:
+        expect = "file not found" if k == "missing" else corpus[k][1]
+        assert expect in err, (k, err)
+
+
+def test_prepare_crops_the_good_images_and_names_the_bad_ones(corpus, tmp_path, capsys):
+    keys = [k for k in _image_keys(corpus, files_only=True)] + ["good_video", "zero_video", "text_video"]
+    rc, out, err = _cli(capsys, "prepare", _manifest_of(corpus, keys, tmp_path), "--out", tmp_path / "out",
+                        "--device", "cpu", "--frames", "1", "--workers", "1", "--quiet")  # fmt: skip
+    _no_traceback(err)
+    assert rc == 1
+    for k in keys:
+        p, expect = corpus[k]
+        lines = [ln for ln in err.splitlines() if ln.startswith(f"prepare: skipped: {_shown(p)}: ")]
+        assert (not lines) if expect == "ok" else (len(lines) == 1 and expect in lines[0]), (k, lines)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["jobs_failed"] == sum(corpus[k][1] != "ok" for k in keys)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_train_runs_past_every_bad_image(corpus, faces, shared_data, tmp_path, capsys):
+    keys = _image_keys(corpus, files_only=True)
+    val = sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[-2:]
+    val += sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[-2:]
+    extra = [(p, "real" if "/real/" in str(p) else "fake", "val") for p in val]
+    manifest = _manifest_of(corpus, keys, tmp_path, extra)
+    run = tmp_path / "run"
+    rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
+    _no_traceback(err)
+    assert rc == 0, err
+    bad = [k for k in keys if corpus[k][1] != "ok"]
+    assert f"skipped {len(bad)} unreadable image(s) ({len(bad)} train" in err
+    assert (run / "checkpoints" / "best.json").is_file()
+    listed = (run / "skipped_rows.csv").read_bytes()
+    assert all(os.fsencode(corpus[k][0]) in listed for k in bad)

@@ -143,7 +143,8 @@ def detect_paths(
         try:
             pred = detector.predict(path, aligned=None if aligned is None else aligned[i], progress=progress)
         except FakescopeError as err:
-            name, text = display_name(path), printable(str(err))
+            name, text = display_name(path), str(err).replace(str(path), display_name(path))
+            text = printable(text)
             msg = text if name in text else f"{name}: {text}"
             errors.append((name, msg))
             entries.append((name, None, None, msg))

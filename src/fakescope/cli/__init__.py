@@ -9,7 +9,7 @@ import sys
 
 from fakescope import __version__
 from fakescope.errors import FakescopeError
-from fakescope.utils.text import printable
+from fakescope.utils.text import one_line
 
 # (subcommand, module, one-line help). Order is the order shown in --help.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except FakescopeError as err:
         # printable: a file name that is not UTF-8 is shown with \xNN escapes instead of crashing here
-        print(printable(f"fakescope {args.command}: error: {err}"), file=sys.stderr)
+        print(one_line(f"fakescope {args.command}: error: {err}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         what = ON_INTERRUPT.get(args.command, "finished work is kept; re-run the same command to resume")

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.api import DetectOptions, detect_paths, expand_inputs, load
     from fakescope.api.batch import skipped_summary
     from fakescope.utils.schema import json_safe
-    from fakescope.utils.text import printable
+    from fakescope.utils.text import one_line, printable
 
     options = DetectOptions(aligned=args.aligned, frames_per_video=args.frames)
     detector = load(args.model, device=args.device, options=options)
@@ -69,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
     )
     outcome.errors[:0] = missing
     if line := skipped_summary(skipped):  # folders: what the scan left out, and why
-        print(printable(f"note: {line}"), file=sys.stderr)
+        print(one_line(f"note: {line}"), file=sys.stderr)
     # printable: a file name that is not UTF-8 shows as \xNN escapes, whatever stdout's encoding
     for _path, err in outcome.errors:
-        print(printable(f"fakescope detect: {err}"), file=sys.stderr)
+        print(one_line(f"fakescope detect: {err}"), file=sys.stderr)
     for pred in outcome.predictions:
         if pred.error:  # a note on a scored input (short video, a re-aligned tight crop)
-            print(printable(f"note: {pred.source}: {pred.error}"), file=sys.stderr)
+            print(one_line(f"note: {pred.source}: {pred.error}"), file=sys.stderr)
     if args.json:
         doc = {
             "model": args.model,

@@ -91,7 +91,7 @@ def readable_rows(rows: list, cfg, progress: bool = True) -> tuple[list, int]:
 
     from fakescope.data.images import iter_images
     from fakescope.errors import InputError
-    from fakescope.utils.text import printable
+    from fakescope.utils.text import one_line
 
     kept, skipped = [], 0
     it = iter_images(
@@ -101,7 +101,7 @@ def readable_rows(rows: list, cfg, progress: bool = True) -> tuple[list, int]:
     for row, (_path, res) in zip(rows, it, strict=True):
         if isinstance(res, InputError):
             skipped += 1
-            tqdm.write(printable(f"fakescope fit-inr: skipped: {res}"), file=sys.stderr)
+            tqdm.write(one_line(f"fakescope fit-inr: skipped: {res}"), file=sys.stderr)
         else:
             kept.append(row)
     return kept, skipped

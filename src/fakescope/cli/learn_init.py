@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.inr.engine import resize_for_inr
     from fakescope.inr.learned_init import learn_init
     from fakescope.utils.runtime import resolve_device
-    from fakescope.utils.text import printable
+    from fakescope.utils.text import one_line
 
     cfg = config_from_args(args)
     if args.manifest:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         for row, (_path, res) in zip(rows, it, strict=True):
             if isinstance(res, InputError):
-                tqdm.write(printable(f"fakescope learn-inr-init: skipped: {res}"), file=sys.stderr)
+                tqdm.write(one_line(f"fakescope learn-inr-init: skipped: {res}"), file=sys.stderr)
                 continue
             images.append(resize_for_inr(res, cfg.inr.resolution, row.path))
             kept.append(row)

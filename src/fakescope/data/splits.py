@@ -14,8 +14,9 @@ import numpy as np
 from fakescope.data.config import DataConfig
 from fakescope.data.manifest import ManifestRow, read_manifest, split_by_group
 from fakescope.errors import ConfigError
-from fakescope.utils.atomic import atomic_write_text
+from fakescope.utils.atomic import atomic_open
 from fakescope.utils.hashing import file_sha256
+from fakescope.utils.text import PATH_CSV_ERRORS
 
 __all__ = [
     "SEEN_ROWS_FILE",
@@ -90,7 +91,9 @@ def write_seen_rows(path: str | os.PathLike[str], splits: dict[str, Sequence[Man
     for split, rows in splits.items():
         for r in rows:
             writer.writerow([split, r.path, _sha256_or_none(r.path) or ""])
-    atomic_write_text(path, buf.getvalue())
+    # surrogateescape: a path that is not UTF-8 is written as its bytes (utils.text)
+    with atomic_open(path, "w", encoding="utf-8", errors=PATH_CSV_ERRORS) as fh:
+        fh.write(buf.getvalue())
 
 
 def seen_hashes_of(splits: dict[str, Sequence[ManifestRow]]) -> dict[str, str]:
@@ -106,7 +109,7 @@ def seen_hashes_of(splits: dict[str, Sequence[ManifestRow]]) -> dict[str, str]:
 
 def read_seen_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
     """``{sha256: split}`` from a run's :data:`SEEN_ROWS_FILE`."""
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8", errors=PATH_CSV_ERRORS) as fh:
         return {row["sha256"]: row["split"] for row in csv.DictReader(fh) if row.get("sha256")}
 
 

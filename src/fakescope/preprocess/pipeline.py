@@ -52,7 +52,7 @@ from fakescope.preprocess.detectors import FaceDetection, FaceDetector, build_fa
 from fakescope.preprocess.video import iter_frames, probe_video, select_frame_indices
 from fakescope.utils.atomic import atomic_open, atomic_write_bytes, atomic_write_json
 from fakescope.utils.hashing import config_hash
-from fakescope.utils.text import PATH_CSV_ERRORS, printable
+from fakescope.utils.text import PATH_CSV_ERRORS, one_line
 
 __all__ = ["PrepareJob", "PrepareSummary", "plan_jobs", "process_job", "run_prepare", "output_config_hash"]
 
@@ -519,7 +519,7 @@ def run_prepare(
             frames_now += len(rec["frames"])
         else:
             errors[key] = err or "unknown error"
-            tqdm.write(printable(f"prepare: skipped: {err}"), file=sys.stderr)
+            tqdm.write(one_line(f"prepare: skipped: {err}"), file=sys.stderr)
         bar.update(1)
         bar.set_postfix(frames=frames_now, fps=f"{frames_now / max(time.perf_counter() - t0, 1e-9):.2f}")
 

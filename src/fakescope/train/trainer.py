@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import os
 import sys
 import time
@@ -61,7 +60,7 @@ from fakescope.inference import checkpoint as ckpt
 from fakescope.inference.inputs import STORED_INPUTS, detector_inputs, precompute_inputs
 from fakescope.inference.predict import autocast_context, iter_predictions, to_device
 from fakescope.train.losses import detector_loss
-from fakescope.utils.atomic import atomic_write_text
+from fakescope.utils.atomic import atomic_open, atomic_write_text
 from fakescope.utils.distributed import (
     DistInfo,
     all_gather_objects,
@@ -70,6 +69,7 @@ from fakescope.utils.distributed import (
     init_distributed,
 )
 from fakescope.utils.runtime import resolve_device, seed_everything
+from fakescope.utils.text import PATH_CSV_ERRORS, one_line
 
 __all__ = ["TrainResult", "TrainingInterrupted", "train", "resolve_augment"]
 
@@ -302,17 +302,20 @@ def _drop_unreadable(
             f"{bad[0][2]} ({len(bad)} unreadable train/val image(s); train.bad_images=skip trains without them)"
         )
     if info.is_main:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["split", "path", "error"])
-        w.writerows(bad)
-        atomic_write_text(run / SKIPPED_ROWS_FILE, buf.getvalue())
+        with atomic_open(
+            run / SKIPPED_ROWS_FILE, "w", newline="", encoding="utf-8", errors=PATH_CSV_ERRORS
+        ) as fh:
+            w = csv.writer(fh)
+            w.writerow(["split", "path", "error"])
+            w.writerows(bad)
         counts = ", ".join(
             f"{sum(b[0] == s for b in bad)} {s}" for s in splits if any(b[0] == s for b in bad)
         )
         tqdm.write(
-            f"train: skipped {len(bad)} unreadable image(s) ({counts}; listed in {run / SKIPPED_ROWS_FILE}); "
-            f"first: {bad[0][2]}",
+            one_line(
+                f"train: skipped {len(bad)} unreadable image(s) ({counts}; listed in {run / SKIPPED_ROWS_FILE}); "
+                f"first: {bad[0][2]}"
+            ),
             file=sys.stderr,
         )
     return kept

@@ -47,7 +47,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as fh:
+    """UTF-8; a file name that is not UTF-8 (held as lone surrogates, ``os.fsdecode``) is written back as
+    the bytes it was, instead of losing the whole file to a ``UnicodeEncodeError`` after the work."""
+    with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
         fh.write(text)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["PATH_CSV_ERRORS", "display_name", "printable"]
+__all__ = ["PATH_CSV_ERRORS", "display_name", "one_line", "printable"]
 
 #: ``open(..., errors=PATH_CSV_ERRORS)`` for CSV files that hold file paths.
 PATH_CSV_ERRORS = "surrogateescape"
@@ -28,8 +28,16 @@ def printable(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]}
+
+
 def display_name(path: str | os.PathLike[str] | bytes) -> str:
-    """A path as printable text (see :func:`printable`)."""
-    if isinstance(path, bytes):
-        return path.decode("utf-8", "backslashreplace")
-    return printable(os.fspath(path))
+    """A path as one line of printable text: undecodable bytes (see :func:`printable`) and control
+    characters (a newline, a terminal escape sequence in a file name) shown as ``\\xNN``."""
+    text = path.decode("utf-8", "surrogateescape") if isinstance(path, bytes) else os.fspath(path)
+    return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """An error line as one line of printable text (:func:`printable`, control characters escaped)."""
+    return printable(text).translate(_CONTROL)
