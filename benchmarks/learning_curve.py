@@ -64,12 +64,14 @@ def build_manifests(data: Path, sizes: list[str], out: Path, seed: int = 0) -> d
     return paths
 
 
-def run_one(detector: str, size: str, manifest: Path, out: Path, overrides: list[str], device: str) -> dict:
+def run_one(
+    detector: str, size: str, manifest: Path, out: Path, overrides: list[str], device: str, tag: str = ""
+) -> dict:
     from fakescope.config import load_config
     from fakescope.eval.evaluate import evaluate_runs
     from fakescope.train.trainer import train
 
-    run = out / "runs" / f"{detector}__{size}"
+    run = out / "runs" / (f"{detector}__{size}" + (f"__{tag}" if tag else ""))
     result_file = run / "learning_curve_row.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
@@ -87,7 +89,7 @@ def run_one(detector: str, size: str, manifest: Path, out: Path, overrides: list
         "detector": detector, "size": size, "train_faces": n_train, "metrics": rec,
         "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epochs_budget": cfg.train.epochs,
         "stopped_early": res.stopped_early, "best_val_auc": res.best_val_auc,
-        "train_seconds_this_call": round(train_s, 1), "resumed": resume, "overrides": overrides,
+        "train_seconds_this_call": round(train_s, 1), "resumed": resume, "overrides": overrides, "tag": tag,
     }  # fmt: skip
     result_file.write_text(json.dumps(row, indent=2))
     return row
@@ -103,8 +105,10 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     by_det: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_det[r["detector"]].append(r)
-    for k, (det, rs) in enumerate(sorted(by_det.items())):
+        if not r.get("tag"):  # the recipe's runs only; tagged variants (sweeps) are in the table
+            by_det[r["detector"]].append(r)
+    curves = {det: rs for det, rs in by_det.items() if len(rs) > 1}  # one-size runs: the full table
+    for k, (det, rs) in enumerate(sorted(curves.items())):
         rs = sorted(rs, key=lambda r: r["train_faces"])
         x = [r["train_faces"] * (1 + 0.04 * k) for r in rs]  # dodge: intervals at one size stay readable
         y = [r["metrics"]["auc"] for r in rs]
@@ -128,19 +132,22 @@ def plot(rows: list[dict], path: Path) -> None:
 def markdown(rows: list[dict]) -> str:
     """The learning-curve table for docs/results.md: one row per run, sorted by detector and size."""
     lines = [
-        "| detector | training faces | DFDC test AUC [95% CI] | Acc (val threshold) | best epoch / run / budget | train wall |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| detector | training faces | DFDC test AUC [95% CI] | Acc (val threshold) | best val AUC "
+        "| best epoch / run / budget | train wall |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in sorted(rows, key=lambda r: (r["detector"], r["train_faces"])):
+    for r in sorted(rows, key=lambda r: (r["detector"], r["train_faces"], r.get("tag", ""))):
         m = r["metrics"]
         budget = f"{r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}"
         if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"]:
             budget += " (budget reached)"
         changed = [o for o in r.get("overrides", []) if not o.startswith("train.progress")]
         name = f"`{r['detector']}`" + (f" ({', '.join(changed)})" if changed else "")
+        if r.get("tag"):
+            name += f" [{r['tag']}]"
         lines.append(
             f"| {name} | {r['train_faces']} | {m['auc']:.3f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}] "
-            f"| {m['acc_val_threshold']:.3f} | {budget} | {r['train_seconds_this_call'] / 60:.1f} min"
+            f"| {m['acc_val_threshold']:.3f} | {r['best_val_auc']:.3f} | {budget} | {r['train_seconds_this_call'] / 60:.1f} min"
             f"{' (resumed)' if r['resumed'] else ''} |"
         )
     return "\n".join(lines)
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(REPO / "runs" / "learning_curve"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tag", default="", help="suffix of the run folder (<detector>__<size>__<tag>), for a "
+                   "variant of a finished run, e.g. a learning-rate sweep point")  # fmt: skip
     p.add_argument("--markdown", action="store_true", help="print the table of finished runs and exit")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for det in args.detectors:
         for size in args.sizes:
             print(f"== {det} @ {size}", flush=True)
-            rows.append(run_one(det, size, manifests[size], out, args.overrides, args.device))
+            rows.append(run_one(det, size, manifests[size], out, args.overrides, args.device, args.tag))
             # Every finished run under OUT, from this call or earlier ones (the table grows across calls).
             every = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
             (out / "learning_curve.json").write_text(json.dumps(every, indent=2))

@@ -87,7 +87,7 @@ def test_converged_image_parameters_stop_changing(faces):
 
 
 def test_pca_matches_exact_first_component_from_numpy_svd(faces):
-    cfg = _cfg()
+    cfg = _cfg(first_layer_map="same")  # the paper's PCA map for every layer, layer 1 included
     (res,) = fit_resized([faces[2]], cfg, CPU)
     tgt, luma = _targets([faces[2]], cfg, CPU)
     params, _ = fit_batch(tgt, load_init(cfg), cfg, coordinate_grid(R))
@@ -164,3 +164,45 @@ def test_init_file_round_trip_and_errors(tmp_path):
 def test_bad_image_is_one_clear_error():
     with pytest.raises(InputError, match="image 0: expected a uint8 HxWx3"):
         heatmaps_for_images([np.zeros((8, 8), np.float32)], _cfg(), CPU)
+
+
+def _jpeg_q90(image: np.ndarray) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buf = BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=90)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _map_correlations(a, b, layer: int) -> np.ndarray:
+    pairs = zip(a, b, strict=True)
+    return np.array(
+        [np.corrcoef(x.heatmaps[layer].ravel(), y.heatmaps[layer].ravel())[0, 1] for x, y in pairs]
+    )
+
+
+@pytest.mark.slow
+def test_layer1_map_survives_jpeg_q90(shared_data):
+    """Issue 11: the layer-1 map must not change when a face is re-encoded as JPEG Q 90 and refitted.
+
+    At the CPU recipe's 64 px, the paper's PCA map of layer 1 kept r > 0.7 on 68 % of 72 DFDC faces
+    (4-6 % flipped sign) because that layer's top eigenvalues are near-tied; the default L2-norm map kept
+    it on 99 % (docs/inr.md). Twelve faces (six real, six fake); the PCA rule fails this test on them.
+    """
+    root = shared_data / "dfdc-faces"
+    with open(root / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    picked = [r for r in rows if r["label"] == "real"][:6] + [r for r in rows if r["label"] == "fake"][:6]
+    clean = [load_image_rgb(root / r["path"]) for r in picked]
+    cfg = InrConfig(resolution=64)
+    assert cfg.first_layer_map == "l2norm"
+    a = fit_resized([resize_for_inr(c, 64) for c in clean], cfg, CPU)
+    b = fit_resized([resize_for_inr(_jpeg_q90(c), 64) for c in clean], cfg, CPU)
+    r = _map_correlations(a, b, layer=0)
+    assert (r > 0.7).mean() >= 11 / 12, np.round(r, 2)
+    # Layer 3 (a PCA map with a clear eigen-gap) is stable too, so the refits themselves are comparable.
+    r3 = _map_correlations(a, b, layer=2)
+    assert np.median(r3) > 0.8, np.round(r3, 2)

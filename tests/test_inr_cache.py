@@ -165,3 +165,18 @@ def test_worker_processes_give_the_batched_results(tmp_path, face_paths, referen
     got = (first[0] + second[0], first[1] + second[1])
     assert not any(r.cached for r in got[1])
     _assert_same(got, (reference[0][:4], reference[1][:4]))
+
+
+def test_runs_trained_before_first_layer_map_keep_their_maps_and_cache():
+    """``inr.first_layer_map`` changed layer 1's map. A run saved before the field existed must load
+    with the old maps (``same``: PCA for every layer), and its cached heatmaps must stay addressable."""
+    from fakescope.inference.checkpoint import _upgrade_saved_config
+    from fakescope.inr.cache import config_key
+
+    old_saved = {"inr": {"resolution": 32}, "model": {"name": "infer"}}
+    assert _upgrade_saved_config(old_saved)["inr"]["first_layer_map"] == "same"
+    new_saved = {"inr": {"resolution": 32, "first_layer_map": "l2norm"}, "model": {"name": "infer"}}
+    assert _upgrade_saved_config(new_saved)["inr"]["first_layer_map"] == "l2norm"
+    # The default InrConfig's cache key as fakescope computed it before the field existed.
+    assert config_key(InrConfig(first_layer_map="same")) == "21e5b5bad6987c45"
+    assert config_key(InrConfig()) != "21e5b5bad6987c45"  # the new default gives new maps, a new key

@@ -267,11 +267,15 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
 def _upgrade_saved_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fill fields that a config saved by an older fakescope lacks with the value that older code used,
     not today's default, so an old run scores as it was trained. ``model.dct_input_scale`` (added with
-    the AIRL DCT-scale fix) was effectively 1.0 before it existed."""
+    the AIRL DCT-scale fix) was effectively 1.0 before it existed; ``inr.first_layer_map`` (added with
+    the layer-1 map fix) was effectively ``same`` (PCA for every layer)."""
     model = dict(raw.get("model") or {})
     if "dct_input_scale" not in model:
         model["dct_input_scale"] = 1.0
-    return {**raw, "model": model}
+    upgraded = {**raw, "model": model}
+    if isinstance(raw.get("inr"), dict) and "first_layer_map" not in raw["inr"]:
+        upgraded["inr"] = {**raw["inr"], "first_layer_map": "same"}
+    return upgraded
 
 
 def load_detector(

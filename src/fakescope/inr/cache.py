@@ -59,6 +59,10 @@ def image_key(image: np.ndarray) -> str:
 def config_key(cfg: InrConfig) -> str:
     """Hash of every field that changes the result; an init file counts by its content."""
     fields = cfg.model_dump(mode="json", exclude=set(EXECUTION_ONLY_FIELDS))
+    if fields.get("first_layer_map") == "same":
+        # 'same' gives exactly the maps made before the field existed: keep their key, so caches filled
+        # then stay valid for the runs trained on them.
+        del fields["first_layer_map"]
     if cfg.init_file is not None and Path(cfg.init_file).is_file():
         fields["init_file"] = file_sha256(cfg.init_file)
     fields["cache_format"] = CACHE_FORMAT

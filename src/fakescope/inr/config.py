@@ -71,6 +71,12 @@ class InrConfig(StrictModel):
         "pca",
         description="per-layer map: first principal component of the activations (paper) or their L2 norm (supplementary)",
     )
+    first_layer_map: Literal["l2norm", "same"] = Field(
+        "l2norm",
+        description="map of the first sine layer: its L2 norm (default; its activations are near-isotropic, so "
+        "the first component is ill-defined and JPEG Q90 changes it, docs/inr.md) or 'same' as heatmap_mode "
+        "(the paper's PCA for every layer)",
+    )
     cache_dir: str = Field(
         "cache/inr", description="content-addressed heatmap cache (image hash + INR config hash)"
     )

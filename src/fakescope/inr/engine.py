@@ -88,7 +88,7 @@ def fit_resized(
         for s in range(0, len(images), _EXTRACT_CHUNK):
             idx = slice(s, s + _EXTRACT_CHUNK)
             rgb, acts = forward(params.index(idx), coords, cfg, return_activations=True)
-            maps = layer_heatmaps(acts, luma[idx], cfg.heatmap_mode, r).cpu().numpy()
+            maps = layer_heatmaps(acts, luma[idx], cfg.heatmap_mode, r, cfg.first_layer_map).cpu().numpy()
             recon = _to_uint8(rgb, cfg).reshape(-1, r, r, 3).cpu().numpy()
             for k in range(maps.shape[0]):
                 results.append(InrResult(maps[k], recon[k], records[s + k]))
