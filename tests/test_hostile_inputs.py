@@ -787,3 +787,19 @@ def test_train_runs_past_every_bad_image(corpus, faces, shared_data, tmp_path, c
     assert (run / "checkpoints" / "best.json").is_file()
     listed = (run / "skipped_rows.csv").read_bytes()
     assert all(os.fsencode(corpus[k][0]) in listed for k in bad)
+
+
+def test_evaluate_run_goes_on_past_a_corrupt_image(shared_data, tiny_run, tmp_path, capsys):
+    _, rows = _small_manifest(shared_data, tmp_path, n=3)
+    bad = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
+    rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "test"})
+    for r in rows:
+        r["split"] = "test"
+    manifest = _write_manifest(tmp_path / "test.csv", rows)
+    rc, out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--data", manifest, "--device", "cpu",
+                        "--bootstrap", "0", "--no-plots", "--out", tmp_path / "ev")  # fmt: skip
+    assert rc == 0, err
+    _no_traceback(err)
+    assert len([ln for ln in err.splitlines() if "truncated.jpg" in ln]) == 1 and "skipped" in err
+    metrics = json.loads((tmp_path / "ev" / "metrics" / "cross_dataset.json").read_text())["metrics"][0]
+    assert metrics["excluded_unreadable"] == 1 and metrics["n_images"] == 6

@@ -170,6 +170,26 @@ def drop_seen_rows(
     return unseen, counts
 
 
+def drop_unreadable_rows(
+    rows: list[ManifestRow], cfg: ExperimentConfig, label: str, progress: bool = False
+) -> tuple[list[ManifestRow], int]:
+    """Decode every row's image once before scoring (streamed, under ``data.max_image_pixels``), so
+    one corrupt file cannot end the evaluation: each unreadable one is one line on stderr and is
+    left out (counted as ``excluded_unreadable`` in the metrics)."""
+    from fakescope.data.images import iter_images
+    from fakescope.utils.text import one_line
+
+    bad: set[str] = set()
+    for path, res in iter_images(
+        [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
+        progress=progress and len(rows) > 100, desc=f"check {label}",
+    ):  # fmt: skip
+        if isinstance(res, InputError):
+            bad.add(path)
+            print(one_line(f"{label}: skipped: {res}"), file=sys.stderr)
+    return [r for r in rows if r.path not in bad], len(bad)
+
+
 def predict_rows(
     detector: torch.nn.Module,
     cfg: ExperimentConfig,
@@ -295,6 +315,7 @@ def evaluate_runs(
             rows, part = rows_to_score(ds, cfg, split)
             rows, excluded = drop_seen_rows(rows, seen, f"{run_name} on {ds.name} ({part})")
             rows = cap_rows(rows, cap, cfg.seed)
+            rows, unreadable = drop_unreadable_rows(rows, cfg, f"{run_name} on {ds.name}", progress)
             if len({r.label for r in rows}) < 2:
                 raise InputError(
                     f"{ds.name} ({part}): holds one class only ({len(rows)} rows); AUC needs both"
@@ -308,7 +329,7 @@ def evaluate_runs(
                 )  # fmt: skip
                 pred.metrics = _metrics(pred, threshold, cfg, cfg.seed)
                 pred.metrics.update({"split": part, "n_images": len(rows), "val_threshold": threshold,
-                                     "excluded_seen": excluded})  # fmt: skip
+                                     "excluded_seen": excluded, "excluded_unreadable": unreadable})  # fmt: skip
                 results.append(pred)
         del detector
     summary = write_tables(results, out / "metrics")
