@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.inr.engine import resize_for_inr
     from fakescope.inr.learned_init import learn_init
     from fakescope.utils.runtime import resolve_device
+    from fakescope.utils.schema import json_safe
     from fakescope.utils.text import one_line
 
     cfg = config_from_args(args)
@@ -103,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
         seed=cfg.seed, device=resolve_device(cfg.device), progress=not args.quiet,
         holdout=val_images,
     )  # fmt: skip
-    print(json.dumps({"out": args.out, **summary.to_dict()}))
+    print(json.dumps(json_safe({"out": args.out, **summary.to_dict()}), allow_nan=False))  # strict JSON
     return 0

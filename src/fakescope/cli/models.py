@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.errors import ConfigError
     from fakescope.models.registry import detector_class
     from fakescope.models.summary import format_table, summarize_detectors
+    from fakescope.utils.schema import json_safe
 
     if args.image_size < 16:
         raise ConfigError(f"--image-size must be at least 16, got {args.image_size}")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     rows = summarize_detectors(cfg, names=args.only, image_size=args.image_size, backbone=args.backbone)
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        print(json.dumps(json_safe([r.as_dict() for r in rows]), indent=2, allow_nan=False))
     else:
         print(format_table(rows, markdown=args.markdown))
         if not args.markdown:
