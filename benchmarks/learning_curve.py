@@ -153,6 +153,53 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Stand-in labels: the recipes' backbones are Lite0, not the papers' models (README, "Results").
+STANDIN = {"airl": "[b4→lite0]", "airl_rgb": "[b4→lite0]", "airl_nocon": "[b4→lite0]", "airl_early": "[b4→lite0]",
+           "clip": "[clip→lite0]", "clip_fft": "[clip→lite0]", "clip_rgb_fft": "[clip→lite0]",
+           "infer": "[clip→lite0]"}  # fmt: skip
+CROSS_SETS = ("ffhq-stylegan", "ciplab-photoshop")
+
+
+def cross_results(out: Path) -> dict[str, list[dict]]:
+    """Each run's cross-dataset rows (``RUN/cross/metrics/cross_dataset.json``, written by
+    ``fakescope evaluate --run RUN --data ffhq-stylegan --data ciplab-photoshop --out RUN/cross``)."""
+    found = {}
+    for f in sorted(out.glob("runs/*/cross/metrics/cross_dataset.json")):
+        found[f.parents[2].name] = json.loads(f.read_text())["cross_dataset"]
+    return found
+
+
+def full_table(rows: list[dict], cross: dict[str, list[dict]]) -> str:
+    """README's headline table: the largest-size run of each detector (and every tagged variant at
+    that size), with DFDC test, the cross-dataset AUCs and the wall time."""
+    head = ("| detector | training faces | DFDC test AUC [95% CI] | Acc | FFHQ-StyleGAN AUC [95% CI] "
+            "| CIPLAB AUC [95% CI] | epochs (best / run / budget) | train wall |")  # fmt: skip
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    full = [r for r in rows if r["size"] in ("all", "all+more")]
+    for r in sorted(full, key=lambda r: (r["detector"], r["train_faces"], r.get("tag", ""))):
+        m = r["metrics"]
+        run = f"{r['detector']}__{r['size']}" + (f"__{r['tag']}" if r.get("tag") else "")
+        changed = [o for o in r.get("overrides", []) if not o.startswith("train.progress")]
+        name = f"`{r['detector']}{STANDIN.get(r['detector'], '')}`" + (
+            " (frozen)" if r["detector"] == "clip" else ""
+        )
+        name += (f" ({', '.join(changed)})" if changed else "") + (f" [{r['tag']}]" if r.get("tag") else "")
+        by_set = {c["dataset"]: c for c in cross.get(run, [])}
+        cells = []
+        for ds in CROSS_SETS:
+            c = by_set.get(ds)
+            sub = f", n {c['n']}" if c and c["n"] < 1600 else ""
+            cells.append(f"{c['auc']:.3f} [{c['auc_ci_low']:.2f}, {c['auc_ci_high']:.2f}]{sub}" if c else "—")
+        cut = " (cut)" if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"] else ""
+        wall = f"{r['train_seconds_this_call'] / 60:.0f} min" + (" (+ resumed)" if r["resumed"] else "")
+        lines.append(
+            f"| {name} | {r['train_faces']} | **{m['auc']:.3f}** [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}] "
+            f"| {m['acc_val_threshold']:.3f} | {cells[0]} | {cells[1]} "
+            f"| {r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}{cut} | {wall} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
@@ -164,8 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="suffix of the run folder (<detector>__<size>__<tag>), for a "
                    "variant of a finished run, e.g. a learning-rate sweep point")  # fmt: skip
     p.add_argument("--markdown", action="store_true", help="print the table of finished runs and exit")
+    p.add_argument("--full-table", action="store_true",
+                   help="print README's table (largest sizes, with cross-dataset AUCs), write "
+                   "OUT/learning_curve_cross.json, and exit")  # fmt: skip
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.full_table:
+        rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
+        cross = cross_results(out)
+        (out / "learning_curve_cross.json").write_text(json.dumps(cross, indent=2))
+        print(full_table(rows, cross))
+        return 0
     if args.markdown:
         print(
             markdown([json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))])

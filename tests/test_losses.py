@@ -73,3 +73,23 @@ def test_detection_loss_combines_ce_and_weighted_supcon():
     only_ce = detection_loss(logits, labels)
     assert set(only_ce) == {"total", "ce"}
     assert torch.isclose(only_ce["total"], ce_loss(logits, labels))
+
+
+def test_supcon_warmup_ramps_the_weight_then_holds_it():
+    from types import SimpleNamespace
+
+    from fakescope.train.config import TrainConfig
+    from fakescope.train.losses import detector_loss, supcon_weight_at
+
+    tc = TrainConfig(supcon_weight=0.5, supcon_warmup_epochs=2)
+    assert [supcon_weight_at(tc, p) for p in (0.0, 1.0, 2.0, 5.5)] == [0.0, 0.25, 0.5, 0.5]
+    assert supcon_weight_at(tc, None) == 0.5  # validation losses use the full weight
+    assert supcon_weight_at(TrainConfig(supcon_weight=0.5), 0.0) == 0.5  # off by default (AIRL's recipe)
+    torch.manual_seed(0)
+    out = {"logits": torch.randn(8, 2), "embedding": F.normalize(torch.randn(8, 16), dim=1)}
+    batch = {"label": torch.tensor([0, 1] * 4)}
+    detector = SimpleNamespace(uses_supcon=True)
+    start = detector_loss(detector, batch, out, tc, epoch_progress=0.0)
+    later = detector_loss(detector, batch, out, tc, epoch_progress=3.0)
+    assert torch.isclose(start["total"], start["ce"])  # epoch 0: cross-entropy only
+    assert torch.isclose(later["total"], later["ce"] + 0.5 * later["supcon"])

@@ -33,6 +33,12 @@ class TrainConfig(StrictModel):
     )
     supcon_weight: float = Field(0.5, ge=0, description="lambda in CE + lambda * SupCon")
     supcon_temperature: float = Field(0.07, gt=0, description="SupCon temperature tau")
+    supcon_warmup_epochs: float = Field(
+        0.0,
+        ge=0,
+        description="ramp the SupCon weight linearly from 0 to supcon_weight over this many epochs (0 = off, "
+        "AIRL's recipe); lets the cross-entropy shape the embedding first (not in the paper)",
+    )
     amp: bool = Field(False, description="autocast the forward pass (bf16 on CPU; amp_dtype on CUDA)")
     amp_dtype: Literal["bfloat16", "float16"] = Field(
         "bfloat16", description="autocast dtype; float16 (CUDA only) also uses a gradient scaler"

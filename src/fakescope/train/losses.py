@@ -64,14 +64,29 @@ def detection_loss(
     return out
 
 
+def supcon_weight_at(train_cfg: Any, epoch_progress: float | None) -> float:
+    """``train.supcon_weight``, ramped linearly over ``train.supcon_warmup_epochs`` (fractional epochs
+    done so far; ``None`` = fully ramped, e.g. for validation losses)."""
+    warmup = train_cfg.supcon_warmup_epochs
+    if warmup <= 0 or epoch_progress is None:
+        return train_cfg.supcon_weight
+    return train_cfg.supcon_weight * min(1.0, max(0.0, epoch_progress) / warmup)
+
+
 def detector_loss(
-    detector: nn.Module, batch: dict[str, Any], out: dict[str, Tensor], train_cfg: Any
+    detector: nn.Module,
+    batch: dict[str, Any],
+    out: dict[str, Tensor],
+    train_cfg: Any,
+    epoch_progress: float | None = None,
 ) -> dict[str, Tensor]:
     """The training loss of a detector's outputs: CE, plus ``train.supcon_weight`` × SupCon on
     ``out["embedding"]`` when the detector trains with SupCon (``uses_supcon``: AIRL Eq. 7; INFER
-    trains with cross-entropy only, §3.5). Models return logits and embeddings; the loss is training's."""
+    trains with cross-entropy only, §3.5), the weight ramped over ``train.supcon_warmup_epochs``.
+    Models return logits and embeddings; the loss is training's."""
     labels = batch["label"].to(out["logits"].device)
     embedding = out.get("embedding") if getattr(detector, "uses_supcon", False) else None
     return detection_loss(
-        out["logits"], labels, embedding, train_cfg.supcon_weight, train_cfg.supcon_temperature
-    )
+        out["logits"], labels, embedding, supcon_weight_at(train_cfg, epoch_progress),
+        train_cfg.supcon_temperature,
+    )  # fmt: skip

@@ -423,7 +423,7 @@ def _optimiser_step(
     tc = s.cfg.train
     with autocast_context(s.device, tc.amp, tc.amp_dtype):
         out = s.model(batch)
-        losses = detector_loss(s.detector, batch, out, tc)
+        losses = detector_loss(s.detector, batch, out, tc, epoch_progress=epoch + i / s.iters)
     loss = losses["total"]
     if not torch.isfinite(loss):
         raise FakescopeError(
