@@ -84,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
             "threshold_source": detector.threshold_source,
             "results": [p.to_dict() for p in outcome.predictions],
             "errors": [{"source": printable(s), "error": printable(e)} for s, e in outcome.errors],
-            "skipped": [{"source": printable(s), "reason": why} for s, why in skipped],
         }
+        if skipped:  # only when a folder scan left files out, like "report" only with --report
+            doc["skipped"] = [{"source": printable(s), "reason": why} for s, why in skipped]
         if args.report:
             doc["report"] = str(outcome.report_index)
         # strict JSON: no bare NaN (json_safe turns any non-finite number into null)
