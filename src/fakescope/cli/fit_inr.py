@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         save_config(cfg, out / "config.yaml")
     summary = fit_manifest(
         rows, cfg.inr, out, device=device, cache_dir=args.cache, figures=args.figures if rank == 0 else 0,
-        shard=(rank, world), progress=not args.quiet,
+        shard=(rank, world), progress=not args.quiet, max_image_pixels=cfg.data.max_image_pixels,
+        background=cfg.data.rgba_background,
     )  # fmt: skip
     keys = ("n", "n_fitted", "n_cached", "mean_psnr", "share_reached", "n_not_reached", "wall_seconds")
     print(json.dumps(json_safe({**{k: summary[k] for k in keys}, "n_skipped": skipped}), allow_nan=False))

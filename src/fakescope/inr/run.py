@@ -17,10 +17,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from fakescope.data.images import load_image_rgb
+from fakescope.data.images import DEFAULT_MAX_PIXELS, load_image_rgb
 from fakescope.data.manifest import ManifestRow
 from fakescope.inr.cache import HeatmapCache, InrResult, config_key
 from fakescope.inr.config import InrConfig
@@ -102,6 +103,8 @@ def fit_manifest(
     figures: int = 0,
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    background: str = "black",
 ) -> dict:
     """Fit (or fetch from the cache) every row of this shard; write records, summary and figures.
 
@@ -114,7 +117,12 @@ def fit_manifest(
     out.mkdir(parents=True, exist_ok=True)
     cache = HeatmapCache(cache_dir if cache_dir is not None else cfg.cache_dir, cfg)
 
-    images = [load_image_rgb(r.path) for r in tqdm(rows, desc="loading", unit="img", disable=not progress)]
+    def load(i: int) -> np.ndarray:
+        return load_image_rgb(rows[i].path, max_pixels=max_image_pixels, background=background)  # type: ignore[arg-type]
+
+    # A generator: iter_results keeps only each image's copy shrunk to cfg.resolution, so memory does not
+    # grow with the number (or the size) of the images (issue 16 item 3).
+    images = (load(i) for i in range(len(rows)))
     results: list[InrResult | None] = [None] * len(rows)
     start = time.perf_counter()
     fitted = 0
@@ -162,7 +170,7 @@ def fit_manifest(
             fig_rows = [
                 FigureRow(
                     f"{rows[i].label_name}: {Path(rows[i].path).name}",
-                    resize_for_inr(images[i], cfg.resolution),
+                    resize_for_inr(load(i), cfg.resolution),
                     done[i],
                 )
                 for i in (ri, fi)
