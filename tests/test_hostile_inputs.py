@@ -115,6 +115,27 @@ def test_nan_weights_without_a_hash_are_refused(tiny_run, faces, tmp_path, capsy
     assert rc == 2 and f"tensor {key} holds NaN" in err
 
 
+def test_a_checkpoint_without_a_hash_says_damage_cannot_be_detected(
+    tiny_run, faces, tmp_path, capsys, caplog
+):
+    """Runs saved before checkpoints recorded a hash still load and score, with one warning line saying
+    that damaged bytes inside their tensors would go unnoticed (a forensic user must know that). It is a
+    logging warning: on the command line Python prints it to stderr; under pytest caplog holds it."""
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run, run)
+    meta_path = run / "checkpoints" / "best.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["weights_sha256"]
+    meta_path.write_text(json.dumps(meta))
+    rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
+    assert rc == 0
+    warned = [r.getMessage() for r in caplog.records if "weights hash" in r.getMessage()]
+    assert len(warned) == 1 and "cannot be detected" in warned[0] and str(run) in warned[0]
+    caplog.clear()
+    rc, out, err = _cli(capsys, "detect", faces[0], "--model", tiny_run, "--aligned", "--device", "cpu")
+    assert rc == 0 and not [r for r in caplog.records if "weights hash" in r.getMessage()]
+
+
 def test_non_finite_score_is_an_error_for_that_input_and_json_stays_valid(tiny_run, faces, capsys):
     import numpy as np
 

@@ -21,6 +21,7 @@ refused either way.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from pathlib import Path
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 FORMAT = "fakescope-checkpoint/1"
+
+log = logging.getLogger(__name__)
 
 
 def _tensors_to_bytes(tensors: dict[str, torch.Tensor], step: int) -> bytes:
@@ -232,6 +235,10 @@ def load_model_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) ->
         raise ModelLoadError(f"{st}: weights file missing")
     state = _read_tensors(st, int(meta["step"]), meta.get("weights_sha256"))
     _check_finite(state, st)
+    if meta.get("weights_sha256") is None:
+        # Saved before checkpoints recorded a hash: say that damage inside a tensor would go unnoticed.
+        log.warning("%s: saved without a weights hash (an older fakescope), so damaged bytes inside its "
+                    "tensors cannot be detected; only NaN/inf weights are refused", st)  # fmt: skip
     return state
 
 
