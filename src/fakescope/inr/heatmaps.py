@@ -22,8 +22,8 @@ maps of every layer. The first sine layer's activation covariance is near-isotro
 top two eigenvalues' ratio has median 0.93-0.94 at 32 and 64 px on DFDC crops), so its first principal
 component is ill-defined: re-encoding a face as JPEG Q 90 and refitting changes that component, not
 just its sign, and no sign rule can repair that. Measured on DFDC faces (clean vs JPEG Q 90 refits,
-share of faces whose layer-1 maps correlate at r > 0.7): PCA 51 % at 32 px (140 faces; 6-10 % flipped)
-and 68 % at 64 px (72 faces); L2 norm 76 % and 99 %. The L2 norm is sign-free and rotation-invariant, so it
+share of faces whose layer-1 maps correlate at r > 0.7, benchmarks/layer_map_jpeg.py): PCA 69 % and
+L2 norm 99 % at 64 px (72 faces); PCA 54 % (11 % flipped) and L2 norm 84 % at 32 px (100 faces). The L2 norm is sign-free and rotation-invariant, so it
 needs no sign rule at all. ``same`` keeps the paper's PCA for layer 1. A per-image switch (PCA when the
 eigen-gap is large) was not used: it would give one layer maps of two different kinds across images.
 """
