@@ -27,6 +27,11 @@ _MAGIC: list[tuple[bytes, int, str, str, str]] = [
     (b"BM", 0, "image", ".bmp", "BMP"),
     (b"II*\x00", 0, "image", ".tif", "TIFF"),
     (b"MM\x00*", 0, "image", ".tif", "TIFF"),
+    (b"GIF87a", 0, "image", ".gif", "GIF"),
+    (b"GIF89a", 0, "image", ".gif", "GIF"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "image", ".jp2", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", 0, "image", ".jp2", "JPEG 2000"),
+    (b"qoif", 0, "image", ".qoi", "QOI"),
     (b"\x1a\x45\xdf\xa3", 0, "video", ".mkv", "Matroska/WebM"),
     (b"FLV\x01", 0, "video", ".flv", "FLV"),
     (b"\x00\x00\x01\xba", 0, "video", ".mpg", "MPEG-PS"),
@@ -48,9 +53,18 @@ def _iso_bmff(head: bytes) -> Sniffed | None:
     # MP4, MOV, M4V, 3GP: a box size then "ftyp" (QuickTime files may open with moov/mdat/wide/free).
     if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
         brand = head[8:12]
-        if head[4:8] == b"ftyp" and brand in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
-            return None  # still-image containers the decoders here do not read
+        if head[4:8] == b"ftyp" and brand in (b"avif", b"avis"):
+            return Sniffed("image", ".avif", "AVIF")
+        if head[4:8] == b"ftyp" and brand in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"):
+            return Sniffed("image", ".heic", "HEIF")  # detect reads it where a HEIF decoder is installed
         return Sniffed("video", ".mov" if brand == b"qt  " else ".mp4", "MP4/QuickTime")
+    return None
+
+
+def _netpbm(head: bytes) -> Sniffed | None:
+    # PBM/PGM/PPM: "P1".."P6" then whitespace.
+    if len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3] in b" \t\r\n":
+        return Sniffed("image", ".ppm", "Netpbm")
     return None
 
 
@@ -66,7 +80,7 @@ def sniff(head: bytes) -> Sniffed | None:
     for prefix, offset, kind, suffix, fmt in _MAGIC:
         if head[offset : offset + len(prefix)] == prefix:
             return Sniffed(kind, suffix, fmt)
-    return _riff(head) or _iso_bmff(head) or _mpeg_ts(head)
+    return _riff(head) or _iso_bmff(head) or _netpbm(head) or _mpeg_ts(head)
 
 
 def safe_name(filename: str | None, suffix: str) -> str:
