@@ -8,11 +8,18 @@ INR heatmaps and frozen CLIP features are computed once and cached, never inside
 Order of operations on a face crop: decode -> test-time perturbation (on the crop at its stored
 resolution, if ``perturb_before_resize``) -> resize to ``S`` -> perturbation (otherwise) -> training
 augmentation (seeded by ``(seed, epoch, index)``, see :mod:`fakescope.data.augment`).
+
+With ``synthetic`` (:class:`~fakescope.data.synthetic.SyntheticFakes`, ``train.synthetic_fakes``) the
+rows must all be real: each yields itself (label 0) and, after all of them, its blended fake (label 1,
+path ``<path>#<kind>``, method ``<kind>``), made from the decoded crop at its stored resolution before
+anything else, for the current epoch (``synthetic_per_epoch``) or once for all epochs.
 Downscaling uses ``cv2.INTER_AREA`` (no aliasing), upscaling ``cv2.INTER_CUBIC``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +33,7 @@ from fakescope.data.config import AugmentConfig
 from fakescope.data.images import load_image_rgb
 from fakescope.data.manifest import ManifestRow
 from fakescope.data.perturbations import get_perturbation
+from fakescope.data.synthetic import SyntheticFakes
 
 __all__ = ["FaceDataset", "resize_square", "collate_batch"]
 
@@ -55,8 +63,17 @@ class FaceDataset(Dataset):
         stores: Mapping[str, Mapping[str, np.ndarray]] | None = None,
         max_image_pixels: int = 64_000_000,
         background: str = "black",
+        synthetic: SyntheticFakes | None = None,
+        synthetic_per_epoch: bool = True,
     ) -> None:
         self.rows = list(rows)
+        self.synthetic = synthetic
+        self.synthetic_per_epoch = synthetic_per_epoch
+        self.n_real = len(self.rows)
+        if synthetic is not None:
+            if any(r.label != 0 for r in self.rows) or synthetic.paths != [r.path for r in self.rows]:
+                raise ValueError("synthetic fakes are made from real rows only, in the generator's order")
+            self.rows += [_synthetic_row(r, synthetic.kind) for r in self.rows]
         self.image_size = int(image_size)
         self.augment = augment
         self.seed = int(seed)
@@ -78,14 +95,22 @@ class FaceDataset(Dataset):
     def load_crop(self, index: int) -> np.ndarray:
         """The uint8 ``S x S`` crop after any perturbation, before augmentation: what the INR and CLIP
         stores are computed from."""
-        row = self.rows[index]
-        img = load_image_rgb(row.path, max_pixels=self.max_image_pixels, background=self.background)  # type: ignore[arg-type]
+        if self.synthetic is not None and index >= self.n_real:
+            src = index - self.n_real
+            epoch = self.epoch if self.synthetic_per_epoch else 0
+            img = self.synthetic.make(src, self._decode(src), epoch, self._decode).image
+        else:
+            img = self._decode(index)
         if self._perturb is not None and self.perturb_before_resize:
             img = self._perturb(img)
         img = resize_square(img, self.image_size)
         if self._perturb is not None and not self.perturb_before_resize:
             img = self._perturb(img)
         return img
+
+    def _decode(self, index: int) -> np.ndarray:
+        path = self.rows[index].path
+        return load_image_rgb(path, max_pixels=self.max_image_pixels, background=self.background)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
@@ -105,6 +130,11 @@ class FaceDataset(Dataset):
         for name, store in self.stores.items():
             item[name] = torch.as_tensor(np.asarray(store[row.path], dtype=np.float32))
         return item
+
+
+def _synthetic_row(row: ManifestRow, kind: str) -> ManifestRow:
+    video = row.video or os.path.splitext(os.path.basename(row.path))[0]
+    return dataclasses.replace(row, path=f"{row.path}#{kind}", label=1, method=kind, video=video)
 
 
 def collate_batch(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -77,3 +77,28 @@ class TrainConfig(StrictModel):
         "start, naming the first",
     )
     progress: bool = Field(True, description="show tqdm progress bars")
+    synthetic_fakes: Literal["sbi", "xray"] | None = Field(
+        None,
+        description="train from real faces alone: the split's fakes are dropped and each real face yields "
+        "itself and a blended fake (fakescope.data.synthetic): sbi = self-blended (Shiohara & Yamasaki, "
+        "CVPR 2022), xray = blended with the landmark-nearest real face of another group (Face X-ray, Li "
+        "et al., CVPR 2020); null = train on the split's real and fake faces",
+    )
+    synthetic_per_epoch: bool | None = Field(
+        None,
+        description="make a new blend of each face every epoch (SBI's online generation) or one for all "
+        "epochs; None = per epoch for image-only detectors, fixed for detectors fed stored inputs (INR "
+        "heatmaps, frozen embeddings), which are computed once per image",
+    )
+    synthetic_val: bool = Field(
+        True,
+        description="with synthetic_fakes: validate on the val split's real faces and their blended fakes "
+        "(fixed), so no real fake takes part in training or model selection (SBI's protocol); false = "
+        "validate on the val split as it is",
+    )
+    synthetic_face_layout: Literal["tight", "aligned"] = Field(
+        "tight",
+        description="the 5 landmarks assumed for crops without stored ones (prepare's landmarks.csv next to "
+        "the manifest is read when present): tight = the shared sets' tight face crops (median MTCNN "
+        "landmarks of real dfdc-faces crops), aligned = prepare's aligned crops (ArcFace template, 30% margin)",
+    )

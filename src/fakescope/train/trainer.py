@@ -54,6 +54,7 @@ from fakescope.data.images import iter_images
 from fakescope.data.manifest import ManifestRow
 from fakescope.data.sampler import BalancedBatchSampler
 from fakescope.data.splits import SEEN_ROWS_FILE, load_splits, write_seen_rows
+from fakescope.data.synthetic import SyntheticFakes, read_aligned_landmarks
 from fakescope.errors import ConfigError, FakescopeError, InputError
 from fakescope.eval.metrics import accuracy, auc, choose_thresholds
 from fakescope.inference import checkpoint as ckpt
@@ -251,18 +252,22 @@ def _prepare_run_dir(
 def _train_val_rows(cfg: ExperimentConfig) -> tuple[list[ManifestRow], list[ManifestRow]]:
     """The train and val rows (:func:`fakescope.data.splits.load_splits`); the test split stays unread."""
     splits = load_splits(cfg.data)
-    return _check_splits(splits["train"], splits["val"])
+    return _check_splits(splits["train"], splits["val"], synthetic=cfg.train.synthetic_fakes is not None)
 
 
 def _check_splits(
-    train_rows: list[ManifestRow], val_rows: list[ManifestRow], when: str = ""
+    train_rows: list[ManifestRow], val_rows: list[ManifestRow], when: str = "", synthetic: bool = False
 ) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    """Both splits non-empty and holding both classes (with synthetic fakes: real faces, the fakes are
+    made from them)."""
     note = f" {when}" if when else ""
     if not train_rows or not val_rows:
         raise InputError(
             f"data: need train and val rows (got {len(train_rows)} train, {len(val_rows)} val{note}); "
             "check data.split or the manifest's split column"
         )
+    if synthetic:
+        return train_rows, val_rows
     if len({r.label for r in val_rows}) < 2:
         raise InputError(
             f"data: the validation split holds one class only ({len(val_rows)} rows{note}); AUC needs both"
@@ -321,6 +326,41 @@ def _drop_unreadable(
     return kept
 
 
+def _reals(rows: list[ManifestRow]) -> list[ManifestRow]:
+    return [r for r in rows if r.label == 0]
+
+
+def _synthetic_options(
+    cfg: ExperimentConfig, inputs: frozenset[str], train_rows: list[ManifestRow], val_rows: list[ManifestRow]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``FaceDataset`` options for ``train.synthetic_fakes`` (none when it is null): the train split's
+    real faces with a blend per epoch (or fixed, for detectors fed stored inputs), and, with
+    ``train.synthetic_val``, the val split's real faces with fixed blends (another seed)."""
+    tc = cfg.train
+    if tc.synthetic_fakes is None:
+        return {}, {}
+    marks_file = Path(cfg.data.manifest).parent / "landmarks.csv" if cfg.data.manifest else None
+    marks = read_aligned_landmarks(marks_file) if marks_file is not None and marks_file.is_file() else {}
+
+    def fakes(rows: list[ManifestRow], seed: int) -> SyntheticFakes:
+        reals = _reals(rows)
+        if len(reals) < 2:
+            raise InputError(f"train.synthetic_fakes needs real faces in every split (got {len(reals)})")
+        return SyntheticFakes(
+            tc.synthetic_fakes, [r.path for r in reals], [r.group for r in reals], landmarks=marks,
+            face_layout=tc.synthetic_face_layout, seed=seed,
+        )  # fmt: skip
+
+    per_epoch = tc.synthetic_per_epoch
+    if per_epoch is None:
+        per_epoch = not (set(inputs) & set(STORED_INPUTS))
+    train_opts = {"synthetic": fakes(train_rows, cfg.seed), "synthetic_per_epoch": per_epoch}
+    val_opts = (
+        {"synthetic": fakes(val_rows, cfg.seed + 1), "synthetic_per_epoch": False} if tc.synthetic_val else {}
+    )
+    return train_opts, val_opts
+
+
 def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistInfo) -> TrainingSetup:
     """Build the detector, the datasets (with their stored inputs), the loader and the optimiser."""
     from fakescope.models.registry import build_detector
@@ -329,22 +369,28 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
     train_rows, val_rows = _train_val_rows(cfg)
     readable = _drop_unreadable(cfg, run, info, {"train": train_rows, "val": val_rows})
     train_rows, val_rows = _check_splits(
-        readable["train"], readable["val"], "after leaving out unreadable images"
-    )
+        readable["train"], readable["val"], "after leaving out unreadable images",
+        synthetic=tc.synthetic_fakes is not None,
+    )  # fmt: skip
+    if tc.synthetic_fakes is not None:  # trained (and, with synthetic_val, selected) on real faces alone
+        train_rows = _reals(train_rows)
+        val_rows = _reals(val_rows) if tc.synthetic_val else val_rows
     if info.is_main:  # evaluate recognises these images by content, under any path (leakage guard)
         write_seen_rows(run / SEEN_ROWS_FILE, {"train": train_rows, "val": val_rows})
     detector = build_detector(cfg).to(device)
     inputs = detector_inputs(detector)
     image_opts = {"max_image_pixels": cfg.data.max_image_pixels, "background": cfg.data.rgba_background}
+    train_syn, val_syn = _synthetic_options(cfg, inputs, train_rows, val_rows)
     train_ds = FaceDataset(
-        train_rows, cfg.data.image_size, augment=resolve_augment(cfg, inputs), seed=cfg.seed, **image_opts
-    )
-    val_ds = FaceDataset(val_rows, cfg.data.image_size, **image_opts)
+        train_rows, cfg.data.image_size, augment=resolve_augment(cfg, inputs),
+        seed=cfg.seed, **train_syn, **image_opts,
+    )  # fmt: skip
+    val_ds = FaceDataset(val_rows, cfg.data.image_size, **val_syn, **image_opts)
     precompute_inputs(inputs, train_ds, cfg, device, info, detector, "train", run / "inr_fits_train.csv")
     precompute_inputs(inputs, val_ds, cfg, device, info, detector, "val", run / "inr_fits_val.csv")
 
     sampler = BalancedBatchSampler(
-        [r.label for r in train_rows], tc.batch_size, seed=cfg.seed, rank=info.rank,
+        [r.label for r in train_ds.rows], tc.batch_size, seed=cfg.seed, rank=info.rank,
         world_size=info.world_size,
     )  # fmt: skip
     loader = DataLoader(
