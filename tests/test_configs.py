@@ -16,7 +16,7 @@ PAPER = sorted(CONFIGS.glob("*.yaml"))
 CPU = sorted((CONFIGS / "cpu").glob("*.yaml"))
 # Heavy real backbones are swapped for their tiny test versions to keep this fast; the real
 # architectures are built in tests/test_models.py (EfficientNet-B4) and by `fakescope models`.
-TINY = {"clip_vit_l14": "clip_tiny", "efficientnet_b4": "efficientnet_tiny"}
+TINY = {"clip_vit_l14": "clip_tiny", "efficientnet_b4": "efficientnet_tiny", "xception": "efficientnet_tiny"}
 
 
 def test_every_detector_has_a_paper_config_and_a_cpu_config():
@@ -47,6 +47,14 @@ def test_paper_config_loads_and_builds(path):
         assert cfg.model.backbone == "efficientnet_b4" and cfg.model.pretrained
     if det_cls.family == "INFER" and path.stem != "heatmaps":
         assert cfg.model.backbone == "clip_vit_l14" and cfg.model.pretrained
+    if path.stem in ("xception", "srm"):
+        assert cfg.model.backbone == "xception" and cfg.model.pretrained
+    if path.stem == "univfd":
+        assert (
+            cfg.model.backbone == "clip_vit_l14"
+            and cfg.model.pretrained
+            and cfg.model.freeze_backbone is None
+        )
     if path.stem == "airl":
         assert cfg.train.supcon_weight == 0.5 and cfg.train.supcon_temperature == 0.07
         assert cfg.model.dct_cutoff == 4

@@ -15,10 +15,11 @@ from fakescope.train.losses import detector_loss
 
 INFER_FAMILY = {"infer", "clip", "clip_fft", "clip_rgb_fft", "heatmaps"}
 AIRL_FAMILY = {"airl", "airl_nocon", "airl_early", "airl_rgb", "airl_freq"}
+BASELINES = {"meso4", "mesoinception4", "spsl", "srm", "univfd", "xception"}
 
 
 def tiny_config(name: str, **extra: object) -> ExperimentConfig:
-    backbone = "clip_tiny" if name in INFER_FAMILY else "efficientnet_tiny"
+    backbone = "clip_tiny" if name in INFER_FAMILY | {"univfd"} else "efficientnet_tiny"
     overrides = [f"model.name={name}", f"model.backbone={backbone}", "model.pretrained=false", "inr.depth=3"]
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return load_config(None, overrides)
@@ -35,12 +36,12 @@ def tiny_batch(b: int = 4, size: int = 32) -> dict:
 
 
 def test_registry_holds_both_papers_and_their_ablations():
-    assert set(list_detectors()) == INFER_FAMILY | AIRL_FAMILY
+    assert set(list_detectors()) == INFER_FAMILY | AIRL_FAMILY | BASELINES
     with pytest.raises(ConfigError, match="unknown detector 'nope'"):
         detector_class("nope")
 
 
-@pytest.mark.parametrize("name", sorted(INFER_FAMILY | AIRL_FAMILY))
+@pytest.mark.parametrize("name", sorted(INFER_FAMILY | AIRL_FAMILY | BASELINES))
 def test_detector_contract_forward_backward(name):
     torch.manual_seed(0)
     det = build_detector(tiny_config(name))

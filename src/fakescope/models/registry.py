@@ -35,6 +35,13 @@ def _ensure_loaded() -> None:
     import fakescope.models.airl  # noqa: F401
     import fakescope.models.infer  # noqa: F401
 
+    # The papers' baselines (issue 14), after the two papers' own detectors.
+    import fakescope.models.mesonet  # noqa: F401
+    import fakescope.models.spsl  # noqa: F401
+    import fakescope.models.srm  # noqa: F401
+    import fakescope.models.univfd  # noqa: F401
+    import fakescope.models.xception  # noqa: F401
+
 
 def list_detectors() -> list[str]:
     """Names of every registered detector, INFER family first, each family in the papers' order."""

@@ -1,0 +1,63 @@
+"""The papers' baselines (issue 14) beyond the registry-wide contract of tests/test_models.py: each is
+the architecture its paper describes (parameter counts, fixed filters, frozen parts), and the
+pretrained ones fail clearly offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fakescope.config import load_config
+from fakescope.errors import ModelLoadError
+from fakescope.models.registry import build_detector
+
+
+def _build(name: str, *extra: str):
+    return build_detector(load_config(None, [f"model.name={name}", "model.pretrained=false", *extra]))
+
+
+@pytest.mark.parametrize(("name", "paper_params"), [("meso4", 27_977), ("mesoinception4", 28_615)])
+def test_mesonet_parameter_counts_match_the_paper(name, paper_params):
+    """Afchar et al. §3 give 27,977 (Meso-4) and 28,615 (MesoInception-4) trainable parameters with one
+    sigmoid output; two logits add one weight row (16) and one bias."""
+    det = _build(name)
+    assert sum(p.numel() for p in det.parameters()) == paper_params + 17
+    det.eval()
+    with torch.no_grad():
+        for size in (64, 256):  # any input size: adaptive pooling to the paper's 8x8 at 256 px
+            assert det({"image": torch.rand(2, 3, size, size)})["logits"].shape == (2, 2)
+
+
+def test_srm_filters_are_fixed_high_pass():
+    from fakescope.models.srm import SrmFilter
+
+    srm = SrmFilter()
+    assert not list(srm.parameters()), "SRM kernels must not train"
+    flat = srm(torch.full((1, 3, 16, 16), 0.7))
+    assert flat[..., 2:-2, 2:-2].abs().max() < 1e-5, "a high-pass filter must give 0 on a flat image"
+    noisy = srm(torch.rand(1, 3, 16, 16))
+    assert noisy.abs().max() > 0.1 and noisy.abs().max() <= 3.0
+
+
+def test_spsl_phase_image_ignores_the_amplitude():
+    from fakescope.models.spsl import phase_only_image
+
+    x = torch.rand(1, 3, 32, 32)
+    # Scaling the image scales the amplitude spectrum only: the phase-only image is unchanged.
+    torch.testing.assert_close(phase_only_image(x), phase_only_image(x * 0.5), atol=1e-4, rtol=1e-4)
+
+
+def test_univfd_trains_one_linear_layer_on_the_frozen_embedding():
+    det = _build("univfd", "model.backbone=clip_tiny")
+    trainable = [p for g in det.param_groups(1e-4) for p in g["params"]]
+    assert sum(p.numel() for p in trainable) == det.backbone.out_dim * 2 + 2
+    cached = torch.randn(3, det.backbone.out_dim)
+    out = det({"clip": cached})
+    torch.testing.assert_close(out["logits"], det.classifier(cached))
+
+
+def test_xception_pretrained_offline_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = load_config(None, ["model.name=xception", "model.backbone=xception", "model.pretrained=true"])
+    with pytest.raises(ModelLoadError, match="legacy_xception.*model.weights_path"):
+        build_detector(cfg)
