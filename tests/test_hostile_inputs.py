@@ -95,17 +95,23 @@ def test_damaged_weights_are_refused_with_one_line(tiny_run, faces, tmp_path, ca
     assert rc == 0 and json.loads(out)["results"][0]["label"] in ("real", "fake")
 
 
-def test_nan_weights_without_a_hash_are_refused(tiny_run, faces, tmp_path, capsys):
-    """A checkpoint written before the hash existed: NaN weights are refused at load, not scored."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
+def _copy_saved_without_a_hash(tiny_run: Path, tmp_path: Path) -> tuple[Path, dict]:
+    """A copy of the run whose best checkpoint looks as fakescope saved it before weights hashes."""
     run = tmp_path / "old"
     shutil.copytree(tiny_run, run)
     meta_path = run / "checkpoints" / "best.json"
     meta = json.loads(meta_path.read_text())
     del meta["weights_sha256"]
     meta_path.write_text(json.dumps(meta))
+    return run, meta
+
+
+def test_nan_weights_without_a_hash_are_refused(tiny_run, faces, tmp_path, capsys):
+    """A checkpoint written before the hash existed: NaN weights are refused at load, not scored."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    run, meta = _copy_saved_without_a_hash(tiny_run, tmp_path)
     st = run / "checkpoints" / "best.safetensors"
     tensors = load_file(str(st))
     key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
@@ -121,12 +127,7 @@ def test_a_checkpoint_without_a_hash_says_damage_cannot_be_detected(
     """Runs saved before checkpoints recorded a hash still load and score, with one warning line saying
     that damaged bytes inside their tensors would go unnoticed (a forensic user must know that). It is a
     logging warning: on the command line Python prints it to stderr; under pytest caplog holds it."""
-    run = tmp_path / "old"
-    shutil.copytree(tiny_run, run)
-    meta_path = run / "checkpoints" / "best.json"
-    meta = json.loads(meta_path.read_text())
-    del meta["weights_sha256"]
-    meta_path.write_text(json.dumps(meta))
+    run, meta = _copy_saved_without_a_hash(tiny_run, tmp_path)
     rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
     assert rc == 0
     warned = [r.getMessage() for r in caplog.records if "weights hash" in r.getMessage()]
