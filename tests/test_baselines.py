@@ -39,6 +39,15 @@ def test_srm_filters_are_fixed_high_pass():
     assert noisy.abs().max() > 0.1 and noisy.abs().max() <= 3.0
 
 
+def test_srm_frozen_streams_stay_frozen():
+    det = _build("srm", "model.backbone=efficientnet_tiny", "model.freeze_backbone=true")
+    det.train()
+    assert not det.backbone.training and not det.noise_backbone.training
+    assert {id(p) for g in det.param_groups(1e-4) for p in g["params"]} == {
+        id(p) for p in det.head.parameters()
+    }
+
+
 def test_spsl_phase_image_ignores_the_amplitude():
     from fakescope.models.spsl import phase_only_image
 

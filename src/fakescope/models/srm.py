@@ -90,6 +90,14 @@ class SrmDetector(Detector):
         """Both pretrained streams train at ``train.backbone_lr_mult`` ×; the head at the base rate."""
         return list(self.backbone.parameters()) + list(self.noise_backbone.parameters())
 
+    def train(self, mode: bool = True) -> SrmDetector:
+        super().train(mode)
+        if (
+            self.freeze_backbone
+        ):  # model.freeze_backbone freezes both streams: keep their BatchNorm statistics
+            self.noise_backbone.eval()
+        return self
+
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         images = self._get(batch, "image")
         residual = (self.srm(images) / 3.0 + 1.0) / 2.0
