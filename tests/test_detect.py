@@ -313,3 +313,25 @@ def test_a_tight_face_crop_scored_without_aligned_gets_a_note(airl_run, shared_d
     rc, out, err = _run_cli(capsys, str(path), "--model", str(airl_run), "--json", "--aligned")
     res = json.loads(out)["results"][0]
     assert "note" not in res and "outside_frame" not in res["faces"][0]
+
+
+def test_detect_feeds_infer_family_its_cached_embedding(infer_run, shared_data):
+    """`detect` gives an INFER-family detector the frozen embedding through the feature cache, as
+    training did, instead of re-running the frozen backbone inside the model (a misspelt flag once made
+    every detector skip the cache). Both ways must give the same score."""
+    import torch
+
+    from fakescope.data.images import load_image_rgb
+    from fakescope.inference.inputs import batch_for_crops
+    from fakescope.inference.predict import predict_batch
+
+    det = fakescope.load(infer_run)
+    crops = [load_image_rgb(p) for p in _faces(shared_data)]
+    cpu = torch.device("cpu")
+    with_cache, _ = batch_for_crops(crops, det.cfg, cpu, det.detector)
+    without, _ = batch_for_crops(crops, det.cfg, cpu, det.detector, embeddings=False)
+    assert "clip" in with_cache and "clip" not in without
+    with torch.no_grad():
+        a = predict_batch(det.detector, with_cache, cpu)["prob"]
+        b = predict_batch(det.detector, without, cpu)["prob"]
+    assert torch.allclose(a, b, atol=1e-5)

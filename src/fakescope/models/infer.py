@@ -61,7 +61,7 @@ class InferFamily(Detector):
     family: ClassVar[str] = "INFER"
     default_backbone: ClassVar[str | None] = "clip_vit_l14"
     default_freeze_backbone: ClassVar[bool] = True
-    use_image_embedding: ClassVar[bool] = True
+    uses_image_embedding: ClassVar[bool] = True
     use_heatmaps: ClassVar[bool] = False
     use_fft: ClassVar[bool] = False
     use_rgb: ClassVar[bool] = False
@@ -70,7 +70,7 @@ class InferFamily(Detector):
         super().__init__(cfg)
         m = cfg.model
         dim = 0
-        if self.use_image_embedding:
+        if self.uses_image_embedding:
             self.backbone = self._build_backbone()
             dim += self.backbone.out_dim
         if self.use_heatmaps:
@@ -84,7 +84,7 @@ class InferFamily(Detector):
         if self.use_fft:
             self.fft_stream = FftStream(m.shallow_channels, m.shallow_embed_dim, m.fft_input)
             dim += self.fft_stream.out_dim
-        if self.use_image_embedding and not self.freeze_backbone:
+        if self.uses_image_embedding and not self.freeze_backbone:
             # A backbone that trains cannot be served from a cache of its outputs.
             self.inputs = (self.inputs - {"clip"}) | {"image"}
         self.feature_dim = dim
@@ -93,13 +93,13 @@ class InferFamily(Detector):
     @property
     def display_name(self) -> str:
         """The detector name, plus the stand-in when the image backbone is not the paper's CLIP."""
-        if self.use_image_embedding and self.backbone_name != "clip_vit_l14":
+        if self.uses_image_embedding and self.backbone_name != "clip_vit_l14":
             return f"{self.name}[clip→{self.backbone_name}]"
         return self.name
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         parts = []
-        if self.use_image_embedding:
+        if self.uses_image_embedding:
             parts.append(_standardise(self.image_embedding(batch).float()))
         if self.use_heatmaps:
             parts.append(self.heatmap_encoder(self._get(batch, "heatmaps")))
@@ -111,7 +111,7 @@ class InferFamily(Detector):
         return output_dict(self.head(features), features)
 
     def gradcam_layer(self) -> nn.Module | None:
-        if self.use_image_embedding and self.backbone is not None:
+        if self.uses_image_embedding and self.backbone is not None:
             return self.backbone.gradcam_layer()
         if self.use_heatmaps:
             # Maps on the heatmap grid: where in the INR heatmaps the evidence sits.
@@ -157,5 +157,5 @@ class HeatmapsDetector(InferFamily):
     paper_ref = "INFER §3.5 encoder, no CLIP"
     inputs = frozenset({"heatmaps"})
     default_backbone = None
-    use_image_embedding = False
+    uses_image_embedding = False
     use_heatmaps = True

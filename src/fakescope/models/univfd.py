@@ -33,6 +33,7 @@ class UnivFdDetector(Detector):
     default_backbone: ClassVar[str | None] = "clip_vit_l14"
     default_freeze_backbone: ClassVar[bool] = True
     inputs = frozenset({"clip"})
+    uses_image_embedding: ClassVar[bool] = True
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
