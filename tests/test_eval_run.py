@@ -61,6 +61,7 @@ def test_train_then_evaluate_with_robustness_on_real_faces(shared_data, tmp_path
     assert [r["perturbation"] for r in robust if r["dataset"] == "ffhq-stylegan"] == list(ROBUSTNESS_SWEEP)
     for r in robust:
         assert 0.0 <= r["auc"] <= 1.0
+        assert r["auc_ci_low"] <= r["auc"] <= r["auc_ci_high"]  # every perturbed AUC has its interval
         if r["perturbation"] == "clean":
             assert r["auc_drop"] == 0.0
     # Perturbations reach the model: blurred faces get different scores from clean ones.

@@ -3,8 +3,8 @@ Table 1; DESIGN.md "Robustness").
 
 The robustness sweep scores the same rows under each deterministic perturbation of
 :mod:`fakescope.data.perturbations` (``eval.perturbations``; default: clean, blur sigma 2 and 3, JPEG Q 70,
-50 and 20, blur sigma 2 then JPEG Q 50) and reports every score with its drop from the clean score of
-the same run and dataset. Tables are written as Markdown, CSV and JSON, atomically.
+50 and 20, blur sigma 2 then JPEG Q 50) and reports every score with its bootstrap interval and its drop
+from the clean score of the same run and dataset. Tables are written as Markdown, CSV and JSON, atomically.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def robustness_rows(results: Sequence[Any]) -> list[dict[str, Any]]:
 
         rows.append({
             "run": r.run, "dataset": r.dataset, "perturbation": r.perturbation, "n": fr.get("n"),
-            "auc": fr.get("auc"), "auc_drop": drop("auc"), "ap": fr.get("ap"), "eer": fr.get("eer"),
+            "auc": fr.get("auc"), "auc_ci_low": fr.get("auc_ci_low"), "auc_ci_high": fr.get("auc_ci_high"),
+            "auc_drop": drop("auc"), "ap": fr.get("ap"), "eer": fr.get("eer"),
             "acc_val_threshold": fr.get("acc_threshold"), "acc_drop": drop("acc_threshold"),
         })  # fmt: skip
     return rows
@@ -113,10 +114,21 @@ def cross_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def robustness_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    headers = ["run", "dataset", "perturbation", "AUC", "drop AUC", "AP", "EER", "Acc@val thr", "drop Acc"]
+    headers = [
+        "run",
+        "dataset",
+        "perturbation",
+        "AUC [95% CI]",
+        "drop AUC",
+        "AP",
+        "EER",
+        "Acc@val thr",
+        "drop Acc",
+    ]
     body = [
-        [r["run"], r["dataset"], r["perturbation"], _f(r["auc"]), _f(r["auc_drop"]), _f(r["ap"]), _f(r["eer"]),
-         _f(r["acc_val_threshold"]), _f(r["acc_drop"])]
+        [r["run"], r["dataset"], r["perturbation"],
+         f"{_f(r['auc'])} [{_f(r['auc_ci_low'], 3)}, {_f(r['auc_ci_high'], 3)}]", _f(r["auc_drop"]),
+         _f(r["ap"]), _f(r["eer"]), _f(r["acc_val_threshold"]), _f(r["acc_drop"])]
         for r in rows
     ]  # fmt: skip
     return markdown_table(headers, body)
