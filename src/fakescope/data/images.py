@@ -204,6 +204,26 @@ def iter_images(
             yield str(p), err
 
 
+def unreadable_images(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: Literal["black", "white"] = "black",
+    progress: bool = False,
+    desc: str = "check images",
+) -> dict[str, InputError]:
+    """Decode each image once (streamed: one in memory at a time) and return the ones that fail, by
+    path, with their error. ``train`` and ``evaluate --run`` check their rows with it up front, so that
+    one corrupt file cannot end a run part-way."""
+    return {
+        path: res
+        for path, res in iter_images(
+            paths, max_pixels=max_pixels, background=background, progress=progress, desc=desc
+        )
+        if isinstance(res, InputError)
+    }
+
+
 def standin_photo() -> np.ndarray:
     """A real photograph with a face, shipped with scikit-image (NASA astronaut Eileen Collins), used to
     show ``detect`` on an uncropped image: face detection and alignment run on it."""

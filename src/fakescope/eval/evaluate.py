@@ -176,17 +176,15 @@ def drop_unreadable_rows(
     """Decode every row's image once before scoring (streamed, under ``data.max_image_pixels``), so
     one corrupt file cannot end the evaluation: each unreadable one is one line on stderr and is
     left out (counted as ``excluded_unreadable`` in the metrics)."""
-    from fakescope.data.images import iter_images
+    from fakescope.data.images import unreadable_images
     from fakescope.utils.text import one_line
 
-    bad: set[str] = set()
-    for path, res in iter_images(
+    bad = unreadable_images(
         [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
         progress=progress and len(rows) > 100, desc=f"check {label}",
-    ):  # fmt: skip
-        if isinstance(res, InputError):
-            bad.add(path)
-            print(one_line(f"{label}: skipped: {res}"), file=sys.stderr)
+    )  # fmt: skip
+    for err in bad.values():
+        print(one_line(f"{label}: skipped: {err}"), file=sys.stderr)
     return [r for r in rows if r.path not in bad], len(bad)
 
 

@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from fakescope.config import ExperimentConfig, save_config
 from fakescope.data.config import AugmentConfig
 from fakescope.data.dataset import FaceDataset, collate_batch
-from fakescope.data.images import iter_images
+from fakescope.data.images import unreadable_images
 from fakescope.data.manifest import ManifestRow
 from fakescope.data.sampler import BalancedBatchSampler
 from fakescope.data.splits import SEEN_ROWS_FILE, load_splits, write_seen_rows
@@ -289,17 +289,12 @@ def _drop_unreadable(
     kept: dict[str, list[ManifestRow]] = {}
     bad: list[tuple[str, str, str]] = []
     for split, rows in splits.items():
-        errors = {
-            path: str(res)
-            for path, res in iter_images(
-                [r.path for r in rows], max_pixels=cfg.data.max_image_pixels,
-                background=cfg.data.rgba_background, desc=f"check {split} images",
-                progress=cfg.train.progress and info.is_main and len(rows) > 100,
-            )
-            if isinstance(res, InputError)
-        }  # fmt: skip
+        errors = unreadable_images(
+            [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
+            desc=f"check {split} images", progress=cfg.train.progress and info.is_main and len(rows) > 100,
+        )  # fmt: skip
         kept[split] = [r for r in rows if r.path not in errors]
-        bad += [(split, path, msg) for path, msg in errors.items()]
+        bad += [(split, path, str(err)) for path, err in errors.items()]
     if not bad:
         return kept
     if cfg.train.bad_images == "error":
