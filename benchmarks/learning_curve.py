@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -65,7 +66,14 @@ def build_manifests(data: Path, sizes: list[str], out: Path, seed: int = 0) -> d
 
 
 def run_one(
-    detector: str, size: str, manifest: Path, out: Path, overrides: list[str], device: str, tag: str = ""
+    detector: str,
+    size: str,
+    manifest: Path,
+    out: Path,
+    overrides: list[str],
+    device: str,
+    tag: str = "",
+    config_dir: Path = REPO / "configs" / "cpu",
 ) -> dict:
     from fakescope.config import load_config
     from fakescope.eval.evaluate import evaluate_runs
@@ -75,7 +83,7 @@ def run_one(
     result_file = run / "learning_curve_row.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
-    cfg = load_config(REPO / "configs" / "cpu" / f"{detector}.yaml",
+    cfg = load_config(config_dir / f"{detector}.yaml",
                       [f"data.manifest={manifest}", f"device={device}", *overrides])  # fmt: skip
     t0 = time.time()
     resume = (run / "checkpoints" / "last.json").is_file()
@@ -88,11 +96,22 @@ def run_one(
     row = {
         "detector": detector, "size": size, "train_faces": n_train, "metrics": rec,
         "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epochs_budget": cfg.train.epochs,
-        "stopped_early": res.stopped_early, "best_val_auc": res.best_val_auc,
+        "stopped_early": res.stopped_early, "time_cut": res.time_cut, "best_val_auc": res.best_val_auc,
+        "config": str(config_dir.relative_to(REPO) if config_dir.is_relative_to(REPO) else config_dir),
+        "device_name": _device_name(device),
         "train_seconds_this_call": round(train_s, 1), "resumed": resume, "overrides": overrides, "tag": tag,
     }  # fmt: skip
     result_file.write_text(json.dumps(row, indent=2))
     return row
+
+
+def _device_name(device: str) -> str:
+    """What the run trained on, for the wall-time column (a GPU's name, or the CPU's core count)."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({os.cpu_count()} cores)"
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -119,7 +138,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training faces (DFDC)")
     ax.set_ylabel("DFDC test AUC (95% bootstrap CI)")
-    ax.set_title("Learning curves, CPU recipes (configs/cpu)")
+    configs = sorted({r.get("config", "configs/cpu") for r in rows})
+    ax.set_title(f"Learning curves ({', '.join(configs)})")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +161,8 @@ def markdown(rows: list[dict]) -> str:
         budget = f"{r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}"
         if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"]:
             budget += " (budget reached)"
+        if r.get("time_cut"):
+            budget += " (time-cut)"
         changed = [o for o in r.get("overrides", []) if not o.startswith("train.progress")]
         name = f"`{r['detector']}`" + (f" ({', '.join(changed)})" if changed else "")
         if r.get("tag"):
@@ -191,6 +213,7 @@ def full_table(rows: list[dict], cross: dict[str, list[dict]]) -> str:
             sub = f", n {c['n']}" if c and c["n"] < 1600 else ""
             cells.append(f"{c['auc']:.3f} [{c['auc_ci_low']:.2f}, {c['auc_ci_high']:.2f}]{sub}" if c else "—")
         cut = " (cut)" if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"] else ""
+        cut += " (time-cut)" if r.get("time_cut") else ""
         wall = f"{r['train_seconds_this_call'] / 60:.0f} min" + (" (+ resumed)" if r["resumed"] else "")
         lines.append(
             f"| {name} | {r['train_faces']} | **{m['auc']:.3f}** [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}] "
@@ -207,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", default=["500", "1000", "2000", "all"])
     p.add_argument("--out", default=str(REPO / "runs" / "learning_curve"))
     p.add_argument("--device", default="cpu")
+    p.add_argument("--config-dir", default=str(REPO / "configs" / "cpu"),
+                   help="folder of <detector>.yaml recipes (configs/gpu for the full-size GPU recipes)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--tag", default="", help="suffix of the run folder (<detector>__<size>__<tag>), for a "
                    "variant of a finished run, e.g. a learning-rate sweep point")  # fmt: skip
@@ -232,7 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     for det in args.detectors:
         for size in args.sizes:
             print(f"== {det} @ {size}", flush=True)
-            rows.append(run_one(det, size, manifests[size], out, args.overrides, args.device, args.tag))
+            rows.append(
+                run_one(
+                    det,
+                    size,
+                    manifests[size],
+                    out,
+                    args.overrides,
+                    args.device,
+                    args.tag,
+                    Path(args.config_dir).resolve(),
+                )
+            )
             # Every finished run under OUT, from this call or earlier ones (the table grows across calls).
             every = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
             (out / "learning_curve.json").write_text(json.dumps(every, indent=2))

@@ -78,3 +78,20 @@ def test_cpu_config_builds_with_real_lite0_weights(path):
     with torch.no_grad():
         out = det(batch)
     assert out["logits"].shape == (2, 2)
+
+
+GPU = sorted((CONFIGS / "gpu").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", GPU, ids=lambda p: f"gpu-{p.stem}")
+def test_gpu_config_is_its_cpu_recipe_at_the_papers_size_and_budget(path):
+    """configs/gpu changes only size, epochs, patience, workers and device: the rest is the CPU recipe,
+    so a GPU figure and a CPU figure differ by budget alone."""
+    gpu, cpu = load_config(path), load_config(CONFIGS / "cpu" / path.name)
+    assert (gpu.device, gpu.data.image_size, gpu.train.epochs, gpu.train.early_stopping_patience) == (
+        "cuda", 224, 40, 10
+    )  # AIRL §III-G and §IV-B
+    same = lambda c: c.model_dump(exclude={"name": True, "device": True, "data": {"image_size", "num_workers"},  # noqa: E731
+                                           "train": {"epochs", "early_stopping_patience"}})  # fmt: skip
+    assert same(gpu) == same(cpu)
+    build_detector(load_config(path, ["device=cpu"]))

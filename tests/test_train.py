@@ -103,6 +103,21 @@ def test_kill_and_resume_reaches_the_same_weights(shared_data, tmp_path, manifes
     ]
 
 
+def test_max_minutes_cuts_a_run_between_epochs_labels_it_and_resume_finishes_it(
+    shared_data, tmp_path, manifest
+):
+    cfg = _cfg(manifest, "train.epochs=3", "train.batch_size=6", "train.max_steps_per_epoch=2",
+               "train.max_minutes=1e-6")  # fmt: skip
+    cut = train(cfg, tmp_path / "run")
+    # The first epoch always runs (no estimate before it); the second would pass the budget.
+    assert (cut.epochs_run, cut.time_cut, cut.stopped_early) == (1, True, False)
+    assert len(_csv(tmp_path / "run" / "log.csv")) == 1
+    done = train(_cfg(manifest, "train.epochs=3", "train.batch_size=6", "train.max_steps_per_epoch=2"),
+                 tmp_path / "run", resume=True)  # fmt: skip
+    assert (done.epochs_run, done.time_cut) == (3, False)
+    assert [int(r["epoch"]) for r in _csv(tmp_path / "run" / "log.csv")] == [1, 2, 3]
+
+
 @pytest.mark.slow
 def test_best_checkpoint_is_chosen_on_validation_only(shared_data, tmp_path, manifest):
     cfg = _cfg(manifest, "train.epochs=4", "train.batch_size=8", "train.early_stopping_patience=2",

@@ -38,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
         f"run {result.run_dir}: best val AUC {result.best_val_auc:.4f} at epoch {result.best_epoch} "
         f"(threshold {result.val_threshold:.4f}); {result.epochs_run} epochs, {result.steps} steps"
         f"{', stopped early' if result.stopped_early else ''}"
+        f"{' (time-cut by train.max_minutes: not the recipe result; --resume continues)' if result.time_cut else ''}"
     )
     return 0

@@ -52,6 +52,13 @@ class TrainConfig(StrictModel):
     checkpoint_every_steps: int = Field(
         200, ge=1, description="write checkpoints/last.* every N optimiser steps (mid-epoch resume point)"
     )
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="wall-clock budget of one train call: stop before an epoch that the last epoch's time "
+        "says would not finish inside it (null = none); the run is marked time_cut and resumes with "
+        "--resume, so a cut run is labelled, never passed off as the recipe's result",
+    )
     max_steps_per_epoch: int | None = Field(
         None, ge=1, description="cap on batches per epoch (quick runs); the schedule uses the capped length"
     )

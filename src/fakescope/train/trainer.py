@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import os
 import sys
 import time
@@ -72,6 +73,8 @@ from fakescope.utils.distributed import (
 from fakescope.utils.runtime import resolve_device, seed_everything
 from fakescope.utils.text import PATH_CSV_ERRORS, one_line
 
+log = logging.getLogger(__name__)
+
 __all__ = ["TrainResult", "TrainingInterrupted", "train", "resolve_augment"]
 
 # lr_<group>: the rate this step used; epoch_progress: the fractional epoch the scheduler moved to after it.
@@ -94,6 +97,7 @@ class TrainResult:
     epochs_run: int
     steps: int
     stopped_early: bool
+    time_cut: bool = False  # stopped by train.max_minutes before the epoch budget or early stopping
 
 
 def _validate(
@@ -593,12 +597,21 @@ def _train(
     s = _set_up(cfg, run, device, info)
     state = _resume(s) if resume else LoopState()
     start_epoch = cfg.train.epochs if state.stopped_early else state.epoch
+    t_start, epoch_seconds, time_cut = time.time(), 0.0, False
     for epoch in range(start_epoch, cfg.train.epochs):
+        if _out_of_time(cfg.train.max_minutes, time.time() - t_start, epoch_seconds):
+            time_cut = True
+            log.warning(
+                "train.max_minutes=%s reached after %d epoch(s): stopping before epoch %d of %d (the run is "
+                "time-cut; --resume continues it)", cfg.train.max_minutes, state.epoch, epoch + 1, cfg.train.epochs,
+            )  # fmt: skip
+            break
         t_epoch = time.time()
         _run_epoch(s, state, epoch, state.batch if epoch == start_epoch else 0, stop_after_steps)
         val = _validate(s.detector, s.val_ds, cfg, device, info)
         improved = _select(s, state, val, epoch)
-        _log_epoch(s, state, val, epoch, improved, time.time() - t_epoch)
+        epoch_seconds = time.time() - t_epoch
+        _log_epoch(s, state, val, epoch, improved, epoch_seconds)
         state.epoch, state.batch = epoch + 1, 0
         _save_last(s, state, epoch + 1, 0)
         barrier(info)
@@ -607,5 +620,13 @@ def _train(
     return TrainResult(
         run_dir=run, best_epoch=state.best_epoch, best_val_auc=state.best_auc,
         val_threshold=state.best_threshold, epochs_run=state.epoch, steps=state.step,
-        stopped_early=state.stopped_early,
+        stopped_early=state.stopped_early, time_cut=time_cut,
     )  # fmt: skip
+
+
+def _out_of_time(max_minutes: float | None, elapsed: float, last_epoch_seconds: float) -> bool:
+    """True when another epoch, as long as the last one, would end past ``max_minutes`` (the first
+    epoch of a call always runs: there is no estimate before it)."""
+    return (
+        max_minutes is not None and last_epoch_seconds > 0 and elapsed + last_epoch_seconds > max_minutes * 60
+    )
