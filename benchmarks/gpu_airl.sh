@@ -30,6 +30,22 @@ fi
 export PYTHONPATH=$PWD/src:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 $PY -c "import torch, timm, pydantic; print('torch', torch.__version__, 'timm', timm.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"
+df -h /dev/shm 2>/dev/null | tail -1
+# Loader workers hand batches over through /dev/shm, which containers often keep small: check that 12
+# workers can pass a few full-size batches, and fall back to loading in the main process if they cannot.
+if ! timeout 120 $PY - <<'PYEOF'
+import torch
+from torch.utils.data import DataLoader, Dataset
+class D(Dataset):
+    def __len__(self): return 32 * 40
+    def __getitem__(self, i): return torch.rand(3, 224, 224)
+n = sum(1 for _ in DataLoader(D(), batch_size=32, num_workers=12, pin_memory=torch.cuda.is_available()))
+print("loader check: 12 workers passed", n, "batches")
+PYEOF
+then
+  echo "!! 12 loader workers failed: training with data.num_workers=0"
+  EXTRA="${EXTRA:-} --set data.num_workers=0"
+fi
 for item in $RUNS; do
   det=${item%%:*}
   minutes=${item##*:}

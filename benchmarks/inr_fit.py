@@ -117,7 +117,9 @@ def plain_fit(image: np.ndarray, cfg: InrConfig, lr: float, cap: int) -> InrResu
         opt.step()
     with torch.no_grad():
         rgb, acts = model(coords)
-        maps = layer_heatmaps([a[None] for a in acts], luminance(target)[None], "pca", cfg.resolution, cfg.first_layer_map)
+        maps = layer_heatmaps(
+            [a[None] for a in acts], luminance(target)[None], "pca", cfg.resolution, cfg.first_layer_map
+        )
     recon = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).reshape(cfg.resolution, cfg.resolution, 3)
     return InrResult(maps[0].numpy(), recon.numpy(), FitRecord(step, psnr, psnr >= cfg.target_psnr))
 

@@ -89,7 +89,10 @@ def test_gpu_config_is_its_cpu_recipe_at_the_papers_size_and_budget(path):
     so a GPU figure and a CPU figure differ by budget alone."""
     gpu, cpu = load_config(path), load_config(CONFIGS / "cpu" / path.name)
     assert (gpu.device, gpu.data.image_size, gpu.train.epochs, gpu.train.early_stopping_patience) == (
-        "cuda", 224, 40, 10
+        "cuda",
+        224,
+        40,
+        10,
     )  # AIRL §III-G and §IV-B
     same = lambda c: c.model_dump(exclude={"name": True, "device": True, "data": {"image_size", "num_workers"},  # noqa: E731
                                            "train": {"epochs", "early_stopping_patience"}})  # fmt: skip
