@@ -166,3 +166,24 @@ def test_video_clustered_bootstrap_is_wider_than_frame_bootstrap():
     naive = bootstrap_auc_ci(y, s, n=300, seed=0)
     clustered = bootstrap_auc_ci(y, s, groups=vids, n=300, seed=0)
     assert (clustered[1] - clustered[0]) > 2 * (naive[1] - naive[0])
+
+
+def test_paired_bootstrap_difference_is_zero_for_the_same_scores_and_sees_a_small_real_gain():
+    from fakescope.eval.metrics import paired_bootstrap_auc_difference
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 400)
+    groups = np.tile(np.arange(400), 2)  # a real and a fake face per source video, as in DFDC
+    base = rng.normal(size=800) + 0.8 * y
+    same = paired_bootstrap_auc_difference(y, base, base, groups, n=300)
+    assert same["difference"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0
+    # b is a with extra noise: a small gain that two overlapping unpaired intervals would hide.
+    noisy = base + 0.8 * np.random.default_rng(1).normal(size=800)
+    res = paired_bootstrap_auc_difference(y, base, noisy, groups, n=500)
+    lo_a, hi_a = bootstrap_auc_ci(y, base, groups, n=500)
+    lo_b, hi_b = bootstrap_auc_ci(y, noisy, groups, n=500)
+    assert lo_a < hi_b and lo_b < hi_a  # the separate intervals overlap...
+    assert 0 < res["ci_low"] < res["difference"] < res["ci_high"]  # ...the paired one excludes 0
+    assert res["p_not_better"] < 0.025
+    with pytest.raises(ValueError, match="same items"):
+        paired_bootstrap_auc_difference(y, base, base[:-1], groups)
