@@ -185,5 +185,5 @@ def test_paired_bootstrap_difference_is_zero_for_the_same_scores_and_sees_a_smal
     assert lo_a < hi_b and lo_b < hi_a  # the separate intervals overlap...
     assert 0 < res["ci_low"] < res["difference"] < res["ci_high"]  # ...the paired one excludes 0
     assert res["p_not_better"] < 0.025
-    with pytest.raises(ValueError, match="same items"):
+    with pytest.raises(InputError, match="differ in length"):
         paired_bootstrap_auc_difference(y, base, base[:-1], groups)

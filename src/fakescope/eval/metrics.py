@@ -269,9 +269,7 @@ def paired_bootstrap_auc_difference(
     the difference itself. Two separate intervals that overlap say little; this one says whether ``a``
     beats ``b`` and by how much. ``p_not_better`` is the share of resamples with a difference <= 0."""
     y, sa = _arrays(labels, scores_a)
-    _, sb = _arrays(labels, scores_b)
-    if sa.shape != sb.shape:
-        raise ValueError(f"scores_a has {sa.size} items and scores_b {sb.size}: score the same items")
+    _, sb = _arrays(labels, scores_b)  # raises InputError unless both score every item
     diff = auc(y, sa) - auc(y, sb)
     out: dict[str, float | int] = {"auc_a": auc(y, sa), "auc_b": auc(y, sb), "difference": diff}
     if n <= 0 or not _both_classes(y):
