@@ -4,11 +4,12 @@ pretrained ones fail clearly offline."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from fakescope.config import load_config
-from fakescope.errors import ModelLoadError
+from fakescope.errors import ConfigError, ModelLoadError
 from fakescope.models.registry import build_detector
 
 
@@ -70,3 +71,38 @@ def test_xception_pretrained_offline_is_one_clear_error(monkeypatch):
     cfg = load_config(None, ["model.name=xception", "model.backbone=xception", "model.pretrained=true"])
     with pytest.raises(ModelLoadError, match="legacy_xception.*model.weights_path"):
         build_detector(cfg)
+
+
+@pytest.mark.filterwarnings("ignore:Level value")  # the tiny backbone's 32-d embedding is short for db6
+def test_wavelet_clip_is_pywavelets_dwt_refine_and_inverse_then_a_linear_layer():
+    import pywt
+
+    det = _build("wavelet_clip", "model.backbone=clip_tiny", "model.wavelet_levels=2").eval()
+    dim = det.backbone.out_dim
+    trainable = {id(p) for g in det.param_groups(1e-4) for p in g["params"]}
+    assert trainable == {id(p) for p in [*det.refine.parameters(), *det.classifier.parameters()]}
+    x = torch.randn(3, dim, dtype=torch.float64)
+    # Reference: PyWavelets on each embedding, the refinement on the coarsest approximation only.
+    expected = []
+    for row in x.numpy():
+        coeffs = pywt.wavedec(row, "db6", mode="zero", level=2)
+        approx = torch.from_numpy(coeffs[0]).float()
+        coeffs[0] = det.refine(approx).detach().double().numpy()
+        expected.append(pywt.waverec(coeffs, "db6", mode="zero")[:dim])
+    with torch.no_grad():
+        out = det({"clip": x.float()})
+        torch.testing.assert_close(out["logits"], det.classifier(torch.tensor(np.array(expected)).float()),
+                                   atol=1e-4, rtol=1e-4)  # fmt: skip
+        # With an identity refinement the transform is lossless: the head sees the embedding itself.
+        det.refine.weight.copy_(torch.eye(det.approx_len))
+        det.refine.bias.zero_()
+        torch.testing.assert_close(
+            det({"clip": x.float()})["logits"], det.classifier(x.float()), atol=1e-4, rtol=1e-4
+        )
+    # Only the two linear layers are stored: the transform is rebuilt from the config.
+    assert not any(k in det.state_dict() for k in ("analysis", "synthesis"))
+
+
+def test_wavelet_clip_unknown_wavelet_is_one_config_error():
+    with pytest.raises(ConfigError, match="model.wavelet: unknown wavelet 'db99'"):
+        _build("wavelet_clip", "model.backbone=clip_tiny", "model.wavelet=db99")

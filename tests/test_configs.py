@@ -49,6 +49,9 @@ def test_paper_config_loads_and_builds(path):
         assert cfg.model.backbone == "clip_vit_l14" and cfg.model.pretrained
     if path.stem in ("xception", "srm"):
         assert cfg.model.backbone == "xception" and cfg.model.pretrained
+    if path.stem == "wavelet_clip":
+        assert (cfg.model.backbone, cfg.model.wavelet, cfg.model.wavelet_levels) == ("clip_vit_l14", "db6", 3)
+        assert (cfg.train.lr, cfg.train.min_lr, cfg.train.weight_decay) == (1e-5, 1e-5, 5e-4)
     if path.stem == "univfd":
         assert (
             cfg.model.backbone == "clip_vit_l14"

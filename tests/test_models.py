@@ -15,11 +15,11 @@ from fakescope.train.losses import detector_loss
 
 INFER_FAMILY = {"infer", "clip", "clip_fft", "clip_rgb_fft", "heatmaps"}
 AIRL_FAMILY = {"airl", "airl_nocon", "airl_early", "airl_rgb", "airl_freq"}
-BASELINES = {"meso4", "mesoinception4", "spsl", "srm", "univfd", "xception"}
+BASELINES = {"meso4", "mesoinception4", "spsl", "srm", "univfd", "wavelet_clip", "xception"}
 
 
 def tiny_config(name: str, **extra: object) -> ExperimentConfig:
-    backbone = "clip_tiny" if name in INFER_FAMILY | {"univfd"} else "efficientnet_tiny"
+    backbone = "clip_tiny" if name in INFER_FAMILY | {"univfd", "wavelet_clip"} else "efficientnet_tiny"
     overrides = [f"model.name={name}", f"model.backbone={backbone}", "model.pretrained=false", "inr.depth=3"]
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return load_config(None, overrides)

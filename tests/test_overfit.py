@@ -69,6 +69,7 @@ FAMILIES: dict[str, tuple[list[str], int]] = {
     # statistics) was 0.85 / 0.96 at step 40 (seeds 0 / 1), mesoinception4's 0.68 (lr 1e-3) / 0.80 (1e-2).
     "spsl": ([], 24),
     "univfd": ([], 30),
+    "wavelet_clip": ([], 30),
 }
 SLOW = {"airl", "airl_rgb"}  # ~20-45 s each on a 2-core CPU (the others take 3-15 s)
 

@@ -99,6 +99,15 @@ class ModelConfig(StrictModel):
         0.3, ge=0, lt=1, description="dropout before the DCT stream's Linear (p not given)"
     )
 
+    # Wavelet-CLIP baseline (Baru et al., WACV 2025): 1-D wavelet decomposition of the frozen embedding
+    wavelet: str = Field(
+        "db6",
+        description="wavelet_clip: PyWavelets name of the 1-D wavelet applied to the embedding (the paper's db6)",
+    )
+    wavelet_levels: int = Field(
+        3, ge=1, le=8, description="wavelet_clip: decomposition levels; the coarsest approximation is refined"
+    )
+
     # AIRL fusion and heads (§III-D, §III-E)
     fusion_dim: int = Field(512, ge=1, description="width of AIRL's late-fusion layer")
     fusion_dropout: float = Field(0.3, ge=0, lt=1, description="dropout after AIRL's fusion layer")

@@ -40,6 +40,7 @@ def _ensure_loaded() -> None:
     import fakescope.models.spsl  # noqa: F401
     import fakescope.models.srm  # noqa: F401
     import fakescope.models.univfd  # noqa: F401
+    import fakescope.models.wavelet_clip  # noqa: F401
     import fakescope.models.xception  # noqa: F401
 
 
