@@ -4,6 +4,8 @@ pretrained ones fail clearly offline."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,42 @@ def test_wavelet_clip_is_pywavelets_dwt_refine_and_inverse_then_a_linear_layer()
 def test_wavelet_clip_unknown_wavelet_is_one_config_error():
     with pytest.raises(ConfigError, match="model.wavelet: unknown wavelet 'db99'"):
         _build("wavelet_clip", "model.backbone=clip_tiny", "model.wavelet=db99")
+
+
+def test_f3net_fad_bands_add_up_to_the_image_and_lfs_reads_a_flat_face_as_dc_only():
+    from fakescope.models.f3net import FrequencyAwareDecomposition, LocalFrequencyStatistics
+
+    fad = FrequencyAwareDecomposition(32)
+    with torch.no_grad():
+        fad.filters.weight.zero_()  # σ(0) = 0: the bands are the paper's binary base filters
+    x = torch.randn(2, 3, 32, 32)
+    bands = fad(x).view(2, 3, 4, 32, 32)
+    torch.testing.assert_close(bands[:, :, :3].sum(2), x, atol=1e-4, rtol=1e-4)  # low + mid + high
+    torch.testing.assert_close(bands[:, :, 3], x, atol=1e-4, rtol=1e-4)  # the all-pass band
+    assert bands[:, :, 0].std() < bands[:, :, 2].std()  # white noise: little energy in the lowest 1/16
+
+    lfs = LocalFrequencyStatistics(window=10, stride=2, bands=6)
+    with torch.no_grad():
+        lfs.filters.weight.zero_()
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    stats = lfs(flat)
+    assert stats.shape == (1, 6, 32, 32)  # half the image size, as published (299 px -> 149)
+    inner = stats[0, :, 2:-2, 2:-2]  # windows clear of the zero padding
+    # A flat window's DCT is its DC term alone, 10 x the grey level (orthonormal DCT).
+    torch.testing.assert_close(
+        inner[0], torch.full_like(inner[0], math.log10(10 * 0.5 * 255)), atol=1e-3, rtol=0
+    )
+    assert (inner[1:] < -3).all()  # the AC bands hold (numerically, in float32) nothing
+
+
+def test_f3net_streams_train_their_widened_stems_at_the_backbone_rate_and_refuse_another_size():
+    det = _build("f3net", "model.backbone=efficientnet_tiny", "data.image_size=32")
+    assert det.backbone.in_chans == 12 and det.lfs_backbone.in_chans == 6
+    backbone = {id(p) for p in det.backbone_parameters()}
+    assert {id(p) for p in det.fad.parameters()} | {id(p) for p in det.lfs.parameters()} <= {
+        id(p) for g in det.param_groups(1e-4) for p in g["params"]
+    } - backbone  # the learnable filters train at the base rate
+    from fakescope.errors import InputError
+
+    with pytest.raises(InputError, match="built for 32 px"):
+        det({"image": torch.rand(1, 3, 48, 48)})

@@ -30,7 +30,9 @@ def test_paper_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.model.name == path.stem
     tiny_backbone = TINY.get(cfg.model.backbone, cfg.model.backbone)
-    det = build_detector(load_config(path, ["model.pretrained=false", f"model.backbone={tiny_backbone}"]))
+    det = build_detector(
+        load_config(path, ["model.pretrained=false", f"model.backbone={tiny_backbone}", "data.image_size=32"])
+    )
     det_cls = type(det)
     det.eval()
     with torch.no_grad():
@@ -47,7 +49,7 @@ def test_paper_config_loads_and_builds(path):
         assert cfg.model.backbone == "efficientnet_b4" and cfg.model.pretrained
     if det_cls.family == "INFER" and path.stem != "heatmaps":
         assert cfg.model.backbone == "clip_vit_l14" and cfg.model.pretrained
-    if path.stem in ("xception", "srm"):
+    if path.stem in ("xception", "srm", "f3net"):
         assert cfg.model.backbone == "xception" and cfg.model.pretrained
     if path.stem == "wavelet_clip":
         assert (cfg.model.backbone, cfg.model.wavelet, cfg.model.wavelet_levels) == ("clip_vit_l14", "db6", 3)

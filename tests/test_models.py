@@ -15,12 +15,14 @@ from fakescope.train.losses import detector_loss
 
 INFER_FAMILY = {"infer", "clip", "clip_fft", "clip_rgb_fft", "heatmaps"}
 AIRL_FAMILY = {"airl", "airl_nocon", "airl_early", "airl_rgb", "airl_freq"}
-BASELINES = {"meso4", "mesoinception4", "spsl", "srm", "univfd", "wavelet_clip", "xception"}
+BASELINES = {"f3net", "meso4", "mesoinception4", "spsl", "srm", "univfd", "wavelet_clip", "xception"}
 
 
 def tiny_config(name: str, **extra: object) -> ExperimentConfig:
     backbone = "clip_tiny" if name in INFER_FAMILY | {"univfd", "wavelet_clip"} else "efficientnet_tiny"
     overrides = [f"model.name={name}", f"model.backbone={backbone}", "model.pretrained=false", "inr.depth=3"]
+    if name == "f3net":
+        overrides.append("data.image_size=32")  # FAD's learnable DCT filters are built for the crop size
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return load_config(None, overrides)
 

@@ -64,7 +64,8 @@ FAMILIES: dict[str, tuple[list[str], int]] = {
     # Baselines (issue 14). First step at >= 0.95 on these faces, seed 0, with a 40-step cosine: spsl 12,
     # univfd 10 (frozen Lite0, like clip). Left out for this suite's time, measured once: srm (tiny random
     # backbones for both streams, 32 px) reached 0.95 at step 14 of 24 in 56 s; xception (a backbone and
-    # a linear layer, what airl_rgb's budget covers) at step 24 of 40 in 41 s. meso4 fits these faces in
+    # a linear layer, what airl_rgb's budget covers) at step 24 of 40 in 41 s; f3net (two real Lite0
+    # streams, FAD + LFS, 64 px) at step 16 of 40 in 332 s on a CPU shared with two other jobs. meso4 fits these faces in
     # train mode by step 32 (AUC 1.0 in a plain loop), but its eval-mode AUC (BatchNorm running
     # statistics) was 0.85 / 0.96 at step 40 (seeds 0 / 1), mesoinception4's 0.68 (lr 1e-3) / 0.80 (1e-2).
     "spsl": ([], 24),

@@ -231,7 +231,7 @@ class TimmBackbone(ImageBackbone):
     def __init__(self, spec: BackboneSpec, model: nn.Module, pretrained: bool, weights_source: str) -> None:
         super().__init__(spec, pretrained, weights_source)
         self.model = model
-        self.in_chans = _first_conv(model).in_channels
+        self.in_chans = first_conv(model).in_channels
 
     def forward(self, images: Tensor, extra: Tensor | None = None) -> Tensor:
         x = self.normalize(images)
@@ -243,7 +243,7 @@ class TimmBackbone(ImageBackbone):
 
     def extra_input_parameters(self) -> list[nn.Parameter]:
         """The parameters that read the extra input channel (trained from scratch; empty for RGB only)."""
-        stem = _first_conv(self.model)
+        stem = first_conv(self.model)
         return list(stem.extra.parameters()) if isinstance(stem, SplitStem) else []
 
     def gradcam_layer(self) -> nn.Module:
@@ -252,8 +252,14 @@ class TimmBackbone(ImageBackbone):
         return self.model.act4 if hasattr(self.model, "act4") else self.model.bn2
 
 
-def _first_conv(model: nn.Module) -> nn.Conv2d:
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The stem convolution of a timm EfficientNet (``conv_stem``) or Xception (``conv1``)."""
     return model.conv_stem if hasattr(model, "conv_stem") else model.conv1  # type: ignore[return-value]
+
+
+def set_first_conv(model: nn.Module, conv: nn.Module) -> None:
+    """Replace the stem convolution found by :func:`first_conv`."""
+    setattr(model, "conv_stem" if hasattr(model, "conv_stem") else "conv1", conv)
 
 
 class SplitStem(nn.Module):
@@ -292,10 +298,10 @@ def add_input_channel(model: nn.Module, init: str = "mean") -> None:
     normalised RGB channels); ``zeros``: the network starts exactly as the pretrained one and the extra
     channel's filter is learned from zero (its gradient is not zero).
     """
-    conv = _first_conv(model)
+    conv = first_conv(model)
     old = conv.weight.data
     extra = old.mean(dim=1, keepdim=True) if init == "mean" else torch.zeros_like(old[:, :1])
-    setattr(model, "conv_stem" if hasattr(model, "conv_stem") else "conv1", SplitStem(conv, extra.clone()))
+    set_first_conv(model, SplitStem(conv, extra.clone()))
 
 
 # --------------------------------------------------------------------------------------------- CLIP

@@ -108,6 +108,15 @@ class ModelConfig(StrictModel):
         3, ge=1, le=8, description="wavelet_clip: decomposition levels; the coarsest approximation is refined"
     )
 
+    # F3-Net baseline (Qian et al., ECCV 2020, §3.1-3.2)
+    f3net_branches: Literal["both", "fad", "lfs"] = Field(
+        "both",
+        description="f3net: both streams (the paper's model, fused late) or one alone (its Table 4 ablations)",
+    )
+    lfs_window: int = Field(10, ge=2, description="f3net: LFS sliding-window side in pixels (the paper's 10)")
+    lfs_stride: int = Field(2, ge=1, description="f3net: LFS window stride (the paper's 2)")
+    lfs_bands: int = Field(6, ge=1, description="f3net: LFS frequency bands per window, M (the paper's 6)")
+
     # AIRL fusion and heads (§III-D, §III-E)
     fusion_dim: int = Field(512, ge=1, description="width of AIRL's late-fusion layer")
     fusion_dropout: float = Field(0.3, ge=0, lt=1, description="dropout after AIRL's fusion layer")

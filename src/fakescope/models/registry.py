@@ -36,12 +36,7 @@ def _ensure_loaded() -> None:
     import fakescope.models.infer  # noqa: F401
 
     # The papers' baselines (issue 14), after the two papers' own detectors.
-    import fakescope.models.mesonet  # noqa: F401
-    import fakescope.models.spsl  # noqa: F401
-    import fakescope.models.srm  # noqa: F401
-    import fakescope.models.univfd  # noqa: F401
-    import fakescope.models.wavelet_clip  # noqa: F401
-    import fakescope.models.xception  # noqa: F401
+    from fakescope.models import f3net, mesonet, spsl, srm, univfd, wavelet_clip, xception  # noqa: F401
 
 
 def list_detectors() -> list[str]:

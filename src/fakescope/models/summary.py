@@ -108,6 +108,7 @@ def summarize_detectors(
         cfg = base.model_copy(deep=True)
         cfg.model.name = name
         cfg.model.backbone = backbone or "auto"
+        cfg.data.image_size = image_size  # detectors with size-bound parts (f3net's DCT filters) follow it
         rows.append(summarize_detector(cfg, image_size))
     return rows
 
