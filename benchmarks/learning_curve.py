@@ -178,7 +178,8 @@ def markdown(rows: list[dict]) -> str:
 # Stand-in labels: the recipes' backbones are Lite0, not the papers' models (README, "Results").
 STANDIN = {"airl": "[b4→lite0]", "airl_rgb": "[b4→lite0]", "airl_nocon": "[b4→lite0]", "airl_early": "[b4→lite0]",
            "clip": "[clip→lite0]", "clip_fft": "[clip→lite0]", "clip_rgb_fft": "[clip→lite0]",
-           "infer": "[clip→lite0]"}  # fmt: skip
+           "infer": "[clip→lite0]", "univfd": "[clip→lite0]", "wavelet_clip": "[clip→lite0]",
+           "xception": "[xception→lite0]", "srm": "[xception→lite0]", "f3net": "[xception→lite0]"}  # fmt: skip
 CROSS_SETS = ("ffhq-stylegan", "ciplab-photoshop")
 
 
