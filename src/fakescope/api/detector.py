@@ -7,6 +7,11 @@ run's margin, size and border fill (``preprocess.align``), then :mod:`fakescope.
 builds the model inputs exactly as training and ``evaluate`` do (resize to ``data.image_size``, INR
 heatmaps for the INFER family, §3.3-3.4, frozen embeddings) and runs the classifier. The label uses
 the threshold chosen on the run's **validation** split (saved in the checkpoint), never 0.5 silently.
+
+Two engines run the classifier (issue 15): ``torch`` (the run's checkpoint) and ``onnx`` (a file
+written by ``fakescope export``, run by onnxruntime through
+:class:`~fakescope.inference.onnx_engine.OnnxClassifier`). Everything before the classifier is the
+same code for both, so they give the same scores (docs/onnx.md).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 import torch
 
 from fakescope.api.results import DetectOptions, FaceResult, ImageInput, Prediction, source_name
-from fakescope.errors import InputError, NoFaceError
+from fakescope.errors import InputError, ModelLoadError, NoFaceError
 from fakescope.inference.inputs import batch_for_crops, detector_inputs, model_image
 from fakescope.inference.predict import predict_batch
 
@@ -80,6 +85,8 @@ class FaceForgeryDetector:
         options: DetectOptions | None = None,
     ) -> None:
         self.detector = detector.eval()
+        #: "onnx" when the classifier is an ONNX export run by onnxruntime, else "torch".
+        self.engine: Literal["torch", "onnx"] = getattr(detector, "engine", "torch")
         self.cfg = cfg
         self.meta = meta
         self.device = device
@@ -303,7 +310,11 @@ class FaceForgeryDetector:
             face = prediction.faces[idx]
             assert face.crop is not None
             ex = FaceExplanation(crop=face.crop, heatmaps=face.heatmaps)
-            if cfg.gradcam:
+            if cfg.gradcam and self.engine == "onnx":
+                ex.cam_note = (
+                    "Grad-CAM needs gradients, which an ONNX graph does not give: use --engine torch"
+                )
+            elif cfg.gradcam:
                 try:
                     # Reuse the heatmaps already fitted for this face instead of fitting the INR again.
                     hm = None if face.heatmaps is None else [face.heatmaps]
@@ -327,15 +338,34 @@ def load(
     device: str = "cpu",
     options: DetectOptions | None = None,
     prefer: str = "best",
+    engine: Literal["torch", "onnx"] = "torch",
 ) -> FaceForgeryDetector:
-    """Load a trained run (its ``best`` checkpoint) or a checkpoint file for inference.
+    """Load a trained run (its ``best`` checkpoint) or a checkpoint file for inference; with
+    ``engine="onnx"``, a ``.onnx`` file written by ``fakescope export`` (it carries the run's config and
+    thresholds, so the run itself is not needed; docs/onnx.md).
 
     Raises :class:`fakescope.errors.ModelLoadError` with one line for a missing run directory,
-    unreadable files, or weights that belong to another detector.
+    unreadable files, weights that belong to another detector, or a file given to the wrong engine.
     """
-    from fakescope.inference.checkpoint import load_detector
     from fakescope.utils.runtime import resolve_device
 
     dev = resolve_device(device)
+    is_onnx_file = str(run_dir_or_checkpoint).lower().endswith(".onnx")
+    if engine == "onnx":
+        from fakescope.inference.onnx_engine import load_onnx_detector
+
+        if not is_onnx_file:
+            raise ModelLoadError(
+                f"{run_dir_or_checkpoint}: --engine onnx takes a .onnx file; write one with "
+                f"fakescope export --run {run_dir_or_checkpoint} --onnx model.onnx"
+            )
+        onnx_detector, cfg, meta = load_onnx_detector(run_dir_or_checkpoint, dev)
+        return FaceForgeryDetector(onnx_detector, cfg, meta, dev, str(run_dir_or_checkpoint), options)
+    if engine != "torch":
+        raise ModelLoadError(f"engine {engine!r}: choose torch or onnx")
+    if is_onnx_file:
+        raise ModelLoadError(f"{run_dir_or_checkpoint}: an ONNX export; score it with --engine onnx")
+    from fakescope.inference.checkpoint import load_detector
+
     detector, cfg, meta = load_detector(run_dir_or_checkpoint, dev, prefer=prefer)
     return FaceForgeryDetector(detector, cfg, meta, dev, str(run_dir_or_checkpoint), options)

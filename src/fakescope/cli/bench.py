@@ -22,6 +22,8 @@ examples:
   fakescope bench                                         # infer + airl, paper backbones, 224 px
   fakescope bench --models airl infer --backbone lite0 --image-size 128 --inr-resolution 64
   fakescope bench --run runs/airl_dfdc --device cuda -n 64
+  fakescope bench --models airl --engine onnx             # the random airl exported to ONNX on the fly
+  fakescope bench --run airl.onnx --engine onnx           # a file written by fakescope export
 """
 
 
@@ -52,12 +54,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--aligned", action="store_true", help="inputs are aligned crops: skip face detection")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument(
+        "--engine",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="classifier engine (default torch); onnx: --run takes .onnx files from fakescope export, "
+        "--models are exported on the fly",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="with --engine onnx and --models: export with dynamic int8 quantisation",
+    )
     p.add_argument("--threads", type=nonneg_int, default=0, help="torch threads (default: torch's choice)")
     add_set_argument(p, help="config override for --models, e.g. --set inr.max_steps=300 (repeatable)")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
     import torch
 
     from fakescope.api import load
@@ -68,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         load_bench_images,
         machine_info,
         measure_detect_speed,
+        onnx_detector_from_config,
     )
     from fakescope.utils.atomic import atomic_write_json
     from fakescope.utils.runtime import resolve_device
@@ -81,14 +99,20 @@ def run(args: argparse.Namespace) -> int:
         images, source = default_bench_images(args.num_images + args.warmup)
     results = []
     targets = [("run", r) for r in args.run] or [("model", m) for m in args.models]
+    exports = tempfile.TemporaryDirectory(prefix="fakescope-bench-onnx-")
     for kind, target in targets:
         if kind == "run":
-            det, weights = load(target, device=str(device)), f"trained ({target})"
+            det = load(target, device=str(device), engine=args.engine)
+            weights = f"trained ({target})"
         else:
             cfg = bench_config(
                 target, args.backbone, args.image_size, args.inr_resolution, str(device), args.overrides
             )
-            det, weights = detector_from_config(cfg, device), "random (timing only)"
+            weights = "random (timing only)"
+            if args.engine == "onnx":
+                det = onnx_detector_from_config(cfg, device, exports.name, args.quantize)
+            else:
+                det = detector_from_config(cfg, device)
         res = measure_detect_speed(
             det,
             images,
@@ -100,11 +124,12 @@ def run(args: argparse.Namespace) -> int:
         results.append(res)
         st = res.ms_per_face_by_stage
         print(
-            f"{res.model:<10} {res.backbone:<16} {res.image_size:>4}px inr={res.inr_resolution or '-':<4} "
+            f"{res.model:<10} {res.engine:<5} {res.backbone:<16} {res.image_size:>4}px inr={res.inr_resolution or '-':<4} "
             f"{res.faces_per_s:8.2f} faces/s  {res.ms_per_face:9.1f} ms/face  (detect+align {st['detect_align']:.1f}, "
             f"features {st['features']:.1f}, classifier {st['classifier']:.1f} ms)  "
             f"load {res.loadavg_before:.1f}->{res.loadavg_after:.1f}"
         )
+    exports.cleanup()
     info = machine_info(device)
     print(
         f"{info['cpu_count']} CPU cores, {info['torch_threads']} torch threads, {info.get('gpu', 'no GPU')}; "

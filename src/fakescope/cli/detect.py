@@ -22,6 +22,7 @@ examples:
   fakescope detect photo.jpg clip.mp4 --model runs/airl_dfdc
   fakescope detect my_faces/ --model runs/infer_dfdc --aligned --json > scores.json
   fakescope detect clip.mp4 --model runs/airl_dfdc --report report/   # open report/index.html
+  fakescope detect photo.jpg --model airl.onnx --engine onnx   # after fakescope export (docs/onnx.md)
 """
 
 
@@ -32,7 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-m",
         required=True,
         metavar="RUN",
-        help="a run directory (uses checkpoints/best) or a checkpoint .json/.safetensors",
+        help="a run directory (uses checkpoints/best) or a checkpoint .json/.safetensors; with "
+        "--engine onnx, a .onnx file written by fakescope export",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="run the classifier with PyTorch (default) or onnxruntime (an exported .onnx; face "
+        "detection, alignment, heatmaps and embeddings stay in PyTorch; no Grad-CAM)",
     )
     p.add_argument(
         "--json", action="store_true", help="print one JSON document on stdout instead of the table"
@@ -61,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.utils.text import one_line, printable
 
     options = DetectOptions(aligned=args.aligned, frames_per_video=args.frames)
-    detector = load(args.model, device=args.device, options=options)
+    detector = load(args.model, device=args.device, options=options, engine=args.engine)
     skipped: list[tuple[str, str]] = []
     inputs, missing = expand_inputs(args.paths, skipped)
     outcome = detect_paths(
@@ -80,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {
             "model": args.model,
             "detector": detector.name,
+            "engine": detector.engine,
             "threshold": detector.threshold,
             "threshold_source": detector.threshold_source,
             "results": [p.to_dict() for p in outcome.predictions],

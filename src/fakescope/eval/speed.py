@@ -33,7 +33,13 @@ import torch
 from fakescope.api import DetectOptions, FaceForgeryDetector
 from fakescope.errors import InputError
 
-__all__ = ["SpeedResult", "detector_from_config", "machine_info", "measure_detect_speed"]
+__all__ = [
+    "SpeedResult",
+    "detector_from_config",
+    "onnx_detector_from_config",
+    "machine_info",
+    "measure_detect_speed",
+]
 
 STAGES = ("detect_align", "features", "classifier")
 
@@ -53,6 +59,7 @@ class SpeedResult:
     loadavg_before: float
     loadavg_after: float
     weights: str
+    engine: str = "torch"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +91,25 @@ def detector_from_config(
     detector = build_detector(cfg).to(device).eval()
     meta = {"detector": cfg.model.name, "val_threshold": None}
     return FaceForgeryDetector(detector, cfg, meta, device, "<random weights, for timing>", options)
+
+
+def onnx_detector_from_config(
+    cfg: Any,
+    device: torch.device,
+    folder: str | os.PathLike[str],
+    quantize: str | None = None,
+    options: DetectOptions | None = None,
+) -> FaceForgeryDetector:
+    """:func:`detector_from_config`'s random detector exported to ONNX in ``folder`` and loaded for the
+    ONNX engine (``--engine onnx`` without ``--run``; issue 15). Raises
+    :class:`~fakescope.inference.onnx_engine.OnnxExportError` for a detector that has no export."""
+    from fakescope.api import load
+    from fakescope.inference.onnx_engine import export_detector
+
+    det = detector_from_config(cfg, torch.device("cpu"), options)
+    path = Path(folder) / f"{cfg.model.name}{'-int8' if quantize else ''}.onnx"
+    export_detector(det.detector, det.cfg, det.meta, path, quantize, det.source)
+    return load(path, device=str(device), options=options, engine="onnx")
 
 
 def _sync(device: torch.device) -> None:
@@ -135,6 +161,7 @@ def measure_detect_speed(
         loadavg_before=round(load_before, 2),
         loadavg_after=round(os.getloadavg()[0], 2),
         weights=weights,
+        engine=det.engine,
     )
 
 
