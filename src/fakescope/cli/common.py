@@ -22,6 +22,27 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = False) -> 
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
 
 
+def add_shard_argument(p: argparse.ArgumentParser, items: str) -> None:
+    """``--shard K/N`` (0-based K) or ``--shard auto`` (a Slurm array task): docs/scale.md."""
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N|auto",
+        help=f"do shard K of N of the {items} (K from 0: 0/4 .. 3/4), into OUT/shards/K-of-N/; then "
+        "`fakescope merge OUT`. auto = the Slurm array task. Under torchrun the ranks shard by themselves",
+    )
+
+
+def shard_done(shard, out, failed: bool) -> int:
+    """The end of a shard that does not merge: the exit status, and the next step for array jobs.
+    Under torchrun a non-zero exit of a finished rank would make torchrun stop rank 0 while it merges,
+    so those ranks exit 0 and rank 0 reports every shard's errors."""
+    if shard.under_torchrun:
+        return 0
+    print(f"wrote {shard.folder(out)}; when every shard is done: fakescope merge {out}")
+    return 1 if failed else 0
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     overrides = list(args.overrides or [])
     if getattr(args, "device", None):

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fakescope.cli.common import nonneg_int, positive_int, probability
+from fakescope.cli.common import add_shard_argument, nonneg_int, positive_int, probability, shard_done
 from fakescope.errors import InputError
 
 DESCRIPTION = """Evaluate detector scores.
@@ -33,6 +33,11 @@ predictions/<run>__<data>[__<perturbation>].csv (streamed), metrics/cross_datase
 at 0.5), with --robustness metrics/robustness.{md,csv,json} (blur sigma 2/3, JPEG Q 70/50/20, blur +
 JPEG, each with its drop from clean), and plots/roc__<data>.png (all --run on one figure) and
 plots/tsne__<run>__<data>.png. Give --run several times to compare runs.
+
+Sharded (docs/scale.md): under torchrun each rank scores every WORLD_SIZE-th batch of each dataset and
+rank 0 writes the predictions, metrics and plots when all ranks are done; with --shard K/N (K from 0,
+e.g. a Slurm array task) one process scores its share into OUT/shards/K-of-N/ and `fakescope merge
+OUT` writes them once every shard is done. Metrics are computed once, on the merged predictions.
 """
 
 
@@ -76,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="score at most N images per dataset (class-stratified, seeded)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-plots", action="store_true", help="skip the ROC and t-SNE figures")
+    add_shard_argument(p, "batches of each --data (with --run)")
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -119,30 +125,47 @@ def run_predictions(args: argparse.Namespace) -> int:
 
 
 def run_trained(args: argparse.Namespace) -> int:
-    from fakescope.eval.evaluate import evaluate_runs
-    from fakescope.eval.robustness import cross_markdown, robustness_markdown
+    from fakescope.eval.evaluate import evaluate_runs, merge_evaluate
+    from fakescope.utils.runtime import resolve_device
+    from fakescope.utils.sharding import resolve_shard, shard_group, wait_for_all_shards
 
     if not args.datasets:
         raise InputError("--run needs at least one --data NAME_OR_MANIFEST")
+    shard = resolve_shard(args.shard)
     out = Path(args.out) if args.out else Path(args.runs[0])
-    summary = evaluate_runs(
-        args.runs, args.datasets, out, robustness=args.robustness, device=args.device, data_root=args.data_root,
-        split=args.split, max_images=args.max_images, plots=not args.no_plots, bootstrap=args.bootstrap,
-    )  # fmt: skip
+    device = resolve_device(args.device) if shard.under_torchrun else args.device
+    with shard_group(shard, device) as device:
+        summary = evaluate_runs(
+            args.runs, args.datasets, out, robustness=args.robustness, device=str(device), data_root=args.data_root,
+            split=args.split, max_images=args.max_images, plots=not args.no_plots, bootstrap=args.bootstrap,
+            shard=shard,
+        )  # fmt: skip
+        if shard.enabled:
+            for s in summary["sets"]:
+                print(f"shard {shard.name}: {s['run']} on {s['dataset']}: {s['n_images']} images scored")
+            if not wait_for_all_shards(shard):
+                return shard_done(shard, out, failed=False)
+            summary = merge_evaluate(out, shard.count)
+    print_tables(summary, out, plots=not args.no_plots)
+    return 0
+
+
+def print_tables(summary: dict, out: Path, plots: bool) -> None:
+    from fakescope.eval.robustness import cross_markdown, robustness_markdown
+
     print(cross_markdown(summary["cross_dataset"]), end="")
     if "robustness" in summary:
         print()
         print(robustness_markdown(summary["robustness"]), end="")
-    print(
-        f"\nsaved {out / 'metrics'}, {out / 'predictions'}" + ("" if args.no_plots else f", {out / 'plots'}")
-    )
-    return 0
+    print(f"\nsaved {out / 'metrics'}, {out / 'predictions'}" + (f", {out / 'plots'}" if plots else ""))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.predictions and args.runs:
         raise InputError("give either --predictions or --run, not both")
     if args.predictions:
+        if args.shard is not None:
+            raise InputError("--shard splits --run scoring; a --predictions file is evaluated in one go")
         return run_predictions(args)
     if args.runs:
         return run_trained(args)

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from fakescope.cli.common import add_config_arguments, config_from_args, nonneg_int, positive_int
+from fakescope.cli.common import (
+    add_config_arguments,
+    add_shard_argument,
+    config_from_args,
+    nonneg_int,
+    positive_int,
+    shard_done,
+)
 
 DESCRIPTION = """\
 Turn videos and images into aligned face crops plus a crop manifest (INFER §3.1, AIRL §IV-B).
@@ -37,7 +44,12 @@ Outputs under --out:
   prepare.json    the preprocess config used
 
 Resumable: re-run the same command after an interruption; finished videos are kept, a half-done one
-is redone. A file that cannot be read (empty, truncated, not a video) is reported and skipped; the
+is redone.
+
+Sharded (docs/scale.md): under torchrun each rank takes every WORLD_SIZE-th video and rank 0 writes
+the merged manifest after all ranks finish; with --shard K/N (K from 0, e.g. a Slurm array task) one
+process does its share into --out/shards/K-of-N/ and `fakescope merge OUT` writes the manifest once
+every shard is done. A dead shard is rerun alone with the same --shard and resumes. A file that cannot be read (empty, truncated, not a video) is reported and skipped; the
 exit status is then 1 while every other file is still processed.
 
 Example:
@@ -81,6 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also tile the crops (up to 48, template eye positions as green dots) into this image, to check alignment",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_shard_argument(p, "videos")
     add_config_arguments(p)
 
 
@@ -100,14 +113,16 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.data.layouts import build_manifest
     from fakescope.data.manifest import read_manifest
     from fakescope.errors import InputError
-    from fakescope.preprocess.pipeline import run_prepare
+    from fakescope.preprocess.pipeline import merge_prepare, run_prepare
     from fakescope.utils.runtime import resolve_device
+    from fakescope.utils.sharding import resolve_shard, shard_group, wait_for_all_shards
 
     for flag, key in _FLAG_TO_KEY.items():
         value = getattr(args, flag)
         if value is not None:
             args.overrides.append(f"{key}={value}")
     cfg = config_from_args(args)
+    shard = resolve_shard(args.shard)
     device = str(resolve_device(cfg.device))
     src = Path(args.input).expanduser()
     if src.is_file():
@@ -118,13 +133,22 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{src}: input not found (give a manifest CSV or a dataset folder)")
     if args.limit is not None:
         rows = rows[: max(0, args.limit)]
-    summary = run_prepare(
-        rows, args.out, cfg.preprocess, device, overwrite=args.overwrite, progress=not args.quiet,
-        max_image_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
-    )  # fmt: skip
+    out = Path(args.out)
+    with shard_group(shard):
+        summary = run_prepare(
+            rows, out, cfg.preprocess, device, overwrite=args.overwrite, progress=not args.quiet,
+            max_image_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background, shard=shard,
+        )  # fmt: skip
+        if shard.enabled:
+            print(f"shard {shard.name}: " + "; ".join(summary.lines()[:2]))
+            for e in summary.errors:
+                print(f"error: {e['error']}")
+            if not wait_for_all_shards(shard):
+                return shard_done(shard, out, failed=bool(summary.errors))
+            summary = merge_prepare(out, shard.count)
     for line in summary.lines():
         print(line)
-    print(f"wrote {Path(args.out) / 'manifest.csv'} and {Path(args.out) / 'summary.json'}")
+    print(f"wrote {out / 'manifest.csv'} and {out / 'summary.json'}")
     if args.contact_sheet:
         from fakescope.preprocess.contact_sheet import write_crop_contact_sheet
 

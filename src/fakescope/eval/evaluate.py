@@ -51,6 +51,7 @@ from fakescope.inference.inputs import detector_inputs, precompute_inputs
 from fakescope.inference.predict import iter_predictions
 from fakescope.utils.atomic import atomic_open
 from fakescope.utils.runtime import resolve_device
+from fakescope.utils.sharding import SINGLE, Shard, begin_shard, fingerprint, finish_shard, read_shards
 from fakescope.utils.text import PATH_CSV_ERRORS
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "rows_to_score",
     "predict_rows",
     "evaluate_runs",
+    "merge_evaluate",
 ]
 
 DEFAULT_DATA_ROOT = Path(os.environ.get("FAKESCOPE_DATA", Path.cwd().parent / "shared" / "data"))
@@ -176,16 +178,19 @@ def drop_unreadable_rows(
     """Decode every row's image once before scoring (streamed, under ``data.max_image_pixels``), so
     one corrupt file cannot end the evaluation: each unreadable one is one line on stderr and is
     left out (counted as ``excluded_unreadable`` in the metrics)."""
-    from fakescope.data.images import unreadable_images
-    from fakescope.utils.text import one_line
-
-    bad = unreadable_images(
-        [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
-        progress=progress and len(rows) > 100, desc=f"check {label}",
-    )  # fmt: skip
-    for err in bad.values():
-        print(one_line(f"{label}: skipped: {err}"), file=sys.stderr)
+    bad = _unreadable_paths(rows, cfg, label, progress)
     return [r for r in rows if r.path not in bad], len(bad)
+
+
+def _row_fields(r: ManifestRow, dataset: str) -> list[Any]:
+    """What a predictions CSV says about a row (besides its score), as stored in a shard marker."""
+    return [r.path, r.label, r.group, r.video_id, r.dataset or dataset, r.method]
+
+
+def _prediction_row(fields: Sequence[Any], score: float, perturbation: str) -> dict[str, Any]:
+    path, label, group, video, dataset, method = fields
+    return {"path": path, "label": LABEL_NAMES[label], "score": f"{score:.6f}", "group": group,
+            "video": video, "dataset": dataset, "method": method, "perturbation": perturbation}  # fmt: skip
 
 
 def predict_rows(
@@ -240,11 +245,7 @@ def predict_rows(
                 scores.append(probs[j])
                 videos.append(r.video_id)
                 if writer:
-                    writer.writerow({
-                        "path": r.path, "label": LABEL_NAMES[r.label], "score": f"{probs[j]:.6f}",
-                        "group": r.group, "video": r.video_id, "dataset": r.dataset or dataset,
-                        "method": r.method, "perturbation": perturbation,
-                    })  # fmt: skip
+                    writer.writerow(_prediction_row(_row_fields(r, dataset), probs[j], perturbation))
             if keep_features and "features" in out:
                 feats.append(out["features"].numpy())
     return RunPredictions(
@@ -258,9 +259,7 @@ def predict_rows(
     )
 
 
-def _metrics(
-    pred: RunPredictions, threshold: float | None, cfg: ExperimentConfig, seed: int
-) -> dict[str, Any]:
+def _metrics(pred: RunPredictions, threshold: float | None, bootstrap: int, seed: int) -> dict[str, Any]:
     from fakescope.eval.metrics import compute_metrics
 
     return compute_metrics(
@@ -268,7 +267,7 @@ def _metrics(
         pred.scores,
         videos=pred.videos,
         threshold=threshold,
-        bootstrap=cfg.eval.bootstrap,
+        bootstrap=bootstrap,
         seed=seed,
     )
 
@@ -286,9 +285,16 @@ def evaluate_runs(
     plots: bool = True,
     progress: bool = True,
     bootstrap: int | None = None,
+    shard: Shard = SINGLE,
 ) -> dict[str, Any]:
     """Evaluate every run on every dataset; write predictions, tables and plots under ``out_dir``
-    (default: the first run's directory). Returns the JSON-able summary that ``metrics/*.json`` holds."""
+    (default: the first run's directory). Returns the JSON-able summary that ``metrics/*.json`` holds.
+
+    ``shard`` (docs/scale.md): every shard chooses the same rows (split, leakage guard, cap), then
+    scores only the batches ``K, K + N, ...`` of each dataset (:func:`_shard_by_batch`) into
+    ``out_dir/shards/K-of-N/``, with its scores at full precision in its done-marker; no metric is
+    computed on a shard. :func:`merge_evaluate` computes them once on the merged predictions. Returns
+    the shard's counts then."""
     from fakescope.eval import plots as plot_mod
     from fakescope.eval.robustness import perturbation_names, write_tables
 
@@ -298,7 +304,9 @@ def evaluate_runs(
         raise InputError("evaluate: give at least one --data")
     dev = resolve_device(device)
     out = Path(out_dir) if out_dir is not None else Path(runs[0])
+    folder = begin_shard(out, shard) if shard.enabled else out
     results: list[RunPredictions] = []
+    sets: list[dict[str, Any]] = []  # with a shard: what the merge needs, one entry per run and dataset
     for run in runs:
         detector, cfg, meta = load_detector(run, dev)
         if bootstrap is not None:
@@ -313,24 +321,156 @@ def evaluate_runs(
             rows, part = rows_to_score(ds, cfg, split)
             rows, excluded = drop_seen_rows(rows, seen, f"{run_name} on {ds.name} ({part})")
             rows = cap_rows(rows, cap, cfg.seed)
-            rows, unreadable = drop_unreadable_rows(rows, cfg, f"{run_name} on {ds.name}", progress)
-            if len({r.label for r in rows}) < 2:
-                raise InputError(
-                    f"{ds.name} ({part}): holds one class only ({len(rows)} rows); AUC needs both"
-                )
+            every = rows
+            if shard.enabled:
+                _check_two_classes(rows, ds.name, part)
+                mine = _shard_by_batch(len(rows), cfg.eval.batch_size, shard)
+                rows = [every[i] for i in mine]
+            bad = _unreadable_paths(rows, cfg, f"{run_name} on {ds.name}", progress)
+            rows = [r for r in rows if r.path not in bad]  # the leakage guard and cap saw the same rows
+            if not shard.enabled:
+                _check_two_classes(rows, ds.name, part)
+            info = {"run": run_name, "dataset": ds.name, "split": part, "threshold": threshold,
+                    "bootstrap": cfg.eval.bootstrap, "seed": cfg.seed, "excluded_seen": excluded,
+                    "excluded_unreadable": len(bad), "total": len(every), "perturbations": perts,
+                    "plots": plots, "paths": fingerprint(r.path for r in every)}  # fmt: skip
+            if shard.enabled:
+                info["items"] = mine
+                info["rows"] = [
+                    [i, *_row_fields(every[i], ds.name)] for i in mine if every[i].path not in bad
+                ]
+                info["scores"] = {}
             for pert in perts:
                 suffix = "" if pert == "clean" else f"__{pert}"
-                csv_path = out / "predictions" / f"{run_name}__{ds.name}{suffix}.csv"
+                csv_path = folder / "predictions" / f"{run_name}__{ds.name}{suffix}.csv"
                 pred = predict_rows(
                     detector, cfg, rows, dev, run_name=run_name, dataset=ds.name, perturbation=pert,
                     csv_path=csv_path, keep_features=plots and pert == "clean", progress=progress,
                 )  # fmt: skip
-                pred.metrics = _metrics(pred, threshold, cfg, cfg.seed)
+                if shard.enabled:
+                    # Full precision (the CSV keeps 6 digits): the merge computes exactly the metrics
+                    # one process computes.
+                    info["scores"][pert] = pred.scores.tolist()
+                    if pred.features is not None:
+                        _save_features(folder / "features" / f"{len(sets)}.npy", pred.features)
+                    continue
+                pred.metrics = _metrics(pred, threshold, cfg.eval.bootstrap, cfg.seed)
                 pred.metrics.update({"split": part, "n_images": len(rows), "val_threshold": threshold,
-                                     "excluded_seen": excluded, "excluded_unreadable": unreadable})  # fmt: skip
+                                     "excluded_seen": excluded, "excluded_unreadable": len(bad)})  # fmt: skip
                 results.append(pred)
+            sets.append(info)
         del detector
+    if shard.enabled:
+        return _finish_evaluate_shard(out, shard, sets)
     summary = write_tables(results, out / "metrics")
     if plots:
         plot_mod.plot_all(results, out / "plots", perplexity=None)
     return summary
+
+
+def _check_two_classes(rows: Sequence[ManifestRow], name: str, part: str) -> None:
+    if len({r.label for r in rows}) < 2:
+        raise InputError(f"{name} ({part}): holds one class only ({len(rows)} rows); AUC needs both")
+
+
+def _shard_by_batch(n_rows: int, batch_size: int, shard: Shard) -> list[int]:
+    """Indices of the batches ``K, K + N, ...`` of the rows (batches of ``eval.batch_size`` in row
+    order). A shard's loader then forms exactly the batches one process forms: a network's output for
+    an image can change in its last bits with the other images of its batch (the convolution kernels
+    chosen depend on the batch), so other batches would not give the same scores. A video's frames
+    may land in two shards; its video score is the mean computed at the merge over all of them."""
+    blocks = range(shard.index * batch_size, n_rows, shard.count * batch_size)
+    return [i for start in blocks for i in range(start, min(start + batch_size, n_rows))]
+
+
+def _unreadable_paths(
+    rows: Sequence[ManifestRow], cfg: ExperimentConfig, label: str, progress: bool
+) -> set[str]:
+    from fakescope.data.images import unreadable_images
+    from fakescope.utils.text import one_line
+
+    bad = unreadable_images(
+        [r.path for r in rows], max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background,
+        progress=progress and len(rows) > 100, desc=f"check {label}",
+    )  # fmt: skip
+    for err in bad.values():
+        print(one_line(f"{label}: skipped: {err}"), file=sys.stderr)
+    return set(bad)
+
+
+def _save_features(path: Path, features: np.ndarray) -> None:
+    with atomic_open(path, "wb") as fh:
+        np.save(fh, features, allow_pickle=False)
+
+
+def _finish_evaluate_shard(out: Path, shard: Shard, sets: list[dict[str, Any]]) -> dict[str, Any]:
+    offsets = np.cumsum([0, *(s["total"] for s in sets)]).tolist()
+    items = [offsets[k] + i for k, s in enumerate(sets) for i in s["items"]]
+    keys = [f"{s['run']}|{s['dataset']}|{s['paths']}|{','.join(s['perturbations'])}" for s in sets]
+    finish_shard(out, shard, "evaluate", total=offsets[-1], items=items, print_=fingerprint(keys),
+                 payload={"sets": sets})  # fmt: skip
+    return {"shard": shard.name, "sets": [{"run": s["run"], "dataset": s["dataset"], "n_images": len(s["rows"]),
+            "excluded_unreadable": s["excluded_unreadable"]} for s in sets]}  # fmt: skip
+
+
+def merge_evaluate(out_dir: str | os.PathLike[str], count: int | None = None) -> dict[str, Any]:
+    """Predictions, metrics and plots of a sharded ``evaluate --run`` from its finished shards: the
+    predictions in the order one process writes them, and every metric (AUC, bootstrap interval,
+    thresholded accuracy) computed once on the merged scores, never averaged over shards. Raises
+    :class:`InputError` naming a missing or unfinished shard."""
+    from fakescope.eval import plots as plot_mod
+    from fakescope.eval.robustness import write_tables
+
+    out = Path(out_dir)
+    markers = read_shards(out, count, "evaluate")
+    results: list[RunPredictions] = []
+    for k, info in enumerate(markers[0]["payload"]["sets"]):
+        parts = [(m["index"], m["payload"]["sets"][k]) for m in markers]
+        # Row indices in the list every shard chose: sorting them gives one process's order.
+        rows = {r[0]: r[1:] for _, p in parts for r in p["rows"]}
+        merged = [rows[i] for i in sorted(rows)]
+        _check_two_classes([ManifestRow(f[0], f[1], f[2]) for f in merged], info["dataset"], info["split"])
+        unreadable = sum(p["excluded_unreadable"] for _, p in parts)
+        feats = _merged_features(out, markers, k, parts) if info["plots"] else None
+        for pert in info["perturbations"]:
+            by_index = {
+                r[0]: sc for _, p in parts for r, sc in zip(p["rows"], p["scores"][pert], strict=True)
+            }
+            scores = np.asarray([by_index[i] for i in sorted(by_index)], dtype=np.float64)
+            suffix = "" if pert == "clean" else f"__{pert}"
+            with atomic_open(out / "predictions" / f"{info['run']}__{info['dataset']}{suffix}.csv", "w",
+                             newline="", encoding="utf-8", errors=PATH_CSV_ERRORS) as fh:  # fmt: skip
+                writer = csv.DictWriter(fh, fieldnames=PREDICTION_FIELDS)
+                writer.writeheader()
+                for fields, score in zip(merged, scores, strict=True):
+                    writer.writerow(_prediction_row(fields, float(score), pert))
+            pred = RunPredictions(
+                run=info["run"], dataset=info["dataset"], perturbation=pert,
+                labels=np.asarray([f[1] for f in merged], dtype=np.int64), scores=scores,
+                videos=[f[3] for f in merged], features=feats if pert == "clean" else None,
+            )  # fmt: skip
+            pred.metrics = _metrics(pred, info["threshold"], info["bootstrap"], info["seed"])
+            pred.metrics.update({"split": info["split"], "n_images": len(merged), "val_threshold": info["threshold"],
+                                 "excluded_seen": info["excluded_seen"], "excluded_unreadable": unreadable})  # fmt: skip
+            results.append(pred)
+    summary = write_tables(results, out / "metrics")
+    if any(r.features is not None for r in results):
+        plot_mod.plot_all(results, out / "plots", perplexity=None)
+    return summary
+
+
+def _merged_features(
+    out: Path, markers: Sequence[dict[str, Any]], k: int, parts: Sequence[tuple[int, dict[str, Any]]]
+) -> np.ndarray | None:
+    """The shards' clean-image embeddings of set ``k``, in merged row order (for the t-SNE plot)."""
+    chunks, index = [], []
+    for m, (_, p) in zip(markers, parts, strict=True):
+        path = out / "shards" / f"{m['index']}-of-{m['count']}" / "features" / f"{k}.npy"
+        if p["rows"]:
+            if not path.is_file():
+                return None
+            chunks.append(np.load(path, allow_pickle=False))
+            index += [r[0] for r in p["rows"]]
+    if not chunks:
+        return None
+    return np.concatenate(chunks)[np.argsort(index, kind="stable")]

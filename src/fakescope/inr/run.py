@@ -1,9 +1,10 @@
 """Fitting every image of a manifest into the shared heatmap cache (`fakescope fit-inr`).
 
-DESIGN.md "Scale": under ``torchrun`` (or any launcher that sets ``RANK``/``WORLD_SIZE``) each rank
-takes rows ``rank::world_size`` of the manifest and fills the same content-addressed cache; a rerun
-refits nothing. Each rank writes its own summary (``summary.json`` for a single process,
-``summary.rank{r}.json`` otherwise), plus ``records.csv`` with one row per image.
+DESIGN.md "Scale", docs/scale.md: a sharded run (``torchrun`` ranks, or ``--shard K/N``) takes rows
+``K, K + N, ...`` of the manifest and fills the same content-addressed cache; a rerun refits nothing.
+One process writes ``records.csv`` (one row per image) and ``summary.json``; a shard writes them to
+``shards/K-of-N/`` with its done-marker, and :func:`merge_fit` writes the one ``records.csv`` and
+``summary.json`` (computed on every shard's fit records, in manifest order).
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ from tqdm import tqdm
 
 from fakescope.data.images import DEFAULT_MAX_PIXELS, load_image_rgb
 from fakescope.data.manifest import ManifestRow
+from fakescope.errors import InputError
 from fakescope.inr.cache import HeatmapCache, InrResult, config_key
 from fakescope.inr.config import InrConfig
 from fakescope.inr.engine import choose_path, iter_results, n_workers, resize_for_inr
 from fakescope.inr.figures import FigureRow, save_fig3
+from fakescope.inr.fitting import FitRecord
 from fakescope.utils.atomic import atomic_write_json, atomic_write_text
+from fakescope.utils.sharding import SINGLE, Shard, begin_shard, fingerprint, finish_shard, read_shards
 
-__all__ = ["fit_manifest", "shard_from_env", "summarise"]
-
-
-def shard_from_env() -> tuple[int, int]:
-    """(rank, world_size) from the torchrun environment, (0, 1) otherwise."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+__all__ = ["fit_manifest", "merge_fit", "summarise"]
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -101,28 +100,64 @@ def fit_manifest(
     device: torch.device | str = "cpu",
     cache_dir: str | os.PathLike[str] | None = None,
     figures: int = 0,
-    shard: tuple[int, int] = (0, 1),
+    shard: Shard = SINGLE,
     progress: bool = True,
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
     background: str = "black",
+    indices: Sequence[int] | None = None,
+    n_skipped: int = 0,
 ) -> dict:
-    """Fit (or fetch from the cache) every row of this shard; write records, summary and figures.
+    """Fit (or fetch from the cache) this shard's rows; write records, summary and figures.
 
-    Returns the summary dict that is also written as JSON.
+    ``rows`` is the whole manifest; ``indices`` the rows to fit (default: the shard's share,
+    ``shard.take(len(rows))``; the caller may leave out unreadable ones and count them in
+    ``n_skipped``). Returns the summary dict that is also written as JSON: to ``out_dir`` for one
+    process, to ``out_dir/shards/K-of-N/`` for a shard, which then writes its done-marker last.
     """
     device = torch.device(device)
-    rank, world = shard
-    rows = list(rows)[rank::world]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cache = HeatmapCache(cache_dir if cache_dir is not None else cfg.cache_dir, cfg)
+    assigned = shard.take(len(rows))
+    indices = list(assigned if indices is None else indices)
+    mine = [rows[i] for i in indices]
+    folder = begin_shard(out, shard) if shard.enabled else out
+    folder.mkdir(parents=True, exist_ok=True)
+    done, summary = _fit_rows(mine, cfg, device, cache_dir, progress, max_image_pixels, background)
+    summary["n_skipped"] = n_skipped
+    summary["shard"] = {"index": shard.index, "count": shard.count, "launcher": shard.launcher}
+    atomic_write_text(folder / "records.csv", _records_csv(mine, done))
+    atomic_write_json(folder / "summary.json", summary)
+    if figures > 0:
+        _write_figures(mine, done, cfg, out / "figures", figures, shard.index, max_image_pixels, background)
+    if shard.enabled:
+        finish_shard(
+            out, shard, "fit-inr", total=len(rows), items=assigned,
+            print_=fingerprint([config_key(cfg), *(r.path for r in rows)]),
+            payload={
+                "rows": [{"index": i, "path": r.path, "label": r.label, "group": r.group, "record": d.record.to_dict()}
+                         for i, r, d in zip(indices, mine, done, strict=True)],
+                "summary": summary, "inr": cfg.model_dump(mode="json"),
+            },
+        )  # fmt: skip
+    return summary
 
-    def load(i: int) -> np.ndarray:
-        return load_image_rgb(rows[i].path, max_pixels=max_image_pixels, background=background)  # type: ignore[arg-type]
+
+def _fit_rows(
+    rows: Sequence[ManifestRow],
+    cfg: InrConfig,
+    device: torch.device,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: bool,
+    max_image_pixels: int,
+    background: str,
+) -> tuple[list[InrResult], dict]:
+    cache = HeatmapCache(cache_dir if cache_dir is not None else cfg.cache_dir, cfg)
 
     # A generator: iter_results keeps only each image's copy shrunk to cfg.resolution, so memory does not
     # grow with the number (or the size) of the images (issue 16 item 3).
-    images = (load(i) for i in range(len(rows)))
+    images = (
+        load_image_rgb(r.path, max_pixels=max_image_pixels, background=background)  # type: ignore[arg-type]
+        for r in rows
+    )
     results: list[InrResult | None] = [None] * len(rows)
     start = time.perf_counter()
     fitted = 0
@@ -141,9 +176,6 @@ def fit_manifest(
                             fitted=fitted, refresh=False)  # fmt: skip
     wall = time.perf_counter() - start
     done: list[InrResult] = results  # type: ignore[assignment]
-
-    suffix = "" if world == 1 else f".rank{rank}"
-    atomic_write_text(out / f"records{suffix}.csv", _records_csv(rows, done))
     summary = summarise(rows, done, cfg)
     path = choose_path(cfg, device)
     summary.update(
@@ -158,22 +190,69 @@ def fit_manifest(
             "resolution": cfg.resolution,
             "cache_dir": str(cache.root),
             "config_key": config_key(cfg),
-            "shard": {"rank": rank, "world_size": world},
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         }
     )
-    atomic_write_json(out / f"summary{suffix}.json", summary)
+    return done, summary
 
-    if figures > 0:
-        fig_dir = out / "figures"
-        for k, (ri, fi) in enumerate(_figure_pairs(rows, figures)):
-            fig_rows = [
-                FigureRow(
-                    f"{rows[i].label_name}: {Path(rows[i].path).name}",
-                    resize_for_inr(load(i), cfg.resolution),
-                    done[i],
-                )
-                for i in (ri, fi)
-            ]
-            save_fig3(fig_rows, fig_dir / f"fig3_{k:03d}_{rank}_{rows[ri].group}.png")
+
+def _write_figures(
+    rows: Sequence[ManifestRow],
+    done: Sequence[InrResult],
+    cfg: InrConfig,
+    fig_dir: Path,
+    n: int,
+    tag: int,
+    max_image_pixels: int,
+    background: str,
+) -> None:
+    for k, (ri, fi) in enumerate(_figure_pairs(rows, n)):
+        fig_rows = [
+            FigureRow(
+                f"{rows[i].label_name}: {Path(rows[i].path).name}",
+                resize_for_inr(
+                    load_image_rgb(rows[i].path, max_pixels=max_image_pixels, background=background),  # type: ignore[arg-type]
+                    cfg.resolution,
+                ),
+                done[i],
+            )
+            for i in (ri, fi)
+        ]
+        save_fig3(fig_rows, fig_dir / f"fig3_{k:03d}_{tag}_{rows[ri].group}.png")
+
+
+def merge_fit(out_dir: str | os.PathLike[str], count: int | None = None) -> dict:
+    """records.csv and summary.json of a sharded fit-inr, from its finished shards: the rows in
+    manifest order and the statistics computed once over all of them (the heatmaps themselves are
+    already in the shared cache). Raises :class:`InputError` naming a missing or unfinished shard."""
+    out = Path(out_dir)
+    markers = read_shards(out, count, "fit-inr")
+    cfg = InrConfig.model_validate(markers[0]["payload"]["inr"])
+    entries = sorted((e for m in markers for e in m["payload"]["rows"]), key=lambda e: e["index"])
+    rows = [ManifestRow(e["path"], e["label"], e["group"]) for e in entries]
+    done = [InrResult(np.empty(0), np.empty(0), FitRecord(**e["record"])) for e in entries]
+    skipped = sum(m["payload"]["summary"]["n_skipped"] for m in markers)
+    if not rows:
+        raise InputError(f"{out}: none of the {skipped} images of the sharded run could be read")
+    parts = [m["payload"]["summary"] for m in markers]
+    summary = summarise(rows, done, cfg)
+    fitted = sum(p["n_fitted"] for p in parts)
+    # The shards ran side by side: the job took as long as the slowest one.
+    wall = max(p["wall_seconds"] for p in parts)
+    summary.update(
+        {
+            "n_fitted": fitted,
+            "n_cached": len(rows) - fitted,
+            "wall_seconds": wall,
+            "fitted_images_per_second": fitted / wall if fitted and wall > 0 else None,
+            **{
+                k: parts[0][k] for k in ("device", "path", "workers", "resolution", "cache_dir", "config_key")
+            },
+            "load_average": None,
+            "n_skipped": skipped,
+            "shard": {"merged": len(markers)},
+        }
+    )
+    atomic_write_text(out / "records.csv", _records_csv(rows, done))
+    atomic_write_json(out / "summary.json", summary)
     return summary

@@ -12,6 +12,8 @@ Output folder::
     no_face.csv             every sampled frame where no face was kept (never lost silently):
                             source,label,group,dataset,method,split,video,frame
     summary.json            counts, errors, short videos, and the no-face policy
+    shards/K-of-N/          with ``shard``: that shard's summary.json and its done-marker shard.json
+                            (docs/scale.md); merge_prepare then writes the four tables above
 
 A job is one video file, one frame folder (manifest rows sharing a video and carrying ``frame``) or
 one image. A job whose record exists is skipped on a re-run; any other job's crop folder is wiped
@@ -52,9 +54,13 @@ from fakescope.preprocess.detectors import FaceDetection, FaceDetector, build_fa
 from fakescope.preprocess.video import iter_frames, probe_video, select_frame_indices
 from fakescope.utils.atomic import atomic_open, atomic_write_bytes, atomic_write_json
 from fakescope.utils.hashing import config_hash
+from fakescope.utils.sharding import SINGLE, Shard, begin_shard, fingerprint, finish_shard, read_shards
 from fakescope.utils.text import PATH_CSV_ERRORS, one_line
 
-__all__ = ["PrepareJob", "PrepareSummary", "plan_jobs", "process_job", "run_prepare", "output_config_hash"]
+__all__ = [
+    "PrepareJob", "PrepareSummary", "plan_jobs", "process_job", "run_prepare", "merge_prepare",
+    "output_config_hash",
+]  # fmt: skip
 
 RECORD_VERSION = 1
 NO_FACE_COLUMNS = ("source", "label", "group", "dataset", "method", "split", "video", "frame")
@@ -375,7 +381,7 @@ def _run_in_worker(job: PrepareJob) -> tuple[str, dict[str, Any] | None, str | N
 # ---- the job ----------------------------------------------------------------------------------
 
 
-def _check_output_dir(out_dir: Path, cfg: PreprocessConfig, overwrite: bool) -> str:
+def _check_output_dir(out_dir: Path, cfg: PreprocessConfig, overwrite: bool, wipe: bool = True) -> str:
     h = output_config_hash(cfg)
     meta_path = out_dir / "prepare.json"
     if meta_path.is_file():
@@ -389,7 +395,7 @@ def _check_output_dir(out_dir: Path, cfg: PreprocessConfig, overwrite: bool) -> 
                     f"{out_dir}: was prepared with a different preprocess config (hash {old}, now {h}); "
                     "use another --out, or --overwrite to start it again"
                 )
-            for sub in ("crops", "records"):
+            for sub in ("crops", "records") if wipe else ():
                 shutil.rmtree(out_dir / sub, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(meta_path, {"config_hash": h, "preprocess": cfg.model_dump(mode="json")})
@@ -477,6 +483,7 @@ def run_prepare(
     progress: bool = True,
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
     background: str = "black",
+    shard: Shard = SINGLE,
 ) -> PrepareSummary:
     """Turn the videos/images in ``rows`` into aligned face crops under ``out_dir`` (see module doc).
 
@@ -484,12 +491,92 @@ def run_prepare(
     in the summary; the job goes on with the other files. Images (and frame images) are loaded under
     ``max_image_pixels`` and composited on ``background`` (``data.max_image_pixels``,
     ``data.rgba_background``).
+
+    ``shard`` (docs/scale.md): do jobs ``index, index + count, ...`` only (a job is a whole video, so a
+    video's frames never split). Crops and records go to the shared ``crops/`` and ``records/`` (one
+    folder and one file per job, so shards never write the same file, and the merged manifest names
+    the same paths as a one-process run); the shard's summary and its marker go to
+    ``shards/K-of-N/``, and :func:`merge_prepare` writes manifest.csv, landmarks.csv, no_face.csv and
+    summary.json from them.
     """
     out = Path(out_dir)
     limits = {"max_pixels": max_image_pixels, "background": background}
     jobs = [dataclasses.replace(j, **limits) for j in plan_jobs(rows)]
-    chash = _check_output_dir(out, cfg, overwrite)
+    # Shards share out/: only a one-process run may wipe it; a shard overwrites its own jobs (a record
+    # made under another config is never reused, and process_job clears the job's crop folder).
+    chash = _check_output_dir(out, cfg, overwrite, wipe=not shard.enabled)
+    mine = shard.take(len(jobs))
+    my_jobs = [jobs[i] for i in mine]
+    folder = begin_shard(out, shard) if shard.enabled else None
     t0 = time.perf_counter()
+    records, errors, resumed, frames_now = _process_jobs(my_jobs, out, cfg, device, chash, progress, t0)
+    seconds = round(time.perf_counter() - t0, 3)
+    summary = _summarise(my_jobs, records, errors, cfg, chash, resumed)
+    summary.seconds = seconds
+    summary.frames_per_second_this_run = round(frames_now / max(seconds, 1e-9), 3)
+    if folder is None:
+        _write_outputs(out, jobs, records)
+        atomic_write_json(out / "summary.json", asdict(summary))
+        return summary
+    atomic_write_json(folder / "summary.json", asdict(summary))
+    finish_shard(
+        out, shard, "prepare", total=len(jobs), items=mine,
+        print_=fingerprint([chash, *(j.key for j in jobs)]),
+        payload={"jobs": [asdict(j) for j in my_jobs], "errors": errors, "resumed": resumed,
+                 "frames_now": frames_now, "seconds": seconds, "preprocess": cfg.model_dump(mode="json")},
+    )  # fmt: skip
+    return summary
+
+
+def merge_prepare(out_dir: str | os.PathLike[str], count: int | None = None) -> PrepareSummary:
+    """Build manifest.csv, landmarks.csv, no_face.csv and summary.json of a sharded ``prepare`` from
+    its finished shards, in the job order of a one-process run (so the same rows, the same files).
+    Raises :class:`InputError` naming a missing or unfinished shard."""
+    out = Path(out_dir)
+    markers = read_shards(out, count, "prepare")
+    total = markers[0]["total"]
+    cfg = PreprocessConfig.model_validate(markers[0]["payload"]["preprocess"])
+    chash = output_config_hash(cfg)
+    by_index: dict[int, PrepareJob] = {}
+    errors: dict[str, str] = {}
+    resumed = frames_now = 0
+    for m in markers:
+        p = m["payload"]
+        for i, raw in zip(m["items"], p["jobs"], strict=True):
+            by_index[i] = PrepareJob(**{**raw, "sources": tuple((f, s) for f, s in raw["sources"])})
+        errors.update(p["errors"])
+        resumed += p["resumed"]
+        frames_now += p["frames_now"]
+    jobs = [by_index[i] for i in range(total)]
+    records: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        if job.key in errors:
+            continue
+        rec = _load_record(out / "records" / f"{job.key}.json", chash)
+        if rec is None:
+            raise InputError(
+                f"{out}: records/{job.key}.json ({job.path}) is missing or stale; rerun its shard"
+            )
+        records[job.key] = rec
+    _write_outputs(out, jobs, records)
+    summary = _summarise(jobs, records, errors, cfg, chash, resumed)
+    # The shards ran side by side: the job took as long as the slowest one.
+    summary.seconds = max(m["payload"]["seconds"] for m in markers)
+    summary.frames_per_second_this_run = round(frames_now / max(summary.seconds, 1e-9), 3)
+    atomic_write_json(out / "summary.json", asdict(summary))
+    return summary
+
+
+def _process_jobs(
+    jobs: Sequence[PrepareJob],
+    out: Path,
+    cfg: PreprocessConfig,
+    device: str,
+    chash: str,
+    progress: bool,
+    t0: float,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], int, int]:
+    """Process the jobs that have no valid record yet; returns (records, errors, resumed, frames)."""
     records: dict[str, dict[str, Any]] = {}
     pending: list[PrepareJob] = []
     for job in jobs:
@@ -555,13 +642,7 @@ def run_prepare(
                     raise
     finally:
         bar.close()
-
-    _write_outputs(out, jobs, records)
-    summary = _summarise(jobs, records, errors, cfg, chash, resumed)
-    summary.seconds = round(time.perf_counter() - t0, 3)
-    summary.frames_per_second_this_run = round(frames_now / max(summary.seconds, 1e-9), 3)
-    atomic_write_json(out / "summary.json", asdict(summary))
-    return summary
+    return records, errors, resumed, frames_now
 
 
 def _summarise(

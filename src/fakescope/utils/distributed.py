@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -33,8 +34,11 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device: torch.device, backend: str = "auto") -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun; returns the rank info and this rank's device."""
+def init_distributed(
+    device: torch.device, backend: str = "auto", timeout: timedelta | None = None
+) -> tuple[DistInfo, torch.device]:
+    """Join the process group when launched by torchrun; returns the rank info and this rank's device.
+    ``timeout``: how long collectives (a barrier) wait; None keeps torch's default."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo(), device
@@ -46,7 +50,8 @@ def init_distributed(device: torch.device, backend: str = "auto") -> tuple[DistI
     if backend == "auto":
         backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        extra = {"timeout": timeout} if timeout is not None else {}
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, **extra)
     return DistInfo(rank=rank, world_size=world, local_rank=local), device
 
 
