@@ -38,6 +38,8 @@ Sharded (docs/scale.md): under torchrun each rank scores every WORLD_SIZE-th bat
 rank 0 writes the predictions, metrics and plots when all ranks are done; with --shard K/N (K from 0,
 e.g. a Slurm array task) one process scores its share into OUT/shards/K-of-N/ and `fakescope merge
 OUT` writes them once every shard is done. Metrics are computed once, on the merged predictions.
+Under torchrun write `torchrun ... -m fakescope -- evaluate --run ...`: without the `--`, torchrun's
+own parser takes --run for its --run-path.
 """
 
 

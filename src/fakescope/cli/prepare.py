@@ -44,13 +44,13 @@ Outputs under --out:
   prepare.json    the preprocess config used
 
 Resumable: re-run the same command after an interruption; finished videos are kept, a half-done one
-is redone.
+is redone. A file that cannot be read (empty, truncated, not a video) is reported and skipped; the
+exit status is then 1 while every other file is still processed.
 
 Sharded (docs/scale.md): under torchrun each rank takes every WORLD_SIZE-th video and rank 0 writes
 the merged manifest after all ranks finish; with --shard K/N (K from 0, e.g. a Slurm array task) one
 process does its share into --out/shards/K-of-N/ and `fakescope merge OUT` writes the manifest once
-every shard is done. A dead shard is rerun alone with the same --shard and resumes. A file that cannot be read (empty, truncated, not a video) is reported and skipped; the
-exit status is then 1 while every other file is still processed.
+every shard is done. A dead shard is rerun alone with the same --shard and resumes.
 
 Example:
   fakescope prepare ../shared/data/dfdc-videos --out prepared/dfdc --frames 10 --workers 2

@@ -49,7 +49,7 @@ from fakescope.errors import FakescopeError, InputError
 from fakescope.inference.checkpoint import load_detector
 from fakescope.inference.inputs import detector_inputs, precompute_inputs
 from fakescope.inference.predict import iter_predictions
-from fakescope.utils.atomic import atomic_open
+from fakescope.utils.atomic import atomic_open, atomic_write_text
 from fakescope.utils.runtime import resolve_device
 from fakescope.utils.sharding import SINGLE, Shard, begin_shard, fingerprint, finish_shard, read_shards
 from fakescope.utils.text import PATH_CSV_ERRORS
@@ -327,7 +327,8 @@ def evaluate_runs(
                 mine = _shard_by_batch(len(rows), cfg.eval.batch_size, shard)
                 rows = [every[i] for i in mine]
             bad = _unreadable_paths(rows, cfg, f"{run_name} on {ds.name}", progress)
-            rows = [r for r in rows if r.path not in bad]  # the leakage guard and cap saw the same rows
+            # Decoded per shard (each its own images); the rows above are the same in every shard.
+            rows = [r for r in rows if r.path not in bad]
             if not shard.enabled:
                 _check_two_classes(rows, ds.name, part)
             info = {"run": run_name, "dataset": ds.name, "split": part, "threshold": threshold,
@@ -444,6 +445,7 @@ def merge_evaluate(out_dir: str | os.PathLike[str], count: int | None = None) ->
                 writer.writeheader()
                 for fields, score in zip(merged, scores, strict=True):
                     writer.writerow(_prediction_row(fields, float(score), pert))
+            _merge_fit_logs(out, markers, parts, f"{info['run']}__{info['dataset']}{suffix}.inr_fits.csv")
             pred = RunPredictions(
                 run=info["run"], dataset=info["dataset"], perturbation=pert,
                 labels=np.asarray([f[1] for f in merged], dtype=np.int64), scores=scores,
@@ -457,6 +459,25 @@ def merge_evaluate(out_dir: str | os.PathLike[str], count: int | None = None) ->
     if any(r.features is not None for r in results):
         plot_mod.plot_all(results, out / "plots", perplexity=None)
     return summary
+
+
+def _merge_fit_logs(
+    out: Path, markers: Sequence[dict[str, Any]], parts: Sequence[tuple[int, dict[str, Any]]], name: str
+) -> None:
+    """INFER-family runs: the shards' per-image INR fit logs as one, in merged row order."""
+    lines: list[tuple[int, str]] = []
+    header = None
+    for m, (_, p) in zip(markers, parts, strict=True):
+        path = out / "shards" / f"{m['index']}-of-{m['count']}" / "predictions" / name
+        if not p["rows"]:
+            continue
+        if not path.is_file():
+            return  # a detector without heatmaps writes none
+        header, *body = path.read_text(encoding="utf-8", errors=PATH_CSV_ERRORS).splitlines()
+        lines += zip((r[0] for r in p["rows"]), body, strict=True)
+    if header is not None:
+        text = "\n".join([header, *(line for _, line in sorted(lines))]) + "\n"
+        atomic_write_text(out / "predictions" / name, text)
 
 
 def _merged_features(
