@@ -43,6 +43,7 @@ from fakescope import __version__
 from fakescope.config import ExperimentConfig, config_from_dict
 from fakescope.errors import FakescopeError, ModelLoadError
 from fakescope.utils.atomic import atomic_write_bytes
+from fakescope.utils.hashing import file_sha256
 
 __all__ = [
     "ONNX_FORMAT",
@@ -232,8 +233,12 @@ def export_onnx(
     if quantize not in (None, "int8"):
         raise OnnxExportError(f"quantize={quantize!r}: only int8 (dynamic) is supported")
     detector, cfg, meta = load_detector(run_dir_or_checkpoint, "cpu", prefer=prefer)
-    source = str(resolve_checkpoint(run_dir_or_checkpoint, prefer))
-    return export_detector(detector, cfg, meta, out_path, quantize, source)
+    source = resolve_checkpoint(run_dir_or_checkpoint, prefer)
+    if not meta.get("weights_sha256"):
+        # A checkpoint saved before checkpoints recorded their hash: hash the weights file itself.
+        weights = source.with_name(source.name.removesuffix(".json") + ".safetensors")
+        meta = {**meta, "weights_sha256": file_sha256(weights)}
+    return export_detector(detector, cfg, meta, out_path, quantize, str(source))
 
 
 def export_detector(
