@@ -28,9 +28,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ),
     ("detect", "detect", "score your own images and videos, with an optional HTML report"),
     ("bench", "bench", "measure detection speed (faces per second) per model family"),
+    ("export", "export", "export a trained run's classifier to ONNX for --engine onnx (optional int8)"),
     ("demo", "demo", "run the whole pipeline end to end on an embedded stand-in set (no download)"),
     ("models", "models", "list registered detectors with parameter counts and FLOPs"),
     ("serve", "serve", "a web page and a REST API that score uploads with runs kept warm"),
+    ("merge", "merge", "merge the shards of a prepare / fit-inr / evaluate job into its one output"),
 ]
 
 
