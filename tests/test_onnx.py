@@ -224,3 +224,16 @@ def test_bad_inputs_give_one_clear_line(shared_data, tmp_path, capsys, airl_onnx
         load(junk, engine="onnx")
     rc, _, err = _cli(capsys, "detect", face, "--aligned", "--model", str(airl_onnx))
     assert rc == 2 and err.count("\n") == 1 and "--engine onnx" in err
+
+
+def test_bench_engine_onnx_exports_the_random_detector_and_says_which_engine_ran(
+    shared_data, tmp_path, capsys
+):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--models", "airl", "--backbone", "efficientnet_tiny", "--image-size", "64", "-n", "2"]
+    argv += ["--warmup", "1", "--aligned", "--images", str(shared_data / "dfdc-faces" / "real")]
+    rc, _, err = _cli(capsys, *argv, "--engine", "onnx", "--out", str(out))
+    assert rc == 0, err
+    (res,) = json.loads(out.read_text())["results"]
+    assert res["engine"] == "onnx" and res["model"] == "airl" and res["backbone"] == "efficientnet_tiny"
+    assert res["faces"] == 2 and res["faces_per_s"] > 0
