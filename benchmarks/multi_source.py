@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                "overrides": args.overrides}  # fmt: skip
         row_file.write_text(json.dumps(row, indent=2))
         results.append(row)
-        (out / "multi_source.json").write_text(json.dumps(results, indent=2))
+        # Every finished detector under OUT, from this call or earlier ones (a call may train only one).
+        every = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/multi_source_row.json"))]
+        (out / "multi_source.json").write_text(json.dumps(every, indent=2))
         print(json.dumps(row, indent=2), flush=True)
     return 0
 
