@@ -192,13 +192,13 @@ def cross_results(out: Path) -> dict[str, list[dict]]:
     return found
 
 
-def full_table(rows: list[dict], cross: dict[str, list[dict]]) -> str:
+def full_table(rows: list[dict], cross: dict[str, list[dict]], variants: bool = True) -> str:
     """README's headline table: the largest-size run of each detector (and every tagged variant at
     that size), with DFDC test, the cross-dataset AUCs and the wall time."""
     head = ("| detector | training faces | DFDC test AUC [95% CI] | Acc | FFHQ-StyleGAN AUC [95% CI] "
             "| CIPLAB AUC [95% CI] | epochs (best / run / budget) | train wall |")  # fmt: skip
     lines = [head, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    full = [r for r in rows if r["size"] in ("all", "all+more")]
+    full = [r for r in rows if r["size"] in ("all", "all+more") and (variants or not r.get("tag"))]
     for r in sorted(full, key=lambda r: (r["detector"], r["train_faces"], r.get("tag", ""))):
         m = r["metrics"]
         run = f"{r['detector']}__{r['size']}" + (f"__{r['tag']}" if r.get("tag") else "")
@@ -240,13 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full-table", action="store_true",
                    help="print README's table (largest sizes, with cross-dataset AUCs), write "
                    "OUT/learning_curve_cross.json, and exit")  # fmt: skip
+    p.add_argument("--no-variants", action="store_true",
+                   help="with --full-table: the recipes' runs only, no tagged variants (README's table)")  # fmt: skip
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.full_table:
         rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
         cross = cross_results(out)
         (out / "learning_curve_cross.json").write_text(json.dumps(cross, indent=2))
-        print(full_table(rows, cross))
+        print(full_table(rows, cross, variants=not args.no_variants))
         return 0
     if args.markdown:
         print(
