@@ -205,6 +205,7 @@ def score_job(
     doc: dict[str, Any] = {
         "model": det.source,
         "detector": det.name,
+        "engine": det.engine,  # the detect --json schema; serve runs the torch engine
         "threshold": det.threshold,
         "threshold_source": det.threshold_source,
         "results": [],
