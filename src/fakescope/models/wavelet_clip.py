@@ -23,15 +23,16 @@ Choices (documented in docs/detectors.md):
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from fakescope.errors import ConfigError
-from fakescope.models.detector import Detector, output_dict
+from fakescope.models.detector import output_dict
 from fakescope.models.registry import register_detector
+from fakescope.models.univfd import UnivFdDetector
 
 if TYPE_CHECKING:
     from fakescope.config import ExperimentConfig
@@ -66,33 +67,20 @@ def wavelet_matrices(dim: int, wavelet: str, levels: int) -> tuple[np.ndarray, n
 
 
 @register_detector("wavelet_clip")
-class WaveletClipDetector(Detector):
-    family: ClassVar[str] = "baseline"
+class WaveletClipDetector(UnivFdDetector):
+    """UnivFD's frozen embedding and final ``Linear(D, 2)``, with the wavelet refinement in between."""
+
     description = "frozen CLIP embedding → db6 DWT, refined approximation, inverse DWT → linear layer"
     paper_ref = "Baru et al. WACV 2025 §3 (Wavelet-CLIP)"
-    default_backbone: ClassVar[str | None] = "clip_vit_l14"
-    default_freeze_backbone: ClassVar[bool] = True
-    inputs = frozenset({"clip"})
-    uses_image_embedding: ClassVar[bool] = True
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
-        self.backbone = self._build_backbone()
-        if not self.freeze_backbone:
-            self.inputs = frozenset({"image"})  # a backbone that trains cannot be served from a cache
         dim = self.backbone.out_dim
         analysis, synthesis, lengths = wavelet_matrices(dim, cfg.model.wavelet, cfg.model.wavelet_levels)
         self.approx_len = lengths[0]
         self.register_buffer("analysis", torch.from_numpy(analysis).float(), persistent=False)
         self.register_buffer("synthesis", torch.from_numpy(synthesis).float(), persistent=False)
         self.refine = nn.Linear(self.approx_len, self.approx_len)
-        self.classifier = nn.Linear(dim, 2)
-
-    @property
-    def display_name(self) -> str:
-        if self.backbone_name != "clip_vit_l14":
-            return f"{self.name}[clip→{self.backbone_name}]"
-        return self.name
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         features = self.image_embedding(batch).float()
