@@ -21,7 +21,32 @@ class FrameSamplingConfig(StrictModel):
     every_k: int = Field(10, ge=1, description="stride for policy=every_k")
     real_count: int = Field(40, ge=1, description="frames per real video for policy=per_label (INFER)")
     fake_count: int = Field(10, ge=1, description="frames per fake video for policy=per_label (INFER)")
-    seek: bool = Field(True, description="find frames by seeking (exact, checked); false decodes every frame")
+    seek: bool = Field(
+        True,
+        description="false: never seek (decode=legacy then decodes every frame from the start; the other "
+        "decode strategies read the file from the start and skip what no sampled frame needs)",
+    )
+    decode: Literal["auto", "seek", "sequential", "legacy"] = Field(
+        "auto",
+        description="how sampled frames are found, all exact (docs/preprocessing.md, Decoding speed): "
+        "sequential reads packets from the start and decodes only those a sampled frame needs; seek jumps "
+        "to each needed keyframe; auto seeks only when that skips >= seek_min_gap frames; legacy: the "
+        "pre-issue-15 seek-and-decode-forward path",
+    )
+    seek_min_gap: int = Field(
+        300, ge=1, description="decode=auto: seek when the next needed keyframe is this many frames ahead"
+    )
+    drop_nonref: bool = Field(
+        True,
+        description="H.264: do not decode non-reference pictures that are not sampled (no other picture "
+        "is predicted from them, so the sampled frames are unchanged); not used by decode=legacy",
+    )
+    prefetch: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="frames decoded ahead in a background thread while faces are detected (0: off)",
+    )
     decode_threads: int = Field(0, ge=0, description="decoder threads per worker (0: FFmpeg's choice)")
 
 

@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -51,7 +51,7 @@ from fakescope.errors import ConfigError, FakescopeError, InputError
 from fakescope.preprocess.align import align_face
 from fakescope.preprocess.config import PreprocessConfig
 from fakescope.preprocess.detectors import FaceDetection, FaceDetector, build_face_detector, select_faces
-from fakescope.preprocess.video import iter_frames, probe_video, select_frame_indices
+from fakescope.preprocess.video import prefetch, probe_video, select_frame_indices, video_frames
 from fakescope.utils.atomic import atomic_open, atomic_write_bytes, atomic_write_json
 from fakescope.utils.hashing import config_hash
 from fakescope.utils.sharding import SINGLE, Shard, begin_shard, fingerprint, finish_shard, read_shards
@@ -203,13 +203,15 @@ def plan_jobs(rows: Sequence[ManifestRow]) -> list[PrepareJob]:
 
 
 def output_config_hash(cfg: PreprocessConfig) -> str:
-    """Hash of the fields that change what is written (not workers, threads, seeking or the no-face
-    policy, which only changes how evaluation reads no_face.csv)."""
+    """Hash of the fields that change what is written (not workers, threads, the decode strategy or
+    the no-face policy, which only changes how evaluation reads no_face.csv), so an output folder
+    prepared before issue 15 resumes under the new decode fields."""
     d = cfg.model_dump(mode="json")
     for k in ("workers", "threads_per_worker", "no_face_policy"):
         d.pop(k, None)
-    d["frames"].pop("seek", None)
-    d["frames"].pop("decode_threads", None)
+    # How frames are found never changes which frames are found (all decode strategies are exact).
+    for k in ("seek", "decode_threads", "decode", "seek_min_gap", "drop_nonref", "prefetch"):
+        d["frames"].pop(k, None)
     return config_hash(d)
 
 
@@ -244,9 +246,7 @@ def _iter_job_frames(job: PrepareJob, cfg: PreprocessConfig, info: dict[str, Any
             fps=probe.fps,
             variable_frame_rate=probe.variable_frame_rate,
         )
-        for fr in iter_frames(
-            path, sel.indices, probe=probe, seek=cfg.frames.seek, threads=cfg.frames.decode_threads
-        ):
+        for fr in video_frames(path, sel.indices, cfg.frames, probe=probe):
             yield fr.index, fr.image
     elif job.kind == "frames":
         sel = select_frame_indices(len(job.sources), cfg.frames, job.label)
@@ -260,15 +260,40 @@ def _iter_job_frames(job: PrepareJob, cfg: PreprocessConfig, info: dict[str, Any
         yield None, load_image_rgb(src, max_pixels=job.max_pixels, background=job.background)  # type: ignore[arg-type]
 
 
+JobFrames = tuple[Iterator[tuple[int | None, np.ndarray]], dict[str, Any]]
+
+
+def start_job_frames(
+    job: PrepareJob, cfg: PreprocessConfig, on_exhausted: Callable[[], None] | None = None
+) -> JobFrames:
+    """The sampled frames of a job and the dict the sampler fills (frame count, shortfall, fps),
+    decoded ``preprocess.frames.prefetch`` frames ahead in a background thread that starts now, so
+    a job's decoding can overlap the previous job's face detection (``on_exhausted`` runs when the
+    decoder is done: :func:`_process_jobs` starts the next job there)."""
+    info: dict[str, Any] = {}
+    return prefetch(_iter_job_frames(job, cfg, info), cfg.frames.prefetch, on_exhausted), info
+
+
+def _close(frames: Iterator[Any]) -> None:
+    close = getattr(frames, "close", None)
+    if close is not None:
+        close()
+
+
 def process_job(
-    job: PrepareJob, cfg: PreprocessConfig, detector: FaceDetector, out_dir: Path
+    job: PrepareJob,
+    cfg: PreprocessConfig,
+    detector: FaceDetector,
+    out_dir: Path,
+    frames: JobFrames | None = None,
 ) -> dict[str, Any]:
     """Sample, detect, select, align and write the crops of one job; return (and atomically write)
-    its record, which is the job's done-marker. Raises :class:`InputError` for unreadable input."""
+    its record, which is the job's done-marker. Raises :class:`InputError` for unreadable input.
+    ``frames``: the job's frames already started by :func:`start_job_frames` (closed here)."""
     crop_dir = out_dir / "crops" / LABEL_NAMES.get(job.label, "unknown") / job.key
     if crop_dir.exists():  # leftovers of a killed run: redo the job from scratch
         shutil.rmtree(crop_dir)
-    info: dict[str, Any] = {}
+    source, info = frames if frames is not None else start_job_frames(job, cfg)
     ext = "png" if cfg.crop_format == "png" else "jpg"
 
     def crop_record(
@@ -295,14 +320,15 @@ def process_job(
     records: list[dict[str, Any]] = []
     try:
         if cfg.face_select != "track":
-            # One frame at a time, so policy=all on a long video never holds more than one frame.
-            for number, image in _iter_job_frames(job, cfg, info):
+            # One frame at a time (and at most `prefetch` decoded ahead), so policy=all on a long
+            # video never holds more than a few frames.
+            for number, image in source:
                 faces = detector.detect(image)
                 records.append(crop_record(number, image, faces, select_faces([faces], cfg.face_select)[0]))
         else:
             # Tracking needs every frame's faces before it can choose: detect in a first pass, then
             # decode the same frames again to align (frames are not held in memory).
-            dets = [detector.detect(image) for _, image in _iter_job_frames(job, cfg, info)]
+            dets = [detector.detect(image) for _, image in source]
             chosen = select_faces(dets, "track")
             for (number, image), faces, face in zip(
                 _iter_job_frames(job, cfg, {}), dets, chosen, strict=True
@@ -315,6 +341,8 @@ def process_job(
     except BaseException:
         shutil.rmtree(crop_dir, ignore_errors=True)
         raise
+    finally:
+        _close(source)
     record = {
         "version": RECORD_VERSION,
         "config_hash": output_config_hash(cfg),
@@ -613,14 +641,28 @@ def _process_jobs(
     try:
         if pending and workers == 1:
             old_threads = _set_threads(threads, cfg.detector)
+            # Each job's frames start decoding as soon as the previous job's decoder is done, while
+            # its last faces are still being detected (preprocess.frames.prefetch > 0).
+            started: dict[int, JobFrames] = {}
+
+            def start(i: int) -> Callable[[], None]:
+                def run() -> None:
+                    if i < len(pending) and i not in started:
+                        started[i] = start_job_frames(pending[i], cfg, start(i + 1))
+
+                return run
+
             try:
                 detector = build_face_detector(cfg, device, threads)
-                for job in pending:
+                for i, job in enumerate(pending):
+                    frames = started.pop(i, None) or start_job_frames(job, cfg, start(i + 1))
                     try:
-                        done(job.key, process_job(job, cfg, detector, out), None)
+                        done(job.key, process_job(job, cfg, detector, out, frames), None)
                     except FakescopeError as err:
                         done(job.key, None, str(err))
             finally:
+                for frames, _ in started.values():
+                    _close(frames)
                 _restore_threads(old_threads)
         elif pending:
             ctx = get_context("spawn")  # fork would copy onnxruntime / torch thread pools
