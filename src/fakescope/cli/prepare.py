@@ -24,10 +24,10 @@ INPUT is one of:
   a folder            with real/ and fake/ sub-folders (or a manifest.csv inside: it wins)
   a benchmark folder  with --layout ffpp | celebdf | dfdc_preview | deeperforensics (official trees)
 
-Each video: frames are sampled (preprocess.frames.policy: even = COUNT evenly spaced frames, found
-decoded exactly, skipping what no sampled frame needs: preprocess.frames.decode; every_k; all;
-per_label = INFER's 40 per real / 10 per fake video). A video shorter
-than asked gives all its frames and is listed in the summary. Faces are found by RetinaFace (default)
+Each video: frames are sampled (preprocess.frames.policy: even = COUNT evenly spaced frames; every_k;
+all; per_label = INFER's 40 per real / 10 per fake video), each decoded exactly, skipping what no
+sampled frame needs (preprocess.frames.decode). A video shorter than asked gives all its frames and
+is listed in the summary. Faces are found by RetinaFace (default)
 or MTCNN (confidence >= 0.95, as in AIRL); with several faces in a frame --face-select keeps the
 largest, the most confident, or the one tracked across the video's frames. The face is aligned by a
 similarity transform of its 5 landmarks onto the ArcFace template, with a 30% margin, at 224 px.
