@@ -184,14 +184,16 @@ def learned_init_file(
     path = args.out.with_name(f"inr_init_{res}px.safetensors")
     torch.set_num_threads(args.threads)
     images = load(data, rows)
-    summary = learn_init(images, [r["group"] for r in rows], InrConfig(resolution=res), init_cfg, path)
+    summary = learn_init(images, [r["group"] for r in rows], InrConfig(resolution=res, init_file=None, lr=3e-3),
+                         init_cfg, path)  # fmt: skip
     return path, {**summary.to_dict(), "file": str(path), "inner_lr": init_cfg.inner_lr}
 
 
 def bench_resolution(faces: list[np.ndarray], res: int, ref_cap: int, init: tuple[Path, dict],
                      args: argparse.Namespace) -> dict:  # fmt: skip
     images = [resize_for_inr(f, res) for f in faces]
-    tuned = InrConfig(resolution=res, max_steps=args.max_steps)
+    # The seeded init at its tuned rate, pinned: the defaults now start from the shipped learned init.
+    tuned = InrConfig(resolution=res, max_steps=args.max_steps, init_file=None, lr=3e-3)
     symmetric = tuned.model_copy(update={"lr": 1e-4, "lr_decay_factor": 1.0, "max_steps": ref_cap})
     engine = symmetric.model_copy(update={"target_range": "unit"})
     learned = tuned.model_copy(update={"init_file": str(init[0]), "lr": init[1]["inner_lr"]})

@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.data) / "dfdc-faces"
     with open(root / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))[args.offset : args.offset + args.n]
-    cfg = InrConfig(resolution=args.resolution)
+    cfg = InrConfig(
+        resolution=args.resolution, init_file=None
+    )  # the seeded init these figures were made with
     t0 = time.time()
     originals = [load_image_rgb(root / r["path"]) for r in rows]
     clean = layer_activations([resize_for_inr(im, cfg.resolution) for im in originals], cfg)

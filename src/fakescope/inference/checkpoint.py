@@ -275,13 +275,18 @@ def _upgrade_saved_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Fill fields that a config saved by an older fakescope lacks with the value that older code used,
     not today's default, so an old run scores as it was trained. ``model.dct_input_scale`` (added with
     the AIRL DCT-scale fix) was effectively 1.0 before it existed; ``inr.first_layer_map`` (added with
-    the layer-1 map fix) was effectively ``same`` (PCA for every layer)."""
+    the layer-1 map fix) was effectively ``same`` (PCA for every layer); ``inr.init_file`` and ``inr.lr``
+    were the seeded init at 3e-3 before the shipped learned init became the default."""
     model = dict(raw.get("model") or {})
     if "dct_input_scale" not in model:
         model["dct_input_scale"] = 1.0
     upgraded = {**raw, "model": model}
-    if isinstance(raw.get("inr"), dict) and "first_layer_map" not in raw["inr"]:
-        upgraded["inr"] = {**raw["inr"], "first_layer_map": "same"}
+    if isinstance(raw.get("inr"), dict):
+        inr = dict(raw["inr"])
+        inr.setdefault("first_layer_map", "same")
+        inr.setdefault("init_file", None)
+        inr.setdefault("lr", 3e-3)
+        upgraded["inr"] = inr
     return upgraded
 
 

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save
 
 from fakescope.inr.config import EXECUTION_ONLY_FIELDS, InrConfig
 from fakescope.inr.fitting import FitRecord
+from fakescope.inr.shipped import fit_lr, resolve_init_file
 from fakescope.utils.atomic import atomic_write_bytes, atomic_write_json
 from fakescope.utils.hashing import config_hash, file_sha256
 
@@ -63,8 +64,13 @@ def config_key(cfg: InrConfig) -> str:
         # 'same' gives exactly the maps made before the field existed: keep their key, so caches filled
         # then stay valid for the runs trained on them.
         del fields["first_layer_map"]
-    if cfg.init_file is not None and Path(cfg.init_file).is_file():
-        fields["init_file"] = file_sha256(cfg.init_file)
+    # The init and rate a fit really uses: a 'shipped' fit that falls back to the seeded init has the
+    # key of an explicit seeded one; an init file counts by its content.
+    init = resolve_init_file(cfg)
+    fields["init_file"] = (
+        file_sha256(init) if init is not None and init.is_file() else (None if init is None else str(init))
+    )
+    fields["lr"] = fit_lr(cfg)
     fields["cache_format"] = CACHE_FORMAT
     return config_hash(fields)
 
@@ -106,6 +112,15 @@ class HeatmapCache:
             return None
         record.cached = True
         return InrResult(tensors["heatmaps"].numpy(), tensors["reconstruction"].numpy(), record)
+
+    def read_heatmaps(self, key: str) -> np.ndarray:
+        """The heatmaps of an entry known to exist, float32 [L, R, R], and nothing else of the file:
+        the lazy stores of ``fakescope.inference.stores`` read one face at a time through this.
+        Raises ``OSError`` / ``SafetensorError`` when the entry is missing or unreadable."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.path(key)), framework="numpy") as fh:
+            return fh.get_tensor("heatmaps")
 
     def put(self, key: str, result: InrResult) -> None:
         record = result.record.to_dict()

@@ -18,6 +18,11 @@ from fakescope.utils.schema import StrictModel
 # (layer-3 heatmaps correlate only ~0.8 with eager ones, docs/inr.md).
 EXECUTION_ONLY_FIELDS = frozenset({"cache_dir", "batch_size", "workers", "cpu_path"})
 
+# INR fields an initialisation file is only meaningful for: a different value changes what each weight
+# does. Resolution is not among them (coordinates are always [-1, 1]^2); a learned init records it.
+INIT_MATCHING_FIELDS = ("activation", "width", "depth", "omega0", "gauss_scale", "wire_omega",
+                        "wire_scale", "target_range")  # fmt: skip
+
 
 class InrConfig(StrictModel):
     resolution: int = Field(224, ge=8, description="side of the square image the INR is fitted to")
@@ -30,10 +35,12 @@ class InrConfig(StrictModel):
     gauss_scale: float = Field(10.0, gt=0, description="scale of the Gaussian activation")
     wire_omega: float = Field(20.0, gt=0, description="WIRE frequency omega")
     wire_scale: float = Field(10.0, gt=0, description="WIRE Gaussian-window scale")
-    lr: float = Field(
-        3e-3,
+    lr: float | None = Field(
+        None,
         gt=0,
-        description="Adam learning rate (not in the paper; SIREN's 1e-4 is far slower, see docs/inr.md)",
+        description="Adam learning rate; null: the init's own, i.e. the inner_lr a learned init file records "
+        "(1e-3 for the shipped ones) and 3e-3 for the seeded init (not in the paper; SIREN's 1e-4 is far "
+        "slower, see docs/inr.md)",
     )
     lr_decay_factor: float = Field(
         0.1,
@@ -63,9 +70,12 @@ class InrConfig(StrictModel):
     )
     init_seed: int = Field(0, description="seed of the shared INR initialisation used for every image")
     init_file: str | None = Field(
-        None,
-        description="safetensors file with a shared initialisation, e.g. one learned by "
-        "`fakescope learn-inr-init` (then set lr to the init's inner_lr)",
+        "shipped",
+        description="shared initialisation of every face's INR: 'shipped' (default) = the init fakescope "
+        "ships, meta-learned on DFDC training faces at the supported resolution nearest to `resolution` "
+        "(64, 128 or 224 px; used only for the INR it was learned for, sine/width 128/depth 3, else the "
+        "seeded init); null = the seeded init (`init_seed`; runs made before the shipped init existed record this); or a "
+        "safetensors file, e.g. one from `fakescope learn-inr-init`",
     )
     heatmap_mode: Literal["pca", "l2norm"] = Field(
         "pca",

@@ -28,6 +28,7 @@ import torch
 
 from fakescope.inr.config import InrConfig
 from fakescope.inr.models import InrParams, forward
+from fakescope.inr.shipped import fit_lr
 
 __all__ = ["FitRecord", "fit_batch", "psnr_scale", "lr_at"]
 
@@ -56,7 +57,7 @@ def psnr_scale(cfg: InrConfig) -> float:
 def lr_at(step: int, cfg: InrConfig) -> float:
     """Exponential decay by ``lr_decay_factor`` over ``lr_decay_steps``, then constant."""
     frac = min(step / cfg.lr_decay_steps, 1.0)
-    return cfg.lr * cfg.lr_decay_factor**frac
+    return fit_lr(cfg) * cfg.lr_decay_factor**frac
 
 
 def _per_image_mse(
@@ -123,7 +124,7 @@ def fit_batch(
     batch = targets.shape[0]
     device = targets.device
     params = _make_leaves(init.to(device).expand(batch))
-    opt = torch.optim.Adam(params.tensors(), lr=cfg.lr)
+    opt = torch.optim.Adam(params.tensors(), lr=fit_lr(cfg))
     loss_fn = _loss_fn(cfg)
     scale = psnr_scale(cfg)
     final = InrParams([torch.empty_like(w.detach()) for w in params.weights],

@@ -37,10 +37,11 @@ from tqdm import tqdm
 
 from fakescope.errors import InputError
 from fakescope.inr.cache import image_key
-from fakescope.inr.config import InrConfig, InrInitConfig
+from fakescope.inr.config import INIT_MATCHING_FIELDS, InrConfig, InrInitConfig
 from fakescope.inr.engine import _targets, fit_resized, resize_for_inr
 from fakescope.inr.fitting import fit_batch
-from fakescope.inr.models import INIT_MATCHING_FIELDS, InrParams, coordinate_grid, init_params, save_init
+from fakescope.inr.models import InrParams, coordinate_grid, init_params, save_init
+from fakescope.inr.shipped import fit_lr
 from fakescope.utils.hashing import config_hash
 
 __all__ = ["LearnedInitSummary", "learn_init", "init_metadata"]
@@ -110,8 +111,10 @@ def _holdout_check(
 ) -> dict:
     if not images:
         return {}
-    # "seeded" means the seeded init even if the config already names an init file.
-    seeded = fit_resized(images, inr.model_copy(update={"init_file": None}), device)
+    # "seeded" means the seeded init, at the seeded init's own rate unless inr.lr is set, even if the
+    # config names an init file (the shipped one by default).
+    seeded_cfg = inr.model_copy(update={"init_file": None})
+    seeded = fit_resized(images, seeded_cfg, device)
     learned = fit_resized(images, inr.model_copy(update={"lr": inner_lr}), device, theta.to(device))
 
     def stats(results: list) -> dict:
@@ -120,7 +123,7 @@ def _holdout_check(
                 "mean_psnr": float(np.mean([r.final_psnr for r in recs])),
                 "share_reached": float(np.mean([r.reached for r in recs]))}  # fmt: skip
 
-    return {"n": len(images), "seeded_init": {"lr": inr.lr, **stats(seeded)},
+    return {"n": len(images), "seeded_init": {"lr": fit_lr(seeded_cfg), **stats(seeded)},
             "learned_init": {"lr": inner_lr, **stats(learned)}}  # fmt: skip
 
 

@@ -23,16 +23,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from fakescope.errors import ConfigError, InputError
-from fakescope.inr.config import InrConfig
+from fakescope.inr.config import INIT_MATCHING_FIELDS, InrConfig
+from fakescope.inr.shipped import resolve_init_file
 from fakescope.utils.atomic import atomic_write_bytes
 
 __all__ = ["InrParams", "coordinate_grid", "init_params", "load_init", "save_init", "forward", "layer_shapes",
            "INIT_MATCHING_FIELDS"]  # fmt: skip
-
-# INR fields an initialisation file is only meaningful for: a different value changes what each weight
-# does. Resolution is not among them (coordinates are always [-1, 1]^2); a learned init records it.
-INIT_MATCHING_FIELDS = ("activation", "width", "depth", "omega0", "gauss_scale", "wire_omega",
-                        "wire_scale", "target_range")  # fmt: skip
 
 
 @dataclass
@@ -122,10 +118,11 @@ def save_init(params: InrParams, path: str | Path, metadata: dict[str, str] | No
 
 
 def load_init(cfg: InrConfig) -> InrParams:
-    """The shared initialisation: ``cfg.init_file`` if given, else the seeded SIREN/Gauss/WIRE init."""
-    if cfg.init_file is None:
+    """The shared initialisation: ``cfg.init_file`` resolved by :func:`~fakescope.inr.shipped.resolve_init_file`
+    (the shipped learned init, a file, or none), else the seeded SIREN/Gauss/WIRE init."""
+    path = resolve_init_file(cfg)
+    if path is None:
         return init_params(cfg)
-    path = Path(cfg.init_file)
     if not path.is_file():
         raise ConfigError(f"inr.init_file: {path} not found")
     try:

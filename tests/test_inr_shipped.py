@@ -1,0 +1,92 @@
+"""The shipped learned INR initialisation (fakescope.inr.shipped; issue 15): what a new run starts from
+by default, what old runs keep, and that it does cut the fitting steps on faces it never saw."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from fakescope.errors import ConfigError
+from fakescope.inr import HeatmapCache, InrConfig
+from fakescope.inr.cache import config_key
+from fakescope.inr.config import INIT_MATCHING_FIELDS
+from fakescope.inr.engine import fit_resized, resize_for_inr
+from fakescope.inr.models import init_params, load_init
+from fakescope.inr.shipped import SEEDED_LR, SHIPPED_RESOLUTIONS, fit_lr, resolve_init_file, shipped_init_path
+
+
+@pytest.mark.parametrize("res", SHIPPED_RESOLUTIONS)
+def test_each_supported_resolution_ships_a_small_init_with_its_provenance(res):
+    path = shipped_init_path(InrConfig(resolution=res))
+    assert path is not None and path.name == f"inr_init_siren_{res}px.safetensors"
+    assert path.stat().st_size < 300_000  # a few hundred KB for all three together
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    assert int(meta["resolution"]) == res
+    made_for = json.loads(meta["inr"])
+    assert made_for == {k: getattr(InrConfig(), k) for k in INIT_MATCHING_FIELDS}
+    provenance = json.loads(meta["provenance"])
+    assert "dfdc" in provenance["data"].lower() and "train" in provenance["data"]
+    assert "learn-inr-init" in provenance["command"] and f"inr.resolution={res}" in provenance["command"]
+    holdout = json.loads(meta["holdout"])
+    assert holdout["learned_init"]["mean_steps"] < holdout["seeded_init"]["mean_steps"]
+    # It is a different init from the seeded one, and it loads for the default INR.
+    learned = load_init(InrConfig(resolution=res))
+    assert not torch.equal(learned.weights[1], init_params(InrConfig(resolution=res)).weights[1])
+
+
+def test_defaults_start_from_the_nearest_shipped_init_at_its_own_rate():
+    assert resolve_init_file(InrConfig(resolution=64)).name == "inr_init_siren_64px.safetensors"
+    assert resolve_init_file(InrConfig(resolution=32)).name == "inr_init_siren_64px.safetensors"
+    assert resolve_init_file(InrConfig(resolution=112)).name == "inr_init_siren_128px.safetensors"
+    assert resolve_init_file(InrConfig(resolution=512)).name == "inr_init_siren_224px.safetensors"
+    assert fit_lr(InrConfig()) == pytest.approx(1e-3)
+    assert fit_lr(InrConfig(lr=2e-3)) == pytest.approx(2e-3)  # an explicit rate always wins
+
+
+@pytest.mark.parametrize("change", [{"activation": "gauss"}, {"activation": "wire"}, {"width": 64},
+                                    {"depth": 4}, {"target_range": "unit"}])  # fmt: skip
+def test_another_inr_falls_back_to_its_seeded_init_and_shares_its_cache(change, tmp_path):
+    cfg = InrConfig(resolution=16, **change)
+    assert resolve_init_file(cfg) is None and fit_lr(cfg) == SEEDED_LR
+    explicit = InrConfig(resolution=16, init_file=None, lr=SEEDED_LR, **change)
+    assert config_key(cfg) == config_key(explicit)
+    assert HeatmapCache(tmp_path, cfg).root == HeatmapCache(tmp_path, explicit).root
+
+
+def test_old_run_configs_keep_the_seeded_init_and_their_cache_key():
+    # What a run made before the shipped init records: init_file null, lr 0.003.
+    old = InrConfig.model_validate({"resolution": 64, "init_file": None, "lr": 0.003})
+    assert resolve_init_file(old) is None and fit_lr(old) == pytest.approx(3e-3)
+    assert torch.equal(load_init(old).weights[0], init_params(old).weights[0])
+    assert config_key(old) != config_key(InrConfig(resolution=64))  # the new default makes other maps
+
+
+def test_a_missing_shipped_file_is_one_clear_error(monkeypatch, tmp_path):
+    import fakescope.inr.shipped as shipped
+
+    monkeypatch.setattr(
+        shipped, "_shipped_file", lambda res: tmp_path / f"inr_init_siren_{res}px.safetensors"
+    )
+    with pytest.raises(ConfigError, match="missing from this installation.*inr.init_file=null"):
+        load_init(InrConfig(resolution=64))
+
+
+@pytest.mark.shared_data
+def test_the_shipped_init_halves_the_steps_on_faces_it_never_saw(shared_data):
+    """DFDC faces of the validation split (other people than the train split it was learned on), 64 px."""
+    from fakescope.data.config import DataConfig
+    from fakescope.data.images import load_image_rgb
+    from fakescope.data.splits import load_splits
+
+    rows = load_splits(DataConfig(manifest=str(shared_data / "dfdc-faces" / "manifest.csv")))["val"][-4:]
+    faces = [resize_for_inr(load_image_rgb(r.path), 64) for r in rows]
+    cpu = torch.device("cpu")
+    seeded = [fit_resized([f], InrConfig(resolution=64, init_file=None), cpu)[0].record for f in faces]
+    shipped = [fit_resized([f], InrConfig(resolution=64), cpu)[0].record for f in faces]
+    assert all(r.reached for r in seeded + shipped)
+    assert np.mean([r.steps for r in shipped]) < 0.6 * np.mean([r.steps for r in seeded])
