@@ -10,6 +10,20 @@ batches of real DFDC crops after one warm-up step. Stored inputs (INR heatmaps, 
 precomputed once before training and are not part of a step: their cost per face is measured
 separately (``precompute_s_per_face``) on ``--precompute-n`` faces, without a cache.
 The 1-minute load average before and after is saved: on a shared CPU the figures are slower.
+
+``--variants old new`` (issue 15, "Faster training on a CPU") instead times the real training loop of
+one recipe, data loading included: the trainer's own ``_set_up`` (dataset, DataLoader, crop cache,
+detector, optimiser) and ``_optimiser_step``, ``--steps`` steps after ``--warmup`` steps, variant after
+variant in one process. ``old`` is the recipe with this issue's options off (``OLD_OVERRIDES``: no workers, no crop cache,
+NCHW, torch's thread choice); ``new`` turns them on (``NEW_OVERRIDES``: crop cache, one persistent
+worker, channels_last). ``--set`` applies to both (e.g. ``--set train.num_threads=1`` on a busy CPU):
+
+    python benchmarks/train_speed.py --variants old new --recipe airl --steps 20   # -> results/train_speed_loop.json
+
+``--val-ci OLD_RUN NEW_RUN`` scores each run's ``checkpoints/best`` on its own validation split (the
+rows of ``RUN/seen_rows.csv`` marked ``val``) and prints the AUC with its bootstrap 95 % interval over
+source videos (groups), and the paired difference, to compare a before/after pair of ``fakescope train``
+runs (same split, same seed).
 """
 
 from __future__ import annotations
@@ -24,6 +38,109 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: The pre-issue-15 training path: decode every crop every epoch in the main process, NCHW tensors.
+OLD_OVERRIDES = [
+    "data.num_workers=0", "data.crop_cache=false", "data.persistent_workers=false",
+    "train.channels_last=false", "train.compile=false", "train.num_threads=0",
+]  # fmt: skip
+
+
+#: This issue's options (docs/training.md, Training speed on a CPU); pass them to ``fakescope train`` as --set.
+NEW_OVERRIDES = [
+    "data.crop_cache=true", "data.num_workers=1", "data.persistent_workers=true", "train.channels_last=true",
+]  # fmt: skip
+
+
+def val_ci(runs: list[str], bootstrap: int = 1000) -> list[dict]:
+    """Validation AUC [95 % CI] of each run's best checkpoint, plus the paired difference of two."""
+    import csv
+
+    from fakescope.data.dataset import FaceDataset, collate_batch
+    from fakescope.data.splits import load_splits
+    from fakescope.eval.metrics import auc, bootstrap_auc_ci, paired_bootstrap_auc_difference
+    from fakescope.inference.checkpoint import load_detector
+    from fakescope.inference.predict import iter_predictions
+
+    os.chdir(REPO)
+    out, scores = [], []
+    for run in runs:
+        det, cfg = load_detector(run, "cpu")[:2]
+        with open(Path(run) / "seen_rows.csv", newline="") as fh:
+            val_paths = {r["path"] for r in csv.DictReader(fh) if r["split"] == "val"}
+        rows = [r for r in load_splits(cfg.data)["val"] if r.path in val_paths]
+        loader = torch.utils.data.DataLoader(
+            FaceDataset(rows, cfg.data.image_size), batch_size=64, collate_fn=collate_batch
+        )
+        s = [p for _, o in iter_predictions(det, loader, torch.device("cpu")) for p in o["prob"].tolist()]
+        y, g = [r.label for r in rows], [r.group for r in rows]
+        lo, hi = bootstrap_auc_ci(y, s, g, n=bootstrap)
+        row = {"run": run, "n": len(rows), "val_auc": round(auc(y, s), 4), "ci": [round(lo, 4), round(hi, 4)]}
+        print(row, flush=True)
+        out.append(row)
+        scores.append((y, s, g))
+    if len(runs) == 2 and scores[0][0] == scores[1][0]:
+        d = paired_bootstrap_auc_difference(
+            scores[1][0], scores[1][1], scores[0][1], scores[1][2], n=bootstrap
+        )
+        row = {"paired_difference_second_minus_first": {k: round(float(v), 4) for k, v in d.items()}}
+        print(row, flush=True)
+        out.append(row)
+    return out
+
+
+def time_loop(
+    recipe: str, variants: list[str], steps: int, warmup: int, extra: list[str], cache_dir: str
+) -> list[dict]:
+    """Faces per second of the trainer's own loop (loader waits included) for each variant."""
+    import tempfile
+
+    from fakescope.config import load_config
+    from fakescope.train import trainer as T
+    from fakescope.utils.distributed import DistInfo
+
+    os.chdir(REPO)  # the recipes' manifest paths are relative to the repository
+    results = []
+    for variant in variants:
+        sets = (
+            (OLD_OVERRIDES if variant == "old" else OLD_OVERRIDES + NEW_OVERRIDES)
+            + [f"data.crop_cache_dir={cache_dir}", "train.progress=false"]
+            + extra
+        )
+        cfg = load_config(REPO / "configs" / "cpu" / f"{recipe}.yaml", sets)
+        threads = torch.get_num_threads()
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.manual_seed(cfg.seed)
+            t0 = time.perf_counter()
+            s = T._set_up(cfg, Path(tmp), torch.device("cpu"), DistInfo())
+            setup_s = time.perf_counter() - t0
+            s.sampler.set_epoch(0, 0)
+            s.train_ds.set_epoch(0)
+            s.model.train()
+            batches = iter(s.loader)
+            load_before = os.getloadavg()[0]
+            losses = []
+            for i in range(warmup + steps):
+                if i == warmup:
+                    t0 = time.perf_counter()
+                loss, _, _, _ = T._optimiser_step(s, next(batches), 0, i)
+                losses.append(round(float(loss), 6))
+            wall = time.perf_counter() - t0
+            del batches
+        torch.set_num_threads(threads)
+        row = {
+            "variant": variant, "recipe": recipe, "overrides": sets, "batch_size": cfg.train.batch_size,
+            "image_size": cfg.data.image_size, "threads": cfg.train.num_threads or threads,
+            "num_workers": cfg.data.num_workers, "crop_cache": cfg.data.crop_cache,
+            "channels_last": cfg.train.channels_last, "setup_s": round(setup_s, 1), "steps": steps,
+            "step_s": round(wall / steps, 3), "faces_per_s": round(steps * cfg.train.batch_size / wall, 1),
+            "first_losses": losses[:3], "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
+        }  # fmt: skip
+        print(row, flush=True)
+        results.append(row)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +160,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--precompute-n", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_speed.json"))
+    p.add_argument(
+        "--out", default=None, help="default results/train_speed.json (train_speed_loop.json with --variants)"
+    )
+    p.add_argument("--variants", nargs="+", choices=["old", "new"], help="time the training loop of --recipe")
+    p.add_argument("--recipe", default="airl", help="configs/cpu/<recipe>.yaml for --variants")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (--variants)")
+    p.add_argument("--set", action="append", default=[], help="override for every variant (--variants)")
+    p.add_argument("--val-ci", nargs="+", metavar="RUN", help="val AUC [95%% CI] of trained runs")
+    p.add_argument(
+        "--cache-dir", default=str(REPO / "runs" / "speed" / "crop_cache"), help="crop cache (--variants)"
+    )
     args = p.parse_args(argv)
+    command = "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.val_ci:
+        torch.set_num_threads(args.threads)
+        res = val_ci(args.val_ci)
+        out = args.out or str(REPO / "benchmarks" / "results" / "train_speed_val_ci.json")
+        atomic_write_json(out, {"command": command, "results": res})
+        return 0
+    if args.variants:
+        res = time_loop(args.recipe, args.variants, args.steps, args.warmup, args.set, args.cache_dir)
+        speed = {r["variant"]: r["faces_per_s"] for r in res}
+        if "old" in speed and "new" in speed:
+            print(f"new / old faces per second: {speed['new'] / speed['old']:.2f}x")
+        out = args.out or str(REPO / "benchmarks" / "results" / "train_speed_loop.json")
+        atomic_write_json(out, {"command": command, "results": res})
+        return 0
+    args.out = args.out or str(REPO / "benchmarks" / "results" / "train_speed.json")
     torch.set_num_threads(args.threads)
     rows = read_manifest(Path(args.data) / "dfdc-faces" / "manifest.csv")[: args.batch_size]
     raw = [load_image_rgb(r.path) for r in rows]

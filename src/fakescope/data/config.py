@@ -84,6 +84,25 @@ class DataConfig(StrictModel):
     image_size: int = Field(224, ge=16, description="side of the square face crop fed to the detectors")
     max_per_split: int | None = Field(None, ge=1, description="cap on images per split (quick runs)")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    prefetch_factor: int = Field(
+        2, ge=1, description="batches each DataLoader worker prepares ahead (only with num_workers > 0)"
+    )
+    persistent_workers: bool = Field(
+        False,
+        description="keep DataLoader workers alive between epochs (only with num_workers > 0): saves "
+        "re-forking and re-opening the crop cache every epoch",
+    )
+    crop_cache: bool = Field(
+        False,
+        description="decode and resize every train/val crop once into a uint8 memory-mapped .npy per split "
+        "(data.crop_cache_dir), keyed by the files (path, size, mtime), image_size and decode options; "
+        "epochs read crops from it instead of decoding JPEG/PNG. Same crops bit for bit; the page cache, "
+        "not the process, holds them (memory stays flat in data size). Not used with perturbations or "
+        "synthetic fakes",
+    )
+    crop_cache_dir: str | None = Field(
+        None, description="folder of the crop caches (None: <run>/crop_cache); caches are shared by key"
+    )
     max_image_pixels: int = Field(
         64_000_000, ge=1, description="images with more pixels are refused as decompression bombs"
     )

@@ -14,6 +14,11 @@ rows must all be real: each yields itself (label 0) and, after all of them, its 
 path ``<path>#<kind>``, method ``<kind>``), made from the decoded crop at its stored resolution before
 anything else, for the current epoch (``synthetic_per_epoch``) or once for all epochs.
 Downscaling uses ``cv2.INTER_AREA`` (no aliasing), upscaling ``cv2.INTER_CUBIC``.
+
+With ``crops`` (a :class:`~fakescope.data.crop_cache.CropCache`, ``data.crop_cache``) the decode and
+resize steps read the crop decoded and resized once before training instead: the same bytes, without
+the per-epoch JPEG/PNG decode. It is refused with perturbations or synthetic fakes, which act on the
+crop at its stored resolution.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class FaceDataset(Dataset):
         background: str = "black",
         synthetic: SyntheticFakes | None = None,
         synthetic_per_epoch: bool = True,
+        crops: Sequence[np.ndarray] | None = None,
     ) -> None:
         self.rows = list(rows)
         self.synthetic = synthetic
@@ -77,19 +83,43 @@ class FaceDataset(Dataset):
         self.image_size = int(image_size)
         self.augment = augment
         self.seed = int(seed)
-        self.epoch = 0
+        # The epoch lives in shared memory so that DataLoader workers, persistent ones included (which
+        # keep the dataset object they were forked with), see set_epoch: augmentation and synthetic
+        # fakes are drawn per (seed, epoch, index) and must not repeat epoch 0's draws.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.perturbation = None if perturbation in (None, "clean") else perturbation
         self._perturb = get_perturbation(self.perturbation) if self.perturbation else None
         self.perturb_before_resize = perturb_before_resize
         self.stores = dict(stores or {})
         self.max_image_pixels = max_image_pixels
         self.background = background
+        self.crops: Sequence[np.ndarray] | None = None
+        if crops is not None:
+            self.use_crops(crops)
+
+    def use_crops(self, crops: Sequence[np.ndarray]) -> None:
+        """Read row ``i``'s resized uint8 crop from ``crops[i]`` (a crop cache) instead of decoding it."""
+        if self.synthetic is not None or self._perturb is not None:
+            raise ValueError(
+                "a crop cache holds plain resized crops: not with perturbations or synthetic fakes"
+            )
+        if len(crops) != len(self.rows):
+            raise ValueError(f"crop cache holds {len(crops)} crops for {len(self.rows)} rows")
+        self.crops = crops
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(int(value))
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation draws ``__getitem__`` uses."""
+        """Select the epoch whose augmentation draws ``__getitem__`` uses (in every worker too)."""
         self.epoch = int(epoch)
 
     def load_crop(self, index: int) -> np.ndarray:
@@ -99,6 +129,8 @@ class FaceDataset(Dataset):
             src = index - self.n_real
             epoch = self.epoch if self.synthetic_per_epoch else 0
             img = self.synthetic.make(src, self._decode(src), epoch, self._decode).image
+        elif self.crops is not None:
+            return self.crops[index]
         else:
             img = self._decode(index)
         if self._perturb is not None and self.perturb_before_resize:

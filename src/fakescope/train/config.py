@@ -77,6 +77,15 @@ class TrainConfig(StrictModel):
         description="shared cache for precomputed INR heatmaps / frozen-backbone features; "
         "default: inr.cache_dir (content-addressed, so runs share it)",
     )
+    precompute_chunk: int = Field(
+        256,
+        ge=32,
+        multiple_of=32,
+        description="faces whose INR heatmaps / frozen embeddings train and evaluate compute at a time, "
+        "straight into the caches: peak memory holds one chunk, never the whole set (docs/scale.md "
+        "'Memory'); a multiple of the embedding batch (32), so the batches and thus the embeddings are "
+        "the same as in one pass",
+    )
     bad_images: Literal["skip", "error"] = Field(
         "skip",
         description="train and val images are all decoded once before training: skip = leave out the ones "
@@ -84,6 +93,24 @@ class TrainConfig(StrictModel):
         "start, naming the first",
     )
     progress: bool = Field(True, description="show tqdm progress bars")
+    num_threads: int = Field(
+        0,
+        ge=0,
+        description="torch intra-op threads of the training process (0: torch's choice, one per core). On "
+        "a CPU shared with other jobs 1 can be much faster: OpenMP threads spin at every barrier while a "
+        "sibling thread is descheduled (docs/training.md, Training speed on a CPU)",
+    )
+    channels_last: bool = Field(
+        False,
+        description="train in channels_last memory format (NHWC): faster convolutions on CPU (oneDNN); "
+        "numerically the same ops summed in another order, so losses differ by float rounding only",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the detector's training forward (inductor; needs a C++ compiler; the "
+        "first steps wait for compilation, which did not finish in 5 min for airl on a loaded 2-core CPU); "
+        "validation and checkpoints use the plain detector",
+    )
     synthetic_fakes: Literal["sbi", "xray"] | None = Field(
         None,
         description="train from real faces alone: the split's fakes are dropped and each real face yields "

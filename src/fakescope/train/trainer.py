@@ -25,6 +25,11 @@ DESIGN.md "AIRL" Training and "Model selection").
   epochs, into a content-addressed cache shared between runs (``train.feature_cache_dir``), by
   :mod:`fakescope.inference.inputs`, the same code that builds ``evaluate``'s and ``detect``'s inputs.
 
+- Speed on a CPU (docs/training.md, "Training speed on a CPU"; all off by default): ``train.channels_last``
+  (NHWC model and batches), ``data.crop_cache`` (crops decoded once into a memory-mapped uint8 cache,
+  :func:`_attach_crop_caches`), ``data.num_workers`` with ``data.persistent_workers`` /
+  ``data.prefetch_factor``, ``train.num_threads`` and ``train.compile``.
+
 The loop reads as its steps: :func:`_set_up`, :func:`_resume`, then per epoch :func:`_run_epoch`,
 :func:`_validate`, :func:`_select` (best checkpoint, early stopping), :func:`_log_epoch` and
 :func:`_save_last`.
@@ -388,18 +393,24 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
     precompute_inputs(inputs, train_ds, cfg, device, info, detector, "train", run / "inr_fits_train.csv")
     precompute_inputs(inputs, val_ds, cfg, device, info, detector, "val", run / "inr_fits_val.csv")
 
+    if cfg.data.crop_cache:
+        _attach_crop_caches(cfg, run, info, {"train": train_ds, "val": val_ds})
     sampler = BalancedBatchSampler(
         [r.label for r in train_ds.rows], tc.batch_size, seed=cfg.seed, rank=info.rank,
         world_size=info.world_size,
     )  # fmt: skip
     loader = DataLoader(
         train_ds, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate_batch,
-        pin_memory=device.type == "cuda", persistent_workers=False,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.persistent_workers and cfg.data.num_workers > 0,
+        prefetch_factor=cfg.data.prefetch_factor if cfg.data.num_workers > 0 else None,
         # Own generator: creating an iterator must not draw from the global RNG, or a resumed run's
         # dropout masks would drift from the uninterrupted run's.
         generator=torch.Generator().manual_seed(cfg.seed),
     )  # fmt: skip
     iters = len(sampler) if tc.max_steps_per_epoch is None else min(len(sampler), tc.max_steps_per_epoch)
+    if tc.channels_last:  # NHWC: oneDNN's fast convolution/BatchNorm path on CPU (docs/training.md)
+        detector = detector.to(memory_format=torch.channels_last)
     model: torch.nn.Module = detector
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -409,6 +420,8 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True,
         )
+    if tc.compile:  # training forward only; validation and checkpoints use the plain detector
+        model = torch.compile(model)
     optimizer = torch.optim.Adam(detector.param_groups(tc.lr), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=tc.restart_period, eta_min=tc.min_lr
@@ -420,6 +433,38 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
         cfg, run, device, info, detector, model, train_ds, val_ds, sampler, loader, iters, optimizer,
         scheduler, scaler, _param_group_names(optimizer),
     )  # fmt: skip
+
+
+def _attach_crop_caches(
+    cfg: ExperimentConfig, run: Path, info: DistInfo, datasets: dict[str, FaceDataset]
+) -> None:
+    """``data.crop_cache``: decode and resize each split's crops once into a memory-mapped uint8 cache
+    (:mod:`fakescope.data.crop_cache`; rank 0 builds, the others wait and read) and make the datasets
+    read from it. Splits with perturbations or synthetic fakes keep decoding (the cache holds plain
+    crops)."""
+    from fakescope.data.crop_cache import build_crop_cache
+
+    cache_dir = Path(cfg.data.crop_cache_dir) if cfg.data.crop_cache_dir else run / "crop_cache"
+    for split, ds in datasets.items():
+        if ds.synthetic is not None or ds._perturb is not None:
+            log.info("data.crop_cache: the %s split has synthetic fakes or perturbations; not cached", split)
+            continue
+        paths = [r.path for r in ds.rows]
+        opts = {"max_pixels": ds.max_image_pixels, "background": ds.background}
+        cache = None
+        for turn in ("build", "open"):  # rank 0 builds first; the others then find the finished file
+            if (turn == "build") == info.is_main:
+                bar = tqdm(
+                    total=len(paths), desc=f"crop cache {split}", unit="face", leave=False,
+                    disable=not (cfg.train.progress and info.is_main and len(paths) > 100),
+                )  # fmt: skip
+                with bar:
+                    cache = build_crop_cache(
+                        paths, ds.image_size, cache_dir, ds.load_crop, opts, progress=bar.update
+                    )
+            barrier(info)
+        assert cache is not None
+        ds.use_crops(cache)
 
 
 def _resume(s: TrainingSetup) -> LoopState:
@@ -466,6 +511,8 @@ def _optimiser_step(
     the fractional epoch ``epoch + (i + 1) / iters``. Returns the loss, its parts, the gradient norm
     and the learning rates the step used."""
     tc = s.cfg.train
+    if tc.channels_last and batch.get("image") is not None and batch["image"].dim() == 4:
+        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
     with autocast_context(s.device, tc.amp, tc.amp_dtype):
         out = s.model(batch)
         losses = detector_loss(s.detector, batch, out, tc, epoch_progress=epoch + i / s.iters)
@@ -578,9 +625,13 @@ def train(
     :class:`TrainingInterrupted` after that many optimiser steps (used to test resumption)."""
     device = resolve_device(cfg.device)
     info, device = init_distributed(device, cfg.train.ddp_backend)
+    threads = torch.get_num_threads()
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
     try:
         return _train(cfg, run_dir, device, info, resume, stop_after_steps)
     finally:
+        torch.set_num_threads(threads)
         cleanup_distributed(info)
 
 
