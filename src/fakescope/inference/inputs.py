@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from fakescope.config import ExperimentConfig
 from fakescope.data.dataset import FaceDataset, resize_square
 from fakescope.errors import ConfigError
-from fakescope.utils.atomic import atomic_write_text
+from fakescope.inference.stores import LazyStore
+from fakescope.utils.atomic import atomic_open
 from fakescope.utils.distributed import DistInfo, barrier
 
 __all__ = [
@@ -122,13 +123,72 @@ def compute_inputs(
     return out
 
 
-def _write_fit_log(path: str | os.PathLike[str], paths: Sequence[str], records: Sequence[Any]) -> None:
-    lines = ["path,steps,final_psnr,reached,cached"]
-    lines += [
-        f"{p},{r.steps},{r.final_psnr:.3f},{int(r.reached)},{int(r.cached)}"
-        for p, r in zip(paths, records, strict=True)
-    ]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+class _FitLog:
+    """The per-face INR fit records of a precompute, streamed to a CSV as the chunks come (written
+    atomically: the file appears whole when the last chunk is in, and no record is dropped), with the
+    running totals of the summary line."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = path
+        self._cm = atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") if path else None
+        self._fh = self._cm.__enter__() if self._cm is not None else None
+        if self._fh is not None:
+            self._fh.write("path,steps,final_psnr,reached,cached\n")
+        self.count = self.reached = 0
+        self.psnr_sum = 0.0
+
+    def add(self, paths: Sequence[str], records: Sequence[Any]) -> None:
+        for p, r in zip(paths, records, strict=True):
+            if self._fh is not None:
+                self._fh.write(f"{p},{r.steps},{r.final_psnr:.3f},{int(r.reached)},{int(r.cached)}\n")
+            self.count += 1
+            self.reached += int(r.reached)
+            self.psnr_sum += float(r.final_psnr)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if self._cm is not None:
+            cm, self._cm = self._cm, None
+            if error is None:
+                cm.__exit__(None, None, None)
+            else:  # leaves no partial file behind
+                cm.__exit__(type(error), error, error.__traceback__)
+
+
+class _BackboneOnly:
+    """Stands in for a detector without an image backbone of its own, so the chunks reuse one
+    backbone (``image_backbone_for``) instead of building it again for every chunk."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        self.backbone = backbone
+
+
+def _empty_stores(
+    needed: set[str], cfg: ExperimentConfig, cache_dir: Path, detector: Any, n: int, spill_dir: Any
+) -> tuple[dict[str, tuple[LazyStore, Any]], Any]:
+    """One empty :class:`LazyStore` per needed input, backed by the cache the input is computed into,
+    with its key function; and the detector stand-in whose backbone embeds the chunks."""
+    stores: dict[str, tuple[LazyStore, Any]] = {}
+    if "heatmaps" in needed:
+        from fakescope.inr import HeatmapCache
+        from fakescope.inr.cache import image_key as heatmap_key
+
+        stores["heatmaps"] = (
+            LazyStore(HeatmapCache(cache_dir, cfg.inr), "read_heatmaps", spill_dir),
+            heatmap_key,
+        )
+    if "clip" in needed:
+        from fakescope.models.features import FeatureCache, image_backbone_for
+        from fakescope.models.features import image_key as feature_key
+
+        backbone = image_backbone_for(cfg, detector)
+        if getattr(detector, "backbone", None) is not backbone:
+            detector = _BackboneOnly(backbone)
+        # As clip_features_for_images: a random backbone's embeddings are never cached, so they spill.
+        cache = FeatureCache(cache_dir, backbone.backbone_id) if backbone.pretrained else None
+        stores["clip"] = (LazyStore(cache, "read", spill_dir), feature_key)
+    for store, _ in stores.values():
+        store.reserve(n)
+    return stores, detector
 
 
 def precompute_inputs(
@@ -140,35 +200,74 @@ def precompute_inputs(
     detector: torch.nn.Module | None = None,
     desc: str = "",
     fit_log: str | os.PathLike[str] | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> None:
     """Fill ``dataset.stores`` (keyed by row path) with what ``inputs`` needs beyond the image, computed
     by :func:`compute_inputs` from ``dataset.load_crop`` (the un-augmented, perturbed, resized crop) with
     the run's cache (:func:`feature_cache_dir`). Each image's INR fit (steps, final PSNR, target reached,
-    cached) goes to ``fit_log`` (CSV) when given: none is dropped silently."""
+    cached) goes to ``fit_log`` (CSV) when given: none is dropped silently.
+
+    Streamed (docs/scale.md "Memory"): ``train.precompute_chunk`` crops at a time are loaded, computed
+    into the caches and let go; each store is a :class:`~fakescope.inference.stores.LazyStore` that
+    reads one face from the cache per lookup (what no cache keeps goes to a temporary spill file under
+    ``spill_dir``, default the system temporary folder). The arrays are the ones one pass over all
+    crops gives: the INR fits are per face, and the chunk is a multiple of the embedding batch, so the
+    backbone sees the same batches. Under DDP (``info``) each rank first fits its share of the heatmaps
+    into the shared cache, then every rank reads all of them."""
     info = info or DistInfo()
     needed = set(inputs) - {"image"} - set(dataset.stores)
     if not needed:
         return
+    unknown = needed - set(STORED_INPUTS)
+    if unknown:
+        raise ConfigError(f"detector needs inputs {sorted(unknown)} that fakescope cannot build")
     show = cfg.train.progress and info.is_main
-    crops = [
-        dataset.load_crop(i)
-        for i in tqdm(range(len(dataset)), desc=f"load {desc}", disable=not show, leave=False)
-    ]
+    chunk = int(cfg.train.precompute_chunk)
+    n = len(dataset)
+    cache_dir = feature_cache_dir(cfg)
     paths = [r.path for r in dataset.rows]
-    built = compute_inputs(
-        needed, crops, cfg, device, detector=detector, cache_dir=feature_cache_dir(cfg), info=info,
-        progress=show,
-    )  # fmt: skip
-    if built.fit_records is not None and fit_log is not None and info.is_main:
-        _write_fit_log(fit_log, paths, built.fit_records)
-        reached = sum(r.reached for r in built.fit_records)
-        psnr = np.mean([r.final_psnr for r in built.fit_records])
-        tqdm.write(
-            f"INR heatmaps {desc}: {len(paths)} images, {reached} reached {cfg.inr.target_psnr} dB, "
-            f"mean {psnr:.2f} dB, log {fit_log}"
-        )
-    for name, values in built.stores.items():
-        dataset.stores[name] = dict(zip(paths, values, strict=True))
+    if "heatmaps" in needed and info.enabled:
+        from fakescope.inr import HeatmapCache, heatmaps_for_images
+
+        cache = HeatmapCache(cache_dir, cfg.inr)
+        mine = list(range(info.rank, n, info.world_size))
+        for start in range(0, len(mine), chunk):
+            part = [dataset.load_crop(i) for i in mine[start : start + chunk]]
+            heatmaps_for_images(part, cfg.inr, device, cache=cache)
+        barrier(info)
+    stores, embedder = _empty_stores(needed, cfg, cache_dir, detector, n, spill_dir)
+    log = _FitLog(fit_log if info.is_main else None) if "heatmaps" in needed and fit_log is not None else None
+    try:
+        with tqdm(total=n, desc=f"inputs {desc}", unit="img", disable=not show, leave=False) as bar:
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                crops = [dataset.load_crop(i) for i in range(start, stop)]
+                built = compute_inputs(needed, crops, cfg, device, detector=embedder, cache_dir=cache_dir)  # type: ignore[arg-type]
+                for name, values in built.stores.items():
+                    store, key_of = stores[name]
+                    for i, crop, value in zip(range(start, stop), crops, values, strict=True):
+                        key = key_of(crop)
+                        if store.cached_entry_exists(key):
+                            store.add_cached(paths[i], key)
+                        else:
+                            store.add_spilled(paths[i], i, value)
+                if log is not None and built.fit_records is not None:
+                    log.add(paths[start:stop], built.fit_records)
+                bar.update(stop - start)
+    except BaseException as err:
+        if log is not None:
+            log.close(err)
+        raise
+    if log is not None:
+        log.close()
+        if info.is_main:
+            mean = log.psnr_sum / log.count if log.count else float("nan")
+            tqdm.write(
+                f"INR heatmaps {desc}: {log.count} images, {log.reached} reached {cfg.inr.target_psnr} dB, "
+                f"mean {mean:.2f} dB, log {fit_log}"
+            )
+    for name, (store, _) in stores.items():
+        dataset.stores[name] = store
 
 
 def batch_for_crops(

@@ -60,6 +60,15 @@ class FeatureCache:
         except Exception as err:
             raise InputError(f"feature cache {p}: unreadable ({err}); delete it to recompute") from None
 
+    def read(self, key: str) -> np.ndarray:
+        """The embedding of an entry known to exist, read alone (the lazy stores of
+        ``fakescope.inference.stores`` read one face at a time through this); same bits as :meth:`get`.
+        Raises ``OSError`` / ``SafetensorError`` when the entry is missing or unreadable."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.path(key)), framework="numpy") as fh:
+            return fh.get_tensor("embedding")
+
     def put(self, key: str, embedding: np.ndarray | torch.Tensor) -> None:
         t = torch.as_tensor(np.asarray(embedding, dtype=np.float32)).contiguous()
         atomic_write_bytes(self.path(key), save({"embedding": t}, metadata={"backbone": self.backbone_id}))
