@@ -7,7 +7,7 @@ only the train split, by group, and uses validation faces for its hold-out check
     fakescope learn-inr-init --manifest ../shared/data/dfdc-faces/manifest.csv \\
         --out runs/inr_init/siren_64px.safetensors --set inr.resolution=64
     python scripts/ship_inr_init.py runs/inr_init/siren_64px.safetensors \\
-        --command "fakescope learn-inr-init ... --set inr.resolution=64"
+        --command "fakescope learn-inr-init ... --set inr.resolution=64" --fit-lr 3e-3 --fit-lr-reason "..."
 
 The tensors are copied unchanged; only metadata is added (``provenance``, JSON). The file is
 written atomically.
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", required=True, help="the learn-inr-init command that made it (recorded)")
     p.add_argument("--data", default="shared DFDC face swaps (dfdc-faces/manifest.csv), train split by group",
                    help="what it was learned from (recorded)")  # fmt: skip
+    p.add_argument("--fit-lr", type=float, default=None,
+                   help="Adam rate fits from this init use when inr.lr is null (recorded as fit_lr; default: the "
+                   "init's inner_lr); choose it on validation faces")  # fmt: skip
+    p.add_argument("--fit-lr-reason", default="", help="how --fit-lr was chosen (recorded)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
     from fakescope.utils.atomic import atomic_write_bytes
@@ -54,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         "learned_file_date": datetime.datetime.fromtimestamp(args.learned.stat().st_mtime, datetime.UTC)
         .strftime("%Y-%m-%d"),
     }, sort_keys=True)  # fmt: skip
+    if args.fit_lr is not None:
+        meta["fit_lr"] = repr(args.fit_lr)
+        meta["fit_lr_reason"] = args.fit_lr_reason
     out = RESOURCES / f"inr_init_siren_{int(meta['resolution'])}px.safetensors"
     RESOURCES.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, save(tensors, metadata=meta))

@@ -34,6 +34,7 @@ def test_each_supported_resolution_ships_a_small_init_with_its_provenance(res):
     assert "learn-inr-init" in provenance["command"] and f"inr.resolution={res}" in provenance["command"]
     holdout = json.loads(meta["holdout"])
     assert holdout["learned_init"]["mean_steps"] < holdout["seeded_init"]["mean_steps"]
+    assert float(meta["fit_lr"]) == pytest.approx(3e-3) and "validation" in meta["fit_lr_reason"]
     # It is a different init from the seeded one, and it loads for the default INR.
     learned = load_init(InrConfig(resolution=res))
     assert not torch.equal(learned.weights[1], init_params(InrConfig(resolution=res)).weights[1])
@@ -44,7 +45,7 @@ def test_defaults_start_from_the_nearest_shipped_init_at_its_own_rate():
     assert resolve_init_file(InrConfig(resolution=32)).name == "inr_init_siren_64px.safetensors"
     assert resolve_init_file(InrConfig(resolution=112)).name == "inr_init_siren_128px.safetensors"
     assert resolve_init_file(InrConfig(resolution=512)).name == "inr_init_siren_224px.safetensors"
-    assert fit_lr(InrConfig()) == pytest.approx(1e-3)
+    assert fit_lr(InrConfig()) == pytest.approx(3e-3)  # the shipped files' fit_lr, chosen on validation
     assert fit_lr(InrConfig(lr=2e-3)) == pytest.approx(2e-3)  # an explicit rate always wins
 
 
@@ -76,8 +77,16 @@ def test_a_missing_shipped_file_is_one_clear_error(monkeypatch, tmp_path):
         load_init(InrConfig(resolution=64))
 
 
+# benchmarks/inr_shipped_init.py: 51.3 -> 27.7 mean steps on 6 other DFDC validation faces at 64 px.
+STEP_RATIO_64 = 0.75
+
+
+def _fit_steps(faces, cfg):
+    return [fit_resized([f], cfg, torch.device("cpu"))[0].record for f in faces]
+
+
 @pytest.mark.shared_data
-def test_the_shipped_init_halves_the_steps_on_faces_it_never_saw(shared_data):
+def test_the_shipped_init_cuts_the_steps_on_video_faces_it_never_saw(shared_data):
     """DFDC faces of the validation split (other people than the train split it was learned on), 64 px."""
     from fakescope.data.config import DataConfig
     from fakescope.data.images import load_image_rgb
@@ -85,8 +94,22 @@ def test_the_shipped_init_halves_the_steps_on_faces_it_never_saw(shared_data):
 
     rows = load_splits(DataConfig(manifest=str(shared_data / "dfdc-faces" / "manifest.csv")))["val"][-4:]
     faces = [resize_for_inr(load_image_rgb(r.path), 64) for r in rows]
-    cpu = torch.device("cpu")
-    seeded = [fit_resized([f], InrConfig(resolution=64, init_file=None), cpu)[0].record for f in faces]
-    shipped = [fit_resized([f], InrConfig(resolution=64), cpu)[0].record for f in faces]
+    seeded = _fit_steps(faces, InrConfig(resolution=64, init_file=None))
+    shipped = _fit_steps(faces, InrConfig(resolution=64))
     assert all(r.reached for r in seeded + shipped)
-    assert np.mean([r.steps for r in shipped]) < 0.6 * np.mean([r.steps for r in seeded])
+    assert np.mean([r.steps for r in shipped]) < STEP_RATIO_64 * np.mean([r.steps for r in seeded])
+
+
+@pytest.mark.shared_data
+def test_the_shipped_init_is_no_slower_on_sharp_photographs(shared_data):
+    """FFHQ photographs (sharp, not video frames; another source) at 128 px: at its inner rate 1e-3 the
+    init needed 3-5x the seeded init's steps here, which is why the shipped files record fit_lr 3e-3."""
+    from fakescope.data.images import load_image_rgb
+    from fakescope.data.manifest import read_manifest
+
+    rows = [r for r in read_manifest(shared_data / "ffhq-stylegan" / "manifest.csv") if r.label == 0][200:202]
+    faces = [resize_for_inr(load_image_rgb(r.path), 128) for r in rows]
+    seeded = _fit_steps(faces, InrConfig(resolution=128, init_file=None))
+    shipped = _fit_steps(faces, InrConfig(resolution=128))
+    assert all(r.reached for r in seeded + shipped)
+    assert np.mean([r.steps for r in shipped]) < 1.15 * np.mean([r.steps for r in seeded])

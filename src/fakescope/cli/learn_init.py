@@ -15,9 +15,11 @@ from fakescope.cli.common import add_config_arguments, config_from_args
 DESCRIPTION = """\
 Meta-learn one shared INR initialisation with Reptile from the TRAIN split of the data (split by
 group exactly as `fakescope train` splits it: data.split, or the manifest's split column), and write
-it as safetensors. Test-split faces are never read. Fitting then starts every face from it: set inr.init_file to the file and
-inr.lr to inr_init.inner_lr. Every face still starts from the same weights, so heatmaps stay
-comparable across faces, but they are not the same heatmaps as from the seeded init (docs/inr.md).
+it as safetensors. Test-split faces are never read. Fitting then starts every face from it: set
+inr.init_file to the file (inr.lr null, the default, then fits at the file's inr_init.inner_lr). Every
+face still starts from the same weights, so heatmaps stay comparable across faces, but they are not
+the same heatmaps as from another init (docs/inr.md). fakescope ships one learned on DFDC faces and
+uses it by default (inr.init_file: shipped); learn your own for another kind of data.
 
 A checkpoint (<out>.state) is written every inr_init.checkpoint_every meta-updates; re-running the
 same command resumes from it. At the end, inr_init.holdout_images faces of the VALIDATION split
@@ -28,7 +30,7 @@ example:
   fakescope learn-inr-init --manifest data/faces/manifest.csv --out runs/inr_init64.safetensors \\
       --set inr.resolution=64
   fakescope fit-inr --manifest runs/split/train.csv --out runs/inr64 --set inr.resolution=64 \\
-      --set inr.init_file=runs/inr_init64.safetensors --set inr.lr=1e-3
+      --set inr.init_file=runs/inr_init64.safetensors
 """
 
 

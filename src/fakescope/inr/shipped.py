@@ -14,8 +14,12 @@ shared DFDC faces; each file records its provenance in its safetensors metadata.
   record this, so old runs keep their heatmaps.
 - a path: that file (``fakescope.inr.models.load_init`` checks it fits the INR).
 
-``inr.lr = None`` means the init's own rate: the ``inner_lr`` a learned file records (the fits it was
-learned for), else ``SEEDED_LR``. The cache key (:func:`fakescope.inr.cache.config_key`) uses the
+``inr.lr = None`` means the init's own rate: the ``fit_lr`` a file records when one was chosen for it,
+else the ``inner_lr`` it was learned with, else (seeded init) ``SEEDED_LR``. The shipped files record
+``fit_lr`` 3e-3, chosen on validation faces of two sources (docs/inr.md "The shipped initialisation"):
+at the inner rate 1e-3 the init halves the steps on DFDC video faces but needs 3-5x *more* on sharp
+FFHQ photographs at 128-224 px; at 3e-3 it is 1.6-2x faster on video faces and about as fast on
+photographs (except at 224 px: 24 % more steps). The cache key (:func:`fakescope.inr.cache.config_key`) uses the
 resolved file's content and the resolved rate, so a "shipped" fit that falls back to the seeded init
 shares its cache entries with an explicit ``init_file: null, lr: 3e-3`` run.
 """
@@ -92,4 +96,5 @@ def fit_lr(cfg: InrConfig) -> float:
     path = resolve_init_file(cfg)
     if path is None or not path.is_file():  # a missing explicit file is reported by load_init
         return SEEDED_LR
-    return float(init_metadata_of(path).get("inner_lr", SEEDED_LR))
+    meta = init_metadata_of(path)
+    return float(meta.get("fit_lr", meta.get("inner_lr", SEEDED_LR)))
