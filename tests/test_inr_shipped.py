@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from fakescope.errors import ConfigError
+from fakescope.errors import ConfigError, InputError
 from fakescope.inr import HeatmapCache, InrConfig
 from fakescope.inr.cache import config_key
 from fakescope.inr.config import INIT_MATCHING_FIELDS
@@ -65,6 +65,14 @@ def test_old_run_configs_keep_the_seeded_init_and_their_cache_key():
     assert resolve_init_file(old) is None and fit_lr(old) == pytest.approx(3e-3)
     assert torch.equal(load_init(old).weights[0], init_params(old).weights[0])
     assert config_key(old) != config_key(InrConfig(resolution=64))  # the new default makes other maps
+
+
+def test_an_unreadable_init_file_is_one_clear_error_at_its_own_rate(tmp_path):
+    # lr null reads the file's rate before any fit: a broken file must still be one InputError line.
+    bad = tmp_path / "init.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="init.safetensors: not a readable safetensors initialisation"):
+        HeatmapCache(tmp_path / "cache", InrConfig(resolution=16, init_file=str(bad)))
 
 
 def test_a_missing_shipped_file_is_one_clear_error(monkeypatch, tmp_path):

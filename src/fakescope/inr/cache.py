@@ -67,9 +67,12 @@ def config_key(cfg: InrConfig) -> str:
     # The init and rate a fit really uses: a 'shipped' fit that falls back to the seeded init has the
     # key of an explicit seeded one; an init file counts by its content.
     init = resolve_init_file(cfg)
-    fields["init_file"] = (
-        file_sha256(init) if init is not None and init.is_file() else (None if init is None else str(init))
-    )
+    if init is None:
+        fields["init_file"] = None
+    elif init.is_file():
+        fields["init_file"] = file_sha256(init)
+    else:  # missing: load_init reports it when a fit needs it
+        fields["init_file"] = str(init)
     fields["lr"] = fit_lr(cfg)
     fields["cache_format"] = CACHE_FORMAT
     return config_hash(fields)

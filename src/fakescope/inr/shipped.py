@@ -31,7 +31,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from fakescope.errors import ConfigError
+from fakescope.errors import ConfigError, InputError
 from fakescope.inr.config import INIT_MATCHING_FIELDS, InrConfig
 
 __all__ = ["SHIPPED", "SHIPPED_RESOLUTIONS", "SEEDED_LR", "shipped_init_path", "resolve_init_file", "fit_lr",
@@ -59,9 +59,13 @@ def _metadata(path: str, mtime_ns: int) -> dict[str, str]:
 
 
 def init_metadata_of(path: str | Path) -> dict[str, str]:
-    """The safetensors metadata of an init file (cached per file version)."""
+    """The safetensors metadata of an init file (cached per file version); an unreadable file is one
+    :class:`~fakescope.errors.InputError` line, as ``load_init`` reports it."""
     p = Path(path)
-    return _metadata(str(p), p.stat().st_mtime_ns)
+    try:
+        return _metadata(str(p), p.stat().st_mtime_ns)
+    except Exception as err:
+        raise InputError(f"{p}: not a readable safetensors initialisation ({err})") from None
 
 
 def shipped_init_path(cfg: InrConfig) -> Path | None:
