@@ -17,6 +17,13 @@ Protocol (fixed before any result was seen; nothing here is chosen on test):
   scored by ``fakescope.eval.evaluate`` on the test split.
 - Results: ``OUT/learning_curve.json`` (one row per run: faces, AUC and interval, wall time, epochs
   run, and whether the run's budget was cut) and ``OUT/learning_curve.png``.
+
+Every detector, with self-blended training (issue 14): run each detector at ``--sizes all``, and again
+with ``--set train.synthetic_fakes=sbi --tag sbi`` (the train split's real faces alone), score each
+cross set with ``fakescope evaluate --run RUN --data ffhq-stylegan --data ciplab-photoshop --out RUN/cross``,
+then ``--headline`` prints README's table (which detectors lie inside the best one's interval, per
+set) and the paired SBI-minus-fakes differences, and ``--update-docs README.md docs/results.md`` writes
+them between the files' markers with the figure ``docs/images/detectors.png``.
 """
 
 from __future__ import annotations
@@ -224,6 +231,210 @@ def full_table(rows: list[dict], cross: dict[str, list[dict]], variants: bool = 
     return "\n".join(lines)
 
 
+# Which paper a detector comes from, for the headline table (the rest are issue 14's baselines).
+FAMILY = {"infer": "INFER", "heatmaps": "INFER", "clip": "INFER", "airl": "AIRL", "airl_rgb": "AIRL",
+          "airl_freq": "AIRL", "airl_nocon": "AIRL", "airl_early": "AIRL", "clip_fft": "variant",
+          "clip_rgb_fft": "variant"}  # fmt: skip
+SET_NAMES = {"dfdc": "DFDC test", "ffhq-stylegan": "FFHQ-StyleGAN", "ciplab-photoshop": "CIPLAB"}
+
+
+def _headline_runs(rows: list[dict]) -> tuple[list[str], dict[str, dict], dict[str, dict]]:
+    """The DFDC-train-split runs of each detector's recipe (size ``all``, untagged) and its SBI run
+    (tag ``sbi``), in the registry's order (papers first, then baselines)."""
+    from fakescope.models.registry import list_detectors
+
+    base = {r["detector"]: r for r in rows if r["size"] == "all" and not r.get("tag")}
+    sbi = {r["detector"]: r for r in rows if r["size"] == "all" and r.get("tag") == "sbi"}
+    order = [d for d in list_detectors() if d in base or d in sbi]
+    return order, base, sbi
+
+
+def _set_metrics(row: dict | None, cross: dict[str, list[dict]]) -> dict[str, dict]:
+    """One run's AUC records by set: ``dfdc`` (its test split) and each cross set."""
+    if row is None:
+        return {}
+    run = f"{row['detector']}__{row['size']}" + (f"__{row['tag']}" if row.get("tag") else "")
+    found = {"dfdc": row["metrics"]}
+    found.update({c["dataset"]: c for c in cross.get(run, []) if c["dataset"] in CROSS_SETS})
+    return found
+
+
+def _train_minutes(row: dict, run_dir: Path) -> str:
+    """Training wall time. A resumed run, or one with an epoch over 5x the median (a run paused while
+    the CPU went to a measurement), is summed from log.csv with such epochs counted at the median, and
+    marked "≈"."""
+    import csv
+    import statistics
+
+    log = run_dir / "log.csv"
+    secs = []
+    if log.is_file():
+        with open(log, newline="") as fh:
+            secs = [float(r["seconds"]) for r in csv.DictReader(fh)]
+    med = statistics.median(secs) if secs else 0.0
+    if not row["resumed"] and all(x <= 5 * med for x in secs):
+        return f"{row['train_seconds_this_call'] / 60:.0f} min"
+    if not secs:
+        return "— (resumed)"
+    return f"≈ {sum(min(x, med) if x > 5 * med else x for x in secs) / 60:.0f} min (epochs)"
+
+
+def _inside(a: dict, b: dict) -> bool:
+    """Each point lies within the other's interval (the README's meaning of "inside")."""
+    return b["auc_ci_low"] <= a["auc"] <= b["auc_ci_high"] and a["auc_ci_low"] <= b["auc"] <= a["auc_ci_high"]
+
+
+def headline_table(rows: list[dict], cross: dict[str, list[dict]], out: Path) -> str:
+    """README's table: every detector's CPU recipe trained on the DFDC train split, and again on its
+    real faces with SBI blends as the fakes, each scored on DFDC test and the two cross sets; then,
+    per set, which detectors are inside the best one's interval."""
+    order, base, sbi = _headline_runs(rows)
+    sets = ["dfdc", *CROSS_SETS]
+
+    def cell(m: dict | None) -> str:
+        if not m:
+            return "—"
+        sub = f", n {m['n']}" if m.get("dataset") in CROSS_SETS and m["n"] < 1600 else ""
+        return f"{m['auc']:.3f} [{m['auc_ci_low']:.2f}, {m['auc_ci_high']:.2f}]{sub}"
+
+    lines = ["| detector | from | " + " | ".join(SET_NAMES[s] for s in sets) + " | train wall | SBI: "
+             + " | SBI: ".join(SET_NAMES[s] for s in sets) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in range(2 * len(sets) + 1)) + " |"]  # fmt: skip
+    for det in order:
+        mb, ms = _set_metrics(base.get(det), cross), _set_metrics(sbi.get(det), cross)
+        wall = _train_minutes(base[det], out / "runs" / f"{det}__all") if det in base else "—"
+        lines.append(
+            f"| `{det}{STANDIN.get(det, '')}` | {FAMILY.get(det, 'baseline')} | "
+            + " | ".join(cell(mb.get(s)) for s in sets) + f" | {wall} | "
+            + " | ".join(cell(ms.get(s)) for s in sets) + " |"
+        )  # fmt: skip
+    lines.append("")
+    for label, runs in (("trained on DFDC fakes", base), ("trained with SBI fakes", sbi)):
+        for s in sets:
+            scored = {d: _set_metrics(runs.get(d), cross).get(s) for d in order}
+            scored = {d: m for d, m in scored.items() if m}
+            if len(scored) < 2:
+                continue
+            best = max(scored, key=lambda d: scored[d]["auc"])
+            inside = [d for d in scored if d != best and _inside(scored[d], scored[best])]
+            outside = [d for d in scored if d != best and d not in inside]
+            lines.append(
+                f"- {SET_NAMES[s]}, {label}: best `{best}` {scored[best]['auc']:.3f}; inside its interval: "
+                + (", ".join(f"`{d}`" for d in inside) or "none")
+                + "; not inside: " + (", ".join(f"`{d}`" for d in outside) or "none") + "."
+            )  # fmt: skip
+    return "\n".join(lines)
+
+
+def _predictions(run_dir: Path, s: str) -> Path | None:
+    """The per-image prediction CSV ``fakescope evaluate`` wrote for set ``s`` of a learning-curve run."""
+    found = sorted((run_dir / "eval" / "predictions").glob("*.csv")) if s == "dfdc" else sorted(
+        (run_dir / "cross" / "predictions").glob(f"*__{s}.csv")
+    )  # fmt: skip
+    return found[0] if found else None
+
+
+def sbi_paired_table(rows: list[dict], out: Path, bootstrap: int = 2000) -> str:
+    """SBI-trained minus DFDC-fake-trained AUC for each detector and set, from the same images, with a
+    paired bootstrap 95 % interval over groups (source videos; one image each in the cross sets)."""
+    import importlib.util
+
+    from fakescope.eval.metrics import paired_bootstrap_auc_difference
+
+    spec = importlib.util.spec_from_file_location("compare_runs", Path(__file__).with_name("compare_runs.py"))
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    order, base, sbi = _headline_runs(rows)
+    sets = ["dfdc", *CROSS_SETS]
+    lines = ["| detector | " + " | ".join(f"SBI − fakes, {SET_NAMES[s]} (paired 95% CI)" for s in sets) + " |",
+             "| --- | " + " | ".join("---" for _ in sets) + " |"]  # fmt: skip
+    for det in order:
+        if det not in base or det not in sbi:
+            continue
+        cells = []
+        for s in sets:
+            pa = _predictions(out / "runs" / f"{det}__all__sbi", s)
+            pb = _predictions(out / "runs" / f"{det}__all", s)
+            if pa is None or pb is None:
+                cells.append("—")
+                continue
+            a, b = compare.read_predictions(pa), compare.read_predictions(pb)
+            keys = sorted(set(a) & set(b))
+            if len(keys) != len(a) or len(keys) != len(b):
+                cells.append(f"— (scored on different images: {len(a)} vs {len(b)})")
+                continue
+            d = paired_bootstrap_auc_difference(
+                [a[k][0] for k in keys], [a[k][1] for k in keys], [b[k][1] for k in keys],
+                groups=[a[k][2] for k in keys], n=bootstrap,
+            )  # fmt: skip
+            verdict = "SBI better" if d["ci_low"] > 0 else "SBI worse" if d["ci_high"] < 0 else "inside"
+            cells.append(f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] {verdict}")
+        lines.append(f"| `{det}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detector_figure(rows: list[dict], cross: dict[str, list[dict]], path: Path) -> None:
+    """Every detector's AUC with its 95 % interval on each test set (one panel per set), trained on
+    DFDC fakes (circles) and with SBI fakes (squares): the headline table as a picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order, base, sbi = _headline_runs(rows)
+    sets = ["dfdc", *CROSS_SETS]
+    fig, axes = plt.subplots(1, len(sets), figsize=(11, 0.38 * len(order) + 1.4), sharey=True)
+    for ax, s in zip(axes, sets, strict=True):
+        for off, runs, marker, label in ((-0.15, base, "o", "DFDC fakes"), (0.15, sbi, "s", "SBI fakes")):
+            for i, det in enumerate(order):
+                m = _set_metrics(runs.get(det), cross).get(s)
+                if not m:
+                    continue
+                ax.errorbar(m["auc"], i + off, xerr=[[m["auc"] - m["auc_ci_low"]], [m["auc_ci_high"] - m["auc"]]],
+                            fmt=marker, color="C0" if marker == "o" else "C1", capsize=2, ms=4,
+                            label=label if i == 0 or not ax.get_legend_handles_labels()[1].count(label) else None)  # fmt: skip
+        ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_title(SET_NAMES[s])
+        ax.set_xlabel("AUC (95% bootstrap CI)")
+    axes[0].set_yticks(range(len(order)), [f"{d} ({FAMILY.get(d, 'baseline')})" for d in order])
+    axes[0].invert_yaxis()
+    handles, labels = axes[0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles, strict=True))
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=2, frameon=False)
+    fig.suptitle("Every detector's CPU recipe, trained on the DFDC train split (configs/cpu)")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    plt.close(fig)
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """``text`` with what lies between ``<!-- NAME -->`` and ``<!-- /NAME -->`` replaced by ``content``."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"error: the markers {start} ... {end} are not in the file")
+    return text[: i + len(start)] + "\n" + content.strip("\n") + "\n" + text[j:]
+
+
+def update_docs(out: Path, readme: Path, results: Path) -> None:
+    """Write the generated tables into README (HEADLINE) and docs/results.md (HEADLINE, FULL_TABLE,
+    SBI_PAIRED), and the figure to docs/images/detectors.png."""
+    from fakescope.utils.atomic import atomic_write_text
+
+    rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
+    cross = cross_results(out)
+    head = headline_table(rows, cross, out)
+    atomic_write_text(readme, replace_block(readme.read_text(encoding="utf-8"), "HEADLINE", head))
+    text = replace_block(results.read_text(encoding="utf-8"), "HEADLINE", head)
+    text = replace_block(text, "FULL_TABLE", full_table(rows, cross, variants=True))
+    text = replace_block(text, "SBI_PAIRED", sbi_paired_table(rows, out))
+    atomic_write_text(results, text)
+    detector_figure(rows, cross, results.parent / "images" / "detectors.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
@@ -240,10 +451,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full-table", action="store_true",
                    help="print README's table (largest sizes, with cross-dataset AUCs), write "
                    "OUT/learning_curve_cross.json, and exit")  # fmt: skip
+    p.add_argument("--headline", action="store_true",
+                   help="print README's table (every detector trained on DFDC fakes and with SBI fakes, with "
+                   "what is inside which interval) and the SBI-minus-fakes paired table, draw "
+                   "OUT/detectors.png, and exit")  # fmt: skip
+    p.add_argument("--update-docs", nargs=2, type=Path, metavar=("README", "RESULTS"),
+                   help="write the generated tables between the markers of README.md and docs/results.md "
+                   "and the figure to docs/images/detectors.png, and exit")  # fmt: skip
     p.add_argument("--no-variants", action="store_true",
                    help="with --full-table: the recipes' runs only, no tagged variants (README's table)")  # fmt: skip
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.update_docs:
+        update_docs(out, *args.update_docs)
+        return 0
+    if args.headline:
+        rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
+        cross = cross_results(out)
+        print(headline_table(rows, cross, out))
+        print()
+        print(sbi_paired_table(rows, out))
+        detector_figure(rows, cross, out / "detectors.png")
+        return 0
     if args.full_table:
         rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
         cross = cross_results(out)
