@@ -23,7 +23,9 @@ the tests check pixel by pixel.
 
 **Landmarks.** The mask hull is built from the crop's 5 landmarks (eyes, nose tip, mouth corners),
 extended to the forehead, cheeks and chin. ``fakescope prepare`` stores them per crop
-(``landmarks.csv``, ``x*_aligned`` columns); crops without them use the fixed 5 points of their crop layout
+(``landmarks.csv``, ``x*_aligned`` columns); for other crops the trainer re-detects them
+(``train.synthetic_landmarks``, :mod:`fakescope.preprocess.landmarks`); crops without them (no face
+found, or ``train.synthetic_landmarks: layout``) use the fixed 5 points of their crop layout
 (``train.synthetic_face_layout``): ``aligned`` = :data:`CANONICAL_LANDMARKS`, where ``prepare``'s
 alignment puts every face (ArcFace template, 30 % margin:
 ``fakescope.preprocess.align.template_landmarks(1, 0.3)``); ``tight`` = :data:`TIGHT_LANDMARKS`, the

@@ -130,9 +130,18 @@ class TrainConfig(StrictModel):
         "(fixed), so no real fake takes part in training or model selection (SBI's protocol); false = "
         "validate on the val split as it is",
     )
+    synthetic_landmarks: str = Field(
+        "auto",
+        description="where the blend masks' 5 landmarks per real crop come from: auto = prepare's "
+        "landmarks.csv next to data.manifest when it exists, else detect; detect = re-detected on each "
+        "real crop (preprocess.detector on the crop padded by 25 %, the face nearest the centre; saved as "
+        "the run's synthetic_landmarks.csv and reused on resume); layout = the fixed points of "
+        "train.synthetic_face_layout for every crop; any other value = a landmarks CSV in prepare's layout. "
+        "Crops without landmarks (no face found) use the layout's points",
+    )
     synthetic_face_layout: Literal["tight", "aligned"] = Field(
         "tight",
-        description="the 5 landmarks assumed for crops without stored ones (prepare's landmarks.csv next to "
-        "the manifest is read when present): tight = the shared sets' tight face crops (median MTCNN "
+        description="the 5 landmarks assumed for crops without stored or detected ones "
+        "(train.synthetic_landmarks): tight = the shared sets' tight face crops (median MTCNN "
         "landmarks of real dfdc-faces crops), aligned = prepare's aligned crops (ArcFace template, 30% margin)",
     )

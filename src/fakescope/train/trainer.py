@@ -334,8 +334,70 @@ def _reals(rows: list[ManifestRow]) -> list[ManifestRow]:
     return [r for r in rows if r.label == 0]
 
 
+SYNTHETIC_LANDMARKS_FILE = "synthetic_landmarks.csv"
+
+
+def _synthetic_landmarks(
+    cfg: ExperimentConfig, run: Path, rows: list[ManifestRow], info: DistInfo
+) -> dict[str, np.ndarray]:
+    """The blend masks' landmarks per real crop path (``train.synthetic_landmarks``): a stored file,
+    ``prepare``'s ``landmarks.csv``, or landmarks re-detected on each crop (saved in the run, so a
+    resumed run makes the same fakes). Crops missing from the result use the layout's fixed points."""
+    source = cfg.train.synthetic_landmarks
+    if source == "layout":
+        return {}
+    beside = Path(cfg.data.manifest).parent / "landmarks.csv" if cfg.data.manifest else None
+    saved = run / SYNTHETIC_LANDMARKS_FILE
+    if source == "auto" and beside is not None and beside.is_file():
+        file = beside
+    elif source in ("auto", "detect"):
+        file = saved
+        if not saved.is_file():
+            from fakescope.data.images import load_image_rgb
+            from fakescope.preprocess.detectors import build_face_detector
+            from fakescope.preprocess.landmarks import detect_crop_landmarks, write_landmarks_csv
+
+            detector = build_face_detector(cfg.preprocess, device="cpu")
+
+            def load(path: str) -> np.ndarray:  # the decode FaceDataset blends on, so pixels match
+                return load_image_rgb(
+                    path, max_pixels=cfg.data.max_image_pixels, background=cfg.data.rgba_background
+                )
+
+            found = detect_crop_landmarks(
+                [r.path for r in rows], detector, load, progress=cfg.train.progress and info.is_main
+            )  # fmt: skip
+            if info.is_main:
+                write_landmarks_csv(saved, found)
+            marks = {p: pts for p, (pts, _) in found.items()}
+            _log_landmarks(marks, rows, "detected on the crops")
+            return marks
+    else:
+        file = Path(source)
+        if not file.is_file():
+            raise InputError(
+                f"train.synthetic_landmarks: {file}: file not found (or use auto, detect, layout)"
+            )
+    stored = read_aligned_landmarks(file)
+    marks = {r.path: stored[k] for r in rows if (k := str(Path(r.path).resolve())) in stored}
+    _log_landmarks(marks, rows, f"from {file}")
+    return marks
+
+
+def _log_landmarks(marks: dict[str, np.ndarray], rows: list[ManifestRow], where: str) -> None:
+    log.info(
+        "synthetic fakes: landmarks %s for %d of %d real crops; the rest use train.synthetic_face_layout's points",
+        where, len(marks), len(rows),
+    )  # fmt: skip
+
+
 def _synthetic_options(
-    cfg: ExperimentConfig, inputs: frozenset[str], train_rows: list[ManifestRow], val_rows: list[ManifestRow]
+    cfg: ExperimentConfig,
+    inputs: frozenset[str],
+    train_rows: list[ManifestRow],
+    val_rows: list[ManifestRow],
+    run: Path,
+    info: DistInfo,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``FaceDataset`` options for ``train.synthetic_fakes`` (none when it is null): the train split's
     real faces with a blend per epoch (or fixed, for detectors fed stored inputs), and, with
@@ -343,8 +405,9 @@ def _synthetic_options(
     tc = cfg.train
     if tc.synthetic_fakes is None:
         return {}, {}
-    marks_file = Path(cfg.data.manifest).parent / "landmarks.csv" if cfg.data.manifest else None
-    marks = read_aligned_landmarks(marks_file) if marks_file is not None and marks_file.is_file() else {}
+    marks = _synthetic_landmarks(
+        cfg, run, _reals(train_rows) + (_reals(val_rows) if tc.synthetic_val else []), info
+    )
 
     def fakes(rows: list[ManifestRow], seed: int) -> SyntheticFakes:
         reals = _reals(rows)
@@ -384,7 +447,7 @@ def _set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistIn
     detector = build_detector(cfg).to(device)
     inputs = detector_inputs(detector)
     image_opts = {"max_image_pixels": cfg.data.max_image_pixels, "background": cfg.data.rgba_background}
-    train_syn, val_syn = _synthetic_options(cfg, inputs, train_rows, val_rows)
+    train_syn, val_syn = _synthetic_options(cfg, inputs, train_rows, val_rows, run, info)
     train_ds = FaceDataset(
         train_rows, cfg.data.image_size, augment=resolve_augment(cfg, inputs),
         seed=cfg.seed, **train_syn, **image_opts,
