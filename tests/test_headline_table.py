@@ -58,11 +58,7 @@ def test_table_lists_each_detector_once_with_its_sbi_row_and_says_what_is_inside
     table = lc.headline_table(rows, cross, tmp_path)
     lines = table.splitlines()
     body = [ln for ln in lines if ln.startswith("| `")]
-    assert [ln.split("`")[1] for ln in body] == [
-        "airl[b4→lite0]",
-        "clip[clip→lite0]",
-        "meso4",
-    ]  # papers first
+    assert [ln.split("`")[1] for ln in body] == ["airl", "clip", "meso4"]  # papers first
     clip = body[1].split(" | ")
     assert "0.700 [0.67, 0.73]" in clip[2] and "10 min" in clip[5]
     assert clip[6] == "0.620 [0.58, 0.66]" and clip[7] == "0.660 [0.63, 0.69]"  # SBI: DFDC, FFHQ
@@ -73,7 +69,7 @@ def test_table_lists_each_detector_once_with_its_sbi_row_and_says_what_is_inside
     assert (
         "best `airl`" in reading
         and "inside its interval: `clip`" in reading
-        and "not inside: `meso4`" in reading
+        and "the other 1 lie outside it" in reading
     )
 
 
@@ -116,6 +112,6 @@ def test_update_docs_fills_readme_and_results_and_draws_the_figure(lc, tmp_path)
         "".join(f"<!-- {m} -->\n<!-- /{m} -->\n" for m in ("HEADLINE", "FULL_TABLE", "SBI_PAIRED"))
     )
     lc.update_docs(out, readme, results)
-    assert "| `airl[b4→lite0]` | AIRL | 0.720 [0.69, 0.75]" in readme.read_text()
+    assert "| `airl` | AIRL | 0.720 [0.69, 0.75]" in readme.read_text()
     assert results.read_text().count("airl") >= 3
     assert (tmp_path / "docs" / "images" / "detectors.png").stat().st_size > 5000
