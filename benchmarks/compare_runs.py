@@ -13,25 +13,15 @@ image must be in both files with the same label, else the script says which are 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 
-def read_predictions(path: Path) -> dict[str, tuple[int, float, str]]:
-    rows = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r.get("perturbation", "clean") not in ("", "clean"):
-                continue
-            key = "/".join(Path(r["path"]).parts[-2:])
-            rows[key] = (1 if r["label"] == "fake" else 0, float(r["score"]), r["group"])
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
+    from fakescope.errors import InputError
     from fakescope.eval.metrics import paired_bootstrap_auc_difference
+    from fakescope.eval.predictions import paired_clean_scores
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", type=Path)
@@ -40,20 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    a, b = read_predictions(args.a), read_predictions(args.b)
-    only = sorted(set(a) ^ set(b))
-    if only:
-        sys.exit(f"error: {len(only)} image(s) are scored by one run only (first: {only[0]}): compare runs "
-                 "scored on the same split")  # fmt: skip
-    keys = sorted(a)
-    if any(a[k][0] != b[k][0] for k in keys):
-        sys.exit("error: the two files disagree on labels: not the same data")
-    res = paired_bootstrap_auc_difference(
-        [a[k][0] for k in keys], [a[k][1] for k in keys], [b[k][1] for k in keys],
-        groups=[a[k][2] for k in keys], n=args.bootstrap,
-    )  # fmt: skip
+    try:
+        labels, sa, sb, groups = paired_clean_scores(args.a, args.b)
+    except InputError as err:
+        sys.exit(f"error: {err}")
+    res = paired_bootstrap_auc_difference(labels, sa, sb, groups=groups, n=args.bootstrap)
     na, nb = args.names
-    print(f"{len(keys)} images, {len({a[k][2] for k in keys})} groups")
+    print(f"{len(labels)} images, {len(set(groups))} groups")
     print(f"AUC {na} {res['auc_a']:.3f}, {nb} {res['auc_b']:.3f}")
     print(f"{na} - {nb} = {res['difference']:+.3f} [{res['ci_low']:+.3f}, {res['ci_high']:+.3f}] (paired 95% "
           f"bootstrap over groups); share of resamples with {na} <= {nb}: {res['p_not_better']:.3f}")  # fmt: skip

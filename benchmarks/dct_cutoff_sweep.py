@@ -28,7 +28,6 @@ Protocol (fixed before any result was seen; nothing here is chosen on test):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -105,37 +104,25 @@ def run_cutoff(
     return row
 
 
-def _compare_runs():
-    """benchmarks/compare_runs.py (not a package), loaded for its ``read_predictions``."""
-    spec = importlib.util.spec_from_file_location(
-        "compare_runs_bench", REPO / "benchmarks" / "compare_runs.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def paired_difference(run: Path, ref_run: Path, reference: int, n: int) -> dict:
     """DFDC test AUC(run) - AUC(ref_run) on the same images, paired bootstrap over source videos."""
     from fakescope.eval.metrics import paired_bootstrap_auc_difference
+    from fakescope.eval.predictions import paired_clean_scores
 
-    read = _compare_runs().read_predictions
-    a = read(run / "eval" / "predictions" / f"{run.name}__{IN_DOMAIN}.csv")
-    b = read(ref_run / "eval" / "predictions" / f"{ref_run.name}__{IN_DOMAIN}.csv")
-    keys = sorted(a)
-    if set(a) != set(b) or any(a[k][0] != b[k][0] for k in keys):
-        raise ValueError(f"{run.name} and {ref_run.name} were not scored on the same {IN_DOMAIN} test images")
-    res = paired_bootstrap_auc_difference(
-        [a[k][0] for k in keys], [a[k][1] for k in keys], [b[k][1] for k in keys],
-        groups=[a[k][2] for k in keys], n=n, seed=0,
-    )  # fmt: skip
-    return {"reference": reference, "dataset": IN_DOMAIN, "n_images": len(keys),
-            "n_groups": len({a[k][2] for k in keys}), **res}  # fmt: skip
+    labels, sa, sb, groups = paired_clean_scores(
+        run / "eval" / "predictions" / f"{run.name}__{IN_DOMAIN}.csv",
+        ref_run / "eval" / "predictions" / f"{ref_run.name}__{IN_DOMAIN}.csv",
+    )
+    res = paired_bootstrap_auc_difference(labels, sa, sb, groups=groups, n=n, seed=0)
+    return {"reference": reference, "dataset": IN_DOMAIN, "n_images": len(labels),
+            "n_groups": len(set(groups)), **res}  # fmt: skip
 
 
 def with_differences(rows: list[dict], out: Path, reference: int, n: int) -> list[dict]:
     """``rows``, each with ``paired_vs_reference`` (None when its detector has no finished reference
     cutoff or the two runs' test images differ)."""
+    from fakescope.errors import FakescopeError
+
     refs = {r["detector"]: r for r in rows if r["dct_cutoff"] == reference}
     done = []
     for r in rows:
@@ -148,7 +135,7 @@ def with_differences(rows: list[dict], out: Path, reference: int, n: int) -> lis
                     reference,
                     n,
                 )
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, FakescopeError) as e:
                 print(f"warning: no paired difference for {r['detector']} c={r['dct_cutoff']}: {e}",
                       file=sys.stderr)  # fmt: skip
         done.append({**r, "paired_vs_reference": diff})

@@ -341,13 +341,10 @@ def _predictions(run_dir: Path, s: str) -> Path | None:
 def sbi_paired_table(rows: list[dict], out: Path, bootstrap: int = 2000) -> str:
     """SBI-trained minus DFDC-fake-trained AUC for each detector and set, from the same images, with a
     paired bootstrap 95 % interval over groups (source videos; one image each in the cross sets)."""
-    import importlib.util
-
+    from fakescope.errors import InputError
     from fakescope.eval.metrics import paired_bootstrap_auc_difference
+    from fakescope.eval.predictions import paired_clean_scores
 
-    spec = importlib.util.spec_from_file_location("compare_runs", Path(__file__).with_name("compare_runs.py"))
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
     order, base, sbi = _headline_runs(rows)
     sets = ["dfdc", *CROSS_SETS]
     lines = ["| detector | " + " | ".join(f"SBI − fakes, {SET_NAMES[s]} (paired 95% CI)" for s in sets) + " |",
@@ -362,15 +359,12 @@ def sbi_paired_table(rows: list[dict], out: Path, bootstrap: int = 2000) -> str:
             if pa is None or pb is None:
                 cells.append("—")
                 continue
-            a, b = compare.read_predictions(pa), compare.read_predictions(pb)
-            keys = sorted(set(a) & set(b))
-            if len(keys) != len(a) or len(keys) != len(b):
-                cells.append(f"— (scored on different images: {len(a)} vs {len(b)})")
+            try:
+                labels, sa, sb, groups = paired_clean_scores(pa, pb)
+            except InputError as err:
+                cells.append(f"— ({err})")
                 continue
-            d = paired_bootstrap_auc_difference(
-                [a[k][0] for k in keys], [a[k][1] for k in keys], [b[k][1] for k in keys],
-                groups=[a[k][2] for k in keys], n=bootstrap,
-            )  # fmt: skip
+            d = paired_bootstrap_auc_difference(labels, sa, sb, groups=groups, n=bootstrap)
             verdict = "SBI better" if d["ci_low"] > 0 else "SBI worse" if d["ci_high"] < 0 else "inside"
             cells.append(f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] {verdict}")
         lines.append(f"| `{det}` | " + " | ".join(cells) + " |")

@@ -4,22 +4,19 @@ nothing again."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from bench_support import load_benchmark
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "dct_cutoff_sweep_bench", REPO / "benchmarks" / "dct_cutoff_sweep.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("dct_cutoff_sweep")
     return bench
 
 

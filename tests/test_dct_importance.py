@@ -3,7 +3,6 @@ gradient reaches exactly the coefficients a detector can see, and the benchmark 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench_support import load_benchmark
 from fakescope.config import load_config
 from fakescope.explain.dct_importance import dct_importance, importance_figure
 from fakescope.models.registry import build_detector
@@ -58,11 +58,7 @@ def test_benchmark_maps_a_tiny_trained_run(shared_data, tmp_path):
                        "data.max_per_split=16", "train.epochs=1", "train.batch_size=8", "train.progress=false",
                        "eval.bootstrap=0"])  # fmt: skip
     train(cfg, tmp_path / "run")
-    spec = importlib.util.spec_from_file_location(
-        "dct_importance_bench", REPO / "benchmarks" / "dct_importance.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("dct_importance")
     assert bench.main(["--run", str(tmp_path / "run"), "--data", str(shared_data / "dfdc-faces"),
                        "--max-images", "8", "--out", str(tmp_path / "out")]) == 0  # fmt: skip
     rec = json.loads((tmp_path / "out" / "run.json").read_text())

@@ -4,23 +4,20 @@ shows, what it calls "inside", the paired SBI-minus-fakes differences, and the m
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench_support import load_benchmark
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def lc():
-    spec = importlib.util.spec_from_file_location(
-        "learning_curve_bench", REPO / "benchmarks" / "learning_curve.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("learning_curve")
     return mod
 
 
@@ -77,8 +74,8 @@ def test_sbi_paired_difference_is_read_from_both_runs_predictions(lc, tmp_path):
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 200)
     groups = [f"v{i // 4}" for i in range(y.size)]
-    good = y + rng.normal(0, 0.6, y.size)
-    poor = y + rng.normal(0, 3.0, y.size)
+    good = 1 / (1 + np.exp(-(y - 0.5 + rng.normal(0, 0.6, y.size))))  # P(fake), as evaluate writes
+    poor = 1 / (1 + np.exp(-(y - 0.5 + rng.normal(0, 3.0, y.size))))
     runs = tmp_path / "runs"
     _predictions(runs / "clip__all" / "eval" / "predictions" / "clip__all__manifest_all.csv", y, poor, groups)
     _predictions(runs / "clip__all__sbi" / "eval" / "predictions" / "x.csv", y, good, groups)

@@ -326,3 +326,35 @@ def metrics_from_predictions(
         for level, values in m.items():
             out.append({"dataset": key[0], "perturbation": key[1], "level": level, **values})
     return out
+
+
+def paired_clean_scores(
+    path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Two runs' clean predictions of the same images, for a paired comparison
+    (:func:`fakescope.eval.metrics.paired_bootstrap_auc_difference`): ``(labels, scores_a, scores_b,
+    groups)`` in one order. Rows are matched on the image's last two path parts (``real/abc.jpg``), so
+    runs scored from different copies of a data set still pair. Raises ``InputError`` when an image is
+    scored by one run only or the two files disagree on a label."""
+
+    def by_image(path: str | os.PathLike[str]) -> dict[str, Prediction]:
+        return {
+            "/".join(Path(p.path).parts[-2:]): p for p in iter_predictions(path) if p.perturbation in CLEAN
+        }
+
+    a, b = by_image(path_a), by_image(path_b)
+    only = sorted(set(a) ^ set(b))
+    if only:
+        raise InputError(
+            f"{len(only)} image(s) are scored by one run only (first: {only[0]}): compare runs scored on the "
+            "same images"
+        )
+    keys = sorted(a)
+    if any(a[k].label != b[k].label for k in keys):
+        raise InputError(f"{path_a} and {path_b} disagree on labels: not the same data")
+    return (
+        np.array([a[k].label for k in keys], dtype=np.int64),
+        np.array([a[k].score for k in keys], dtype=np.float64),
+        np.array([b[k].score for k in keys], dtype=np.float64),
+        [a[k].group for k in keys],
+    )
