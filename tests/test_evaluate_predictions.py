@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from fakescope.eval.predictions import (
     PredictionWriter,
     iter_predictions,
     metrics_from_predictions,
+    paired_clean_scores,
 )
 
 
@@ -186,3 +188,23 @@ def test_cli_evaluate_errors_are_one_line(tmp_path, capsys):
     test = _write(tmp_path / "t.csv", _rows(4, 1, 0))
     assert main(["evaluate", "--predictions", str(test), "--val-predictions", str(one_class)]) == 2
     assert "need both real and fake" in capsys.readouterr().err
+
+
+def test_paired_clean_scores_pair_two_runs_on_the_same_images(tmp_path):
+    scored = _rows(6, 2, 0)
+    a = _write(tmp_path / "a.csv", scored)
+    # Run b scored another copy of the set (other root), in another order, plus a perturbed pass.
+    moved = [(replace(r, path="/copy" + r.path[2:]), 1 - s) for r, s in reversed(scored)]
+    with PredictionWriter(tmp_path / "b.csv") as w:
+        for row, s in moved:
+            w.write_row(row, s, "")
+            w.write_row(row, 0.5, "jpeg_q50")
+    labels, sa, sb, groups = paired_clean_scores(a, tmp_path / "b.csv")
+    assert labels.size == len(scored) and np.allclose(sa, 1 - sb)  # matched image by image
+    assert sorted(set(groups)) == [f"g{v}" for v in range(6)]
+    _write(tmp_path / "c.csv", scored[:-1])
+    with pytest.raises(InputError, match="1 image.s. are scored by one run only"):
+        paired_clean_scores(a, tmp_path / "c.csv")
+    flipped = [(replace(r, label=1 - r.label), s) for r, s in scored]
+    with pytest.raises(InputError, match="disagree on labels"):
+        paired_clean_scores(a, _write(tmp_path / "d.csv", flipped))
