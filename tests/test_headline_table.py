@@ -61,12 +61,12 @@ def test_table_lists_each_detector_once_with_its_sbi_row_and_says_what_is_inside
     assert clip[6] == "0.620 [0.58, 0.66]" and clip[7] == "0.660 [0.63, 0.69]"  # SBI: DFDC, FFHQ
     assert "0.99" not in table and "0.80" not in table  # tagged variants and smaller sizes stay out
     assert "baseline" in body[2]
-    reading = [ln for ln in lines if ln.startswith("- DFDC test, trained on DFDC fakes")][0]
+    reading = [ln for ln in lines if ln.startswith("- DFDC test, DFDC fakes")][0]
     # clip's 0.70 lies in airl's [0.69, 0.75] and airl's 0.72 in clip's [0.67, 0.73]; meso4 is below.
     assert (
         "best `airl`" in reading
         and "inside its interval: `clip`" in reading
-        and "the other 1 lie outside it" in reading
+        and "the other 1 are not." in reading
     )
 
 
