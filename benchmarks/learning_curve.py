@@ -288,10 +288,18 @@ def _inside(a: dict, b: dict) -> bool:
     return b["auc_ci_low"] <= a["auc"] <= b["auc_ci_high"] and a["auc_ci_low"] <= b["auc"] <= a["auc_ci_high"]
 
 
-def headline_table(rows: list[dict], cross: dict[str, list[dict]], out: Path, reading: bool = True) -> str:
-    """README's table: every detector's CPU recipe trained on the DFDC train split, and again on its
-    real faces with SBI blends as the fakes, each scored on DFDC test and the two cross sets; then
-    (``reading``), per set, which detectors are inside the best one's interval."""
+def _budget_cut(row: dict | None) -> bool:
+    """The run stopped at its epoch cap (or its time cap), not by early stopping."""
+    return bool(row) and (
+        row.get("time_cut") or (not row["stopped_early"] and row["epochs_run"] >= row["epochs_budget"])
+    )
+
+
+def headline_table(rows: list[dict], cross: dict[str, list[dict]], out: Path, readme: bool = False) -> str:
+    """Every detector's CPU recipe trained on the DFDC train split, and again on its real faces with
+    SBI blends as the fakes, each scored on DFDC test and the two cross sets; "†" marks a budget-cut
+    run's DFDC cell. For docs/results.md (not ``readme``) each row says which paper it comes from, and
+    lines follow saying, per set, which detectors are inside the best one's interval."""
     order, base, sbi = _headline_runs(rows)
     sets = ["dfdc", *CROSS_SETS]
 
@@ -301,18 +309,21 @@ def headline_table(rows: list[dict], cross: dict[str, list[dict]], out: Path, re
         sub = f", n {m['n']}" if m.get("dataset") in CROSS_SETS and m["n"] < 1600 else ""
         return f"{m['auc']:.3f} [{m['auc_ci_low']:.2f}, {m['auc_ci_high']:.2f}]{sub}"
 
-    lines = ["| detector | from | " + " | ".join(SET_NAMES[s] for s in sets) + " | train wall | SBI: "
+    def cells(row: dict | None) -> str:
+        m = _set_metrics(row, cross)
+        first = cell(m.get("dfdc")) + (" †" if _budget_cut(row) else "")
+        return " | ".join([first, *(cell(m.get(s)) for s in CROSS_SETS)])
+
+    src = "" if readme else " from |"
+    lines = [f"| detector |{src} " + " | ".join(SET_NAMES[s] for s in sets) + " | train wall | SBI: "
              + " | SBI: ".join(SET_NAMES[s] for s in sets) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in range(2 * len(sets) + 1)) + " |"]  # fmt: skip
+             "| --- |" + ("" if readme else " --- |") + " " + " | ".join("---" for _ in range(2 * len(sets) + 1))
+             + " |"]  # fmt: skip
     for det in order:
-        mb, ms = _set_metrics(base.get(det), cross), _set_metrics(sbi.get(det), cross)
         wall = _train_minutes(base[det], out / "runs" / f"{det}__all") if det in base else "—"
-        lines.append(
-            f"| `{det}` | {FAMILY.get(det, 'baseline')} | "
-            + " | ".join(cell(mb.get(s)) for s in sets) + f" | {wall} | "
-            + " | ".join(cell(ms.get(s)) for s in sets) + " |"
-        )  # fmt: skip
-    if not reading:
+        family = "" if readme else f" {FAMILY.get(det, 'baseline')} |"
+        lines.append(f"| `{det}` |{family} {cells(base.get(det))} | {wall} | {cells(sbi.get(det))} |")
+    if readme:
         return "\n".join(lines)
     lines.append("")
     for label, runs in (("DFDC fakes", base), ("SBI", sbi)):
@@ -427,7 +438,7 @@ def update_docs(out: Path, readme: Path, results: Path) -> None:
     rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
     cross = cross_results(out)
     head = headline_table(rows, cross, out)
-    table = headline_table(rows, cross, out, reading=False)  # README: the table; docs: who is inside whom
+    table = headline_table(rows, cross, out, readme=True)  # README: the table; docs: who is inside whom
     atomic_write_text(readme, replace_block(readme.read_text(encoding="utf-8"), "HEADLINE", table))
     text = replace_block(results.read_text(encoding="utf-8"), "HEADLINE", head)
     text = replace_block(text, "FULL_TABLE", full_table(rows, cross, variants=True))

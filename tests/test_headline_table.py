@@ -109,6 +109,13 @@ def test_update_docs_fills_readme_and_results_and_draws_the_figure(lc, tmp_path)
         "".join(f"<!-- {m} -->\n<!-- /{m} -->\n" for m in ("HEADLINE", "FULL_TABLE", "SBI_PAIRED"))
     )
     lc.update_docs(out, readme, results)
-    assert "| `airl` | AIRL | 0.720 [0.69, 0.75]" in readme.read_text()
+    assert "| `airl` | 0.720 [0.69, 0.75] | — |" in readme.read_text()  # README: no paper column
+    assert "| `airl` | AIRL | 0.720 [0.69, 0.75] |" in results.read_text()
     assert results.read_text().count("airl") >= 3
     assert (tmp_path / "docs" / "images" / "detectors.png").stat().st_size > 5000
+
+
+def test_a_budget_cut_run_is_marked(lc, tmp_path):
+    cut = {**_row("meso4", 0.70, 0.67, 0.73), "stopped_early": False, "epochs_run": 8, "epochs_budget": 8}
+    table = lc.headline_table([cut, _row("airl", 0.72, 0.69, 0.75)], {}, tmp_path, readme=True)
+    assert "| `meso4` | 0.700 [0.67, 0.73] † |" in table and "| `airl` | 0.720 [0.69, 0.75] |" in table
