@@ -125,6 +125,9 @@ def _device_name(device: str) -> str:
     return f"cpu ({os.cpu_count()} cores)"
 
 
+CURVE_TAGS = ("", "paperlr")
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Test AUC with its bootstrap 95% interval against training faces (log x), one line per detector."""
     import matplotlib
@@ -135,8 +138,10 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     by_det: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        if not r.get("tag"):  # the recipe's runs only; tagged variants (sweeps) are in the table
-            by_det[r["detector"]].append(r)
+        # The recipe's runs, and the AIRL family's curves at the paper's rate (tag ``paperlr``, the CPU
+        # recipe until stop 15); other tagged variants (sweeps) are in the table only.
+        if r.get("tag", "") in CURVE_TAGS:
+            by_det[r["detector"] + (f" [{r['tag']}]" if r.get("tag") else "")].append(r)
     curves = {det: rs for det, rs in by_det.items() if len(rs) > 1}  # one-size runs: the full table
     for k, (det, rs) in enumerate(sorted(curves.items())):
         rs = sorted(rs, key=lambda r: r["train_faces"])
@@ -244,12 +249,15 @@ SET_NAMES = {"dfdc": "DFDC test", "ffhq-stylegan": "FFHQ-StyleGAN", "ciplab-phot
 
 def _headline_runs(rows: list[dict]) -> tuple[list[str], dict[str, dict], dict[str, dict]]:
     """The DFDC-train-split runs of each detector's recipe (size ``all``, untagged) and its SBI run
-    (tag ``sbi``), in the registry's order (papers first, then baselines)."""
+    (tag ``sbi``), in the registry's order (papers first, then baselines), for every detector with a
+    run under OUT."""
     from fakescope.models.registry import list_detectors
 
     base = {r["detector"]: r for r in rows if r["size"] == "all" and not r.get("tag")}
     sbi = {r["detector"]: r for r in rows if r["size"] == "all" and r.get("tag") == "sbi"}
-    order = [d for d in list_detectors() if d in base or d in sbi]
+    # A detector with any run keeps its row while its recipe's run is retrained ("—" cells).
+    anyrun = {r["detector"] for r in rows}
+    order = [d for d in list_detectors() if d in anyrun]
     return order, base, sbi
 
 
@@ -338,7 +346,7 @@ def headline_table(rows: list[dict], cross: dict[str, list[dict]], out: Path, re
             lines.append(
                 f"- {SET_NAMES[s]}, {label}: best `{best}` {scored[best]['auc']:.3f}; inside its interval: "
                 + (", ".join(f"`{d}`" for d in inside) or "none")
-                + (f"; the other {len(outside)} are not." if outside else ".")
+                + (f"; the other {len(outside)} {'is' if len(outside) == 1 else 'are'} not." if outside else ".")
             )  # fmt: skip
     return "\n".join(lines)
 

@@ -66,8 +66,17 @@ def test_table_lists_each_detector_once_with_its_sbi_row_and_says_what_is_inside
     assert (
         "best `airl`" in reading
         and "inside its interval: `clip`" in reading
-        and "the other 1 are not." in reading
+        and "the other 1 is not." in reading
     )
+
+
+def test_a_detector_whose_recipe_run_is_retrained_keeps_an_empty_row(lc, tmp_path):
+    # The AIRL family's old-rate runs are tagged paperlr; until the new recipe's run lands the row shows
+    # "—" rather than vanishing or borrowing the old run's numbers.
+    rows = [_row("airl", 0.85, 0.82, 0.87), _row("airl_nocon", 0.72, 0.69, 0.75, tag="paperlr")]
+    body = [ln for ln in lc.headline_table(rows, {}, tmp_path).splitlines() if ln.startswith("| `")]
+    assert [ln.split("`")[1] for ln in body] == ["airl", "airl_nocon"]
+    assert "0.720" not in body[1] and body[1].split(" | ")[2] == "—"
 
 
 def test_sbi_paired_difference_is_read_from_both_runs_predictions(lc, tmp_path):
