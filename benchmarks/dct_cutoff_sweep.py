@@ -22,7 +22,9 @@ Protocol (fixed before any result was seen; nothing here is chosen on test):
   ``checkpoints/last``. A run cut by ``train.max_minutes`` is not evaluated: run again to continue it.
 - Results: ``OUT/dct_cutoff_sweep.json`` (one row per finished cutoff, with ``paired_vs_reference``),
   ``OUT/dct_cutoff_sweep.png`` (AUC against c with 95 % intervals, one line per data set) and a
-  Markdown table (``--markdown`` prints it for finished runs and exits).
+  Markdown table (``--markdown`` prints it for finished runs and exits; ``--update-docs
+  docs/results.md`` writes it between that file's ``TABLE_IV`` markers, with the figure). "(cut)" marks
+  a run that reached its epoch cap: budget-cut, not the method's result.
 """
 
 from __future__ import annotations
@@ -154,9 +156,15 @@ def _diff_cell(d: dict | None) -> str:
     return f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
 
 
+def _budget_cut(row: dict) -> bool:
+    """The run stopped at its epoch cap, not by early stopping: it might have gained from more epochs."""
+    return not row["stopped_early"] and row["epochs_run"] >= row["epochs_budget"]
+
+
 def markdown(rows: list[dict], cross: list[str], reference: int) -> str:
     """Table IV: one row per (detector, cutoff): DFDC test AUC and each cross set's AUC, with intervals,
-    and the paired DFDC test AUC difference against the reference cutoff."""
+    the paired DFDC test AUC difference against the reference cutoff, and "(cut)" where a run reached
+    its epoch cap (budget-cut)."""
     sets = [IN_DOMAIN, *[set_name(c) for c in cross]]
     lines = ["| detector | cutoff c | " + " | ".join(f"{s} AUC [95% CI]" for s in sets)
              + f" | Δ vs c={reference} (paired 95% CI) | best val AUC | epochs (best / run / budget) |",
@@ -166,7 +174,8 @@ def markdown(rows: list[dict], cross: list[str], reference: int) -> str:
         lines.append(
             f"| `{r['detector']}` | {r['dct_cutoff']} | " + " | ".join(cells)
             + f" | {_diff_cell(r.get('paired_vs_reference'))}"
-            + f" | {r['best_val_auc']:.3f} | {r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']} |"
+            + f" | {r['best_val_auc']:.3f} | {r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}"
+            + (" (cut)" if _budget_cut(r) else "") + " |"
         )  # fmt: skip
     return "\n".join(lines)
 
@@ -234,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=None, help="cap on images scored per set (smoke runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--markdown", action="store_true", help="print the table of finished cutoffs and exit")
+    p.add_argument("--update-docs", type=Path, metavar="RESULTS",
+                   help="write the table of finished cutoffs between the TABLE_IV markers of RESULTS "
+                   "(docs/results.md) and the figure to its images/dct_cutoff_sweep.png, and exit")  # fmt: skip
     args = p.parse_args(argv)
     out = Path(args.out)
     if any(o.split("=", 1)[0].strip() == "model.dct_cutoff" for o in args.overrides):
@@ -250,6 +262,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.markdown:
         print(markdown(finished(), args.cross, reference))
+        return 0
+    if args.update_docs:
+        from fakescope.utils.docblocks import write_blocks
+
+        rows = finished()
+        if not rows:
+            sys.exit(f"error: no finished cutoff under {out}/runs: nothing to write")
+        plot(rows, args.detector, args.cross, args.update_docs.parent / "images" / "dct_cutoff_sweep.png")
+        figure = "![AUC against the DCT cutoff](images/dct_cutoff_sweep.png)"
+        write_blocks(args.update_docs, {"TABLE_IV": markdown(rows, args.cross, reference) + "\n\n" + figure})
         return 0
     if (
         reference not in args.cutoffs

@@ -429,29 +429,18 @@ def detector_figure(rows: list[dict], cross: dict[str, list[dict]], path: Path) 
     plt.close(fig)
 
 
-def replace_block(text: str, name: str, content: str) -> str:
-    """``text`` with what lies between ``<!-- NAME -->`` and ``<!-- /NAME -->`` replaced by ``content``."""
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    i, j = text.find(start), text.find(end)
-    if i < 0 or j < i:
-        raise SystemExit(f"error: the markers {start} ... {end} are not in the file")
-    return text[: i + len(start)] + "\n" + content.strip("\n") + "\n" + text[j:]
-
-
 def update_docs(out: Path, readme: Path, results: Path) -> None:
     """Write the generated tables into README (HEADLINE) and docs/results.md (HEADLINE, FULL_TABLE,
     SBI_PAIRED), and the figure to docs/images/detectors.png."""
-    from fakescope.utils.atomic import atomic_write_text
+    from fakescope.utils.docblocks import write_blocks
 
     rows = [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/learning_curve_row.json"))]
     cross = cross_results(out)
-    head = headline_table(rows, cross, out)
-    table = headline_table(rows, cross, out, readme=True)  # README: the table; docs: who is inside whom
-    atomic_write_text(readme, replace_block(readme.read_text(encoding="utf-8"), "HEADLINE", table))
-    text = replace_block(results.read_text(encoding="utf-8"), "HEADLINE", head)
-    text = replace_block(text, "FULL_TABLE", full_table(rows, cross, variants=True))
-    text = replace_block(text, "SBI_PAIRED", sbi_paired_table(rows, out))
-    atomic_write_text(results, text)
+    # README: the table; docs: the table with who is inside whom, the full table and the paired SBI table.
+    write_blocks(readme, {"HEADLINE": headline_table(rows, cross, out, readme=True)})
+    write_blocks(results, {"HEADLINE": headline_table(rows, cross, out),
+                           "FULL_TABLE": full_table(rows, cross, variants=True),
+                           "SBI_PAIRED": sbi_paired_table(rows, out)})  # fmt: skip
     detector_figure(rows, cross, results.parent / "images" / "detectors.png")
 
 

@@ -57,8 +57,19 @@ def test_tiny_sweep_table_differences_plot_and_resume(shared_data, tmp_path, cap
     lines = [ln for ln in table.splitlines() if ln.startswith("| `airl` |")]
     assert [ln.split("|")[2].strip() for ln in lines] == ["2", "4"]
     assert "+0.000 [+0.000, +0.000]" in lines[1] and "—" not in "".join(lines)
+    assert all(ln.rstrip(" |").endswith("1 / 1 / 1 (cut)") for ln in lines)  # 1 epoch of 1: budget-cut
     assert (out / "dct_cutoff_sweep.png").stat().st_size > 5000
     assert not list(out.glob(".*.tmp"))
+
+    # --update-docs: the same table between the TABLE_IV markers, prose kept, the figure beside it.
+    results = tmp_path / "docs" / "results.md"
+    results.parent.mkdir()
+    results.write_text("before\n<!-- TABLE_IV -->\nold\n<!-- /TABLE_IV -->\nafter\n", encoding="utf-8")
+    assert bench.main([*argv, "--update-docs", str(results)]) == 0
+    doc = results.read_text()
+    assert doc.startswith("before\n<!-- TABLE_IV -->\n| detector | cutoff c |") and doc.endswith("after\n")
+    assert "old" not in doc and all(ln in doc for ln in lines) and "(images/dct_cutoff_sweep.png)" in doc
+    assert (results.parent / "images" / "dct_cutoff_sweep.png").stat().st_size > 5000
 
     # A rerun reads the finished rows back: no training, no scoring, row files untouched.
     row_files = sorted(out.glob("runs/*/sweep_row.json"))

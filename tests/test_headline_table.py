@@ -97,13 +97,6 @@ def test_sbi_paired_difference_is_read_from_both_runs_predictions(lc, tmp_path):
     assert "`airl`" not in table  # no SBI run: no row
 
 
-def test_replace_block_rewrites_only_between_markers(lc):
-    text = "a\n<!-- HEADLINE -->\nold\n<!-- /HEADLINE -->\nb\n"
-    assert lc.replace_block(text, "HEADLINE", "new") == "a\n<!-- HEADLINE -->\nnew\n<!-- /HEADLINE -->\nb\n"
-    with pytest.raises(SystemExit, match="SBI_PAIRED"):
-        lc.replace_block(text, "SBI_PAIRED", "x")
-
-
 def test_update_docs_fills_readme_and_results_and_draws_the_figure(lc, tmp_path):
     out = tmp_path / "lc"
     for r in (_row("airl", 0.72, 0.69, 0.75), _row("airl", 0.65, 0.61, 0.69, tag="sbi")):
