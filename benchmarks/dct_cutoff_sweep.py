@@ -156,26 +156,26 @@ def _diff_cell(d: dict | None) -> str:
     return f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
 
 
-def _budget_cut(row: dict) -> bool:
-    """The run stopped at its epoch cap, not by early stopping: it might have gained from more epochs."""
-    return not row["stopped_early"] and row["epochs_run"] >= row["epochs_budget"]
-
-
 def markdown(rows: list[dict], cross: list[str], reference: int) -> str:
     """Table IV: one row per (detector, cutoff): DFDC test AUC and each cross set's AUC, with intervals,
     the paired DFDC test AUC difference against the reference cutoff, and "(cut)" where a run reached
     its epoch cap (budget-cut)."""
+    from fakescope.train.trainer import budget_cut
+
     sets = [IN_DOMAIN, *[set_name(c) for c in cross]]
     lines = ["| detector | cutoff c | " + " | ".join(f"{s} AUC [95% CI]" for s in sets)
              + f" | Δ vs c={reference} (paired 95% CI) | best val AUC | epochs (best / run / budget) |",
              "| --- | --- | " + " | ".join("---" for _ in sets) + " | --- | --- | --- |"]  # fmt: skip
     for r in sorted(rows, key=lambda r: (r["detector"], r["dct_cutoff"])):
         cells = [_auc_cell(r["metrics"].get(s)) for s in sets]
+        cut = budget_cut(
+            epochs_run=r["epochs_run"], epochs_budget=r["epochs_budget"], stopped_early=r["stopped_early"]
+        )
         lines.append(
             f"| `{r['detector']}` | {r['dct_cutoff']} | " + " | ".join(cells)
             + f" | {_diff_cell(r.get('paired_vs_reference'))}"
             + f" | {r['best_val_auc']:.3f} | {r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}"
-            + (" (cut)" if _budget_cut(r) else "") + " |"
+            + (" (cut)" if cut else "") + " |"
         )  # fmt: skip
     return "\n".join(lines)
 

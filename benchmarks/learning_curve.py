@@ -298,9 +298,10 @@ def _inside(a: dict, b: dict) -> bool:
 
 def _budget_cut(row: dict | None) -> bool:
     """The run stopped at its epoch cap (or its time cap), not by early stopping."""
-    return bool(row) and (
-        row.get("time_cut") or (not row["stopped_early"] and row["epochs_run"] >= row["epochs_budget"])
-    )
+    from fakescope.train.trainer import budget_cut
+
+    return bool(row) and budget_cut(epochs_run=row["epochs_run"], epochs_budget=row["epochs_budget"],
+                                    stopped_early=row["stopped_early"], time_cut=row.get("time_cut", False))  # fmt: skip
 
 
 def headline_table(rows: list[dict], cross: dict[str, list[dict]], out: Path, readme: bool = False) -> str:

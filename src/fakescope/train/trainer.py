@@ -105,6 +105,13 @@ class TrainResult:
     time_cut: bool = False  # stopped by train.max_minutes before the epoch budget or early stopping
 
 
+def budget_cut(*, epochs_run: int, epochs_budget: int, stopped_early: bool, time_cut: bool = False) -> bool:
+    """A run cut by its budget: it reached its epoch cap (not early stopping) or ``train.max_minutes``
+    stopped it, so it might have gained from more training. Results tables mark such runs, because they
+    are not the method's result."""
+    return bool(time_cut) or (not stopped_early and epochs_run >= epochs_budget)
+
+
 def _validate(
     detector: torch.nn.Module,
     val_ds: FaceDataset,
