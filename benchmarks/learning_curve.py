@@ -175,7 +175,7 @@ def markdown(rows: list[dict]) -> str:
     for r in sorted(rows, key=lambda r: (r["detector"], r["train_faces"], r.get("tag", ""))):
         m = r["metrics"]
         budget = f"{r['best_epoch']} / {r['epochs_run']} / {r['epochs_budget']}"
-        if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"]:
+        if _epoch_capped(r):
             budget += " (budget reached)"
         if r.get("time_cut"):
             budget += " (time-cut)"
@@ -229,7 +229,7 @@ def full_table(rows: list[dict], cross: dict[str, list[dict]], variants: bool = 
             c = by_set.get(ds)
             sub = f", n {c['n']}" if c and c["n"] < 1600 else ""
             cells.append(f"{c['auc']:.3f} [{c['auc_ci_low']:.2f}, {c['auc_ci_high']:.2f}]{sub}" if c else "—")
-        cut = " (cut)" if not r["stopped_early"] and r["epochs_run"] >= r["epochs_budget"] else ""
+        cut = " (cut)" if _epoch_capped(r) else ""
         cut += " (time-cut)" if r.get("time_cut") else ""
         wall = f"{r['train_seconds_this_call'] / 60:.0f} min" + (" (+ resumed)" if r["resumed"] else "")
         lines.append(
@@ -294,6 +294,14 @@ def _train_minutes(row: dict, run_dir: Path) -> str:
 def _inside(a: dict, b: dict) -> bool:
     """Each point lies within the other's interval (the README's meaning of "inside")."""
     return b["auc_ci_low"] <= a["auc"] <= b["auc_ci_high"] and a["auc_ci_low"] <= b["auc"] <= a["auc_ci_high"]
+
+
+def _epoch_capped(row: dict) -> bool:
+    """The run reached its epoch cap, not early stopping (a time cut is marked on its own)."""
+    from fakescope.train.trainer import budget_cut
+
+    return budget_cut(epochs_run=row["epochs_run"], epochs_budget=row["epochs_budget"],
+                      stopped_early=row["stopped_early"])  # fmt: skip
 
 
 def _budget_cut(row: dict | None) -> bool:
