@@ -1,4 +1,4 @@
-"""The paper's own INR checks on real faces: Table 3 and Fig. 5 (papers/INFER.txt supplementary A.1-A.3).
+"""The paper's own INR checks on real faces: Table 3 and Fig. 5 (INFER supplementary A.1-A.3, anonymous NeurIPS-format submission).
 
 Table 3: mean PSNR of SIREN, Gauss and WIRE on real and fake DFDC faces after a fixed step budget
 (no early stop), each at one or more shared learning rates and at its own tuned one. The tuned lr is
