@@ -14,13 +14,13 @@ import pytest
 from fakescope.errors import InputError
 from fakescope.preprocess.config import FrameSamplingConfig
 from fakescope.preprocess.video import (
-    _h264_nonref_test,
     iter_frames,
     prefetch,
     probe_video,
     read_frames,
     select_frame_indices,
 )
+from fakescope.preprocess.video.plan import h264_nonref_test
 from test_video import LEVEL
 
 STRATEGIES = ("auto", "seek", "sequential")
@@ -69,7 +69,7 @@ def no_fallback(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("the planned decode fell back to decoding everything")
 
-    monkeypatch.setattr("fakescope.preprocess.video._iter_by_decoding", fail)
+    monkeypatch.setattr("fakescope.preprocess.video.decode._iter_by_decoding", fail)
 
 
 KEYS = {0, 3, 4, 17, 31, 32, 50}
@@ -102,7 +102,7 @@ def test_nonref_packets_are_found_and_never_keyframes(tmp_path):
     video = write_irregular(tmp_path / "irregular.mp4", KEYS)
     with av.open(str(video)) as c:
         stream = c.streams.video[0]
-        test = _h264_nonref_test(stream.codec_context)
+        test = h264_nonref_test(stream.codec_context)
         flags = [(p.is_keyframe, test(bytes(p))) for p in c.demux(stream) if p.size]
     assert any(nonref for _, nonref in flags), "no non-reference B-frames: the drop is never exercised"
     assert not any(key and nonref for key, nonref in flags)
@@ -125,7 +125,7 @@ def test_mpeg_ts_start_code_stream_matches(tmp_path, monkeypatch):
         pytest.skip("this FFmpeg gives the MPEG-TS packets no timestamps")
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
-        test = _h264_nonref_test(stream.codec_context)
+        test = h264_nonref_test(stream.codec_context)
         assert any(test(bytes(p)) for p in c.demux(stream) if p.size)
     indices = [1, 9, 10, 22, 29]
     truth = ground_truth(path, indices)

@@ -13,13 +13,19 @@
 """
 
 from fakescope.api.batch import DetectOutcome, detect_paths, expand_inputs
-from fakescope.api.detector import AlignedFace, FaceForgeryDetector, load
+from fakescope.api.detector import FaceForgeryDetector, load
 from fakescope.api.results import DetectOptions, FaceResult, FrameScore, Prediction
+from fakescope.inference.faces import FaceCrop
+
+#: The name :class:`FaceCrop` had when it lived in :mod:`fakescope.api.detector`; kept so existing
+#: imports keep working (:class:`fakescope.preprocess.align.AlignedFace` is the alignment result).
+AlignedFace = FaceCrop
 
 __all__ = [
     "AlignedFace",
     "DetectOptions",
     "DetectOutcome",
+    "FaceCrop",
     "FaceForgeryDetector",
     "FaceResult",
     "FrameScore",

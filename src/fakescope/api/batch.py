@@ -12,7 +12,7 @@ from typing import Any
 from fakescope.api.detector import FaceForgeryDetector
 from fakescope.api.results import Prediction
 from fakescope.errors import FakescopeError
-from fakescope.utils.paths import not_a_file_reason
+from fakescope.utils.paths import not_a_file_reason, scan_entry_reason
 from fakescope.utils.text import display_name, printable
 
 __all__ = ["DetectOutcome", "detect_paths", "expand_inputs", "skipped_summary"]
@@ -25,7 +25,8 @@ def expand_inputs(
     and videos (sorted). Returns ``(files, [(path, error line)])`` for paths that cannot be scored, each
     named with its cause (no such file, a FIFO, a symbolic-link loop, ...). With ``skipped``, each
     folder entry the scan left out is appended as ``(path, why)``."""
-    from fakescope.preprocess.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from fakescope.data.images import IMAGE_EXTENSIONS
+    from fakescope.preprocess.video.probe import VIDEO_EXTENSIONS
 
     files: list[Path] = []
     missing: list[tuple[str, str]] = []
@@ -57,9 +58,7 @@ def expand_inputs(
 
 def _scan_skip_reason(f: Path, wanted: frozenset[str]) -> str | None:
     """Why a folder scan leaves ``f`` out (``""``: a folder, not worth a line), ``None`` to take it."""
-    if f.is_dir() and not f.is_symlink():
-        return ""
-    reason = not_a_file_reason(f)
+    reason = scan_entry_reason(f)
     if reason is not None:
         return reason
     if f.suffix.lower() not in wanted:

@@ -1,14 +1,14 @@
 """The detector object: a trained run ready to score images (and, through :mod:`fakescope.api.video`,
 videos).
 
-A face goes through the same path as the training crops (DESIGN.md "Preprocessing"; INFER §3.1,
+A face goes through the same path as the training crops (docs/design.md, "Preprocessing"; INFER §3.1,
 AIRL §IV-B): the run's face detector (RetinaFace or MTCNN), 5-landmark similarity alignment with the
 run's margin, size and border fill (``preprocess.align``), then :mod:`fakescope.inference`, which
 builds the model inputs exactly as training and ``evaluate`` do (resize to ``data.image_size``, INR
 heatmaps for the INFER family, §3.3-3.4, frozen embeddings) and runs the classifier. The label uses
 the threshold chosen on the run's **validation** split (saved in the checkpoint), never 0.5 silently.
 
-Two engines run the classifier (issue 15): ``torch`` (the run's checkpoint) and ``onnx`` (a file
+Two engines run the classifier: ``torch`` (the run's checkpoint) and ``onnx`` (a file
 written by ``fakescope export``, run by onnxruntime through
 :class:`~fakescope.inference.onnx_engine.OnnxClassifier`). Everything before the classifier is the
 same code for both, so they give the same scores (docs/onnx.md).
@@ -20,31 +20,22 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from fakescope.api.results import DetectOptions, FaceResult, ImageInput, Prediction, source_name
 from fakescope.errors import InputError, ModelLoadError, NoFaceError
+from fakescope.inference.faces import FaceCrop
 from fakescope.inference.inputs import batch_for_crops, detector_inputs, model_image
 from fakescope.inference.predict import predict_batch
 
-__all__ = ["AlignedFace", "FaceForgeryDetector", "load"]
+if TYPE_CHECKING:
+    from fakescope.api.video import VideoSettings
 
-
-@dataclass
-class AlignedFace:
-    """A face ready for scoring: its aligned crop (``preprocess.align.size``) and where it was found
-    (all ``None`` for an input given as an aligned crop)."""
-
-    crop: np.ndarray
-    box: list[float] | None = None
-    landmarks: list[list[float]] | None = None
-    detection_score: float | None = None
-    outside_frame: float | None = None
+__all__ = ["FaceForgeryDetector", "load"]
 
 
 #: Above this share of the aligned crop filled from outside the image, the input is probably already a
@@ -63,7 +54,7 @@ def _tight_crop_note(faces: Sequence[FaceResult], border: str) -> str | None:
 
 
 def _is_video(src: ImageInput) -> bool:
-    from fakescope.preprocess.video import is_video_path
+    from fakescope.preprocess.video.probe import is_video_path
 
     return isinstance(src, (str, os.PathLike)) and is_video_path(src)
 
@@ -132,7 +123,7 @@ class FaceForgeryDetector:
         return "fake" if score >= (self.video_threshold if video else self.threshold) else "real"
 
     # -- stages -----------------------------------------------------------------------------------
-    def find_faces(self, image: np.ndarray, max_faces: int | None = None) -> list[AlignedFace]:
+    def find_faces(self, image: np.ndarray, max_faces: int | None = None) -> list[FaceCrop]:
         """Detect and align every face of an RGB uint8 image, largest first."""
         from fakescope.preprocess.align import align_face, outside_share
         from fakescope.preprocess.detectors import detect_tiled
@@ -147,7 +138,7 @@ class FaceForgeryDetector:
             align = self.cfg.preprocess.align
             aligned = align_face(image, d.landmarks, align, box=d.box)
             faces.append(
-                AlignedFace(
+                FaceCrop(
                     aligned.image,
                     [round(float(v), 1) for v in d.box],
                     np.asarray(d.landmarks, np.float64).round(2).tolist(),
@@ -214,7 +205,7 @@ class FaceForgeryDetector:
 
     def face_results(
         self,
-        faces: Sequence[AlignedFace],
+        faces: Sequence[FaceCrop],
         scores: np.ndarray,
         records: Sequence[dict[str, Any] | None],
         maps: Sequence[np.ndarray | None],
@@ -240,6 +231,27 @@ class FaceForgeryDetector:
                 )  # fmt: skip
             )
         return out
+
+    def score_faces(
+        self, name: str, faces: Sequence[FaceCrop], frames: Sequence[tuple[int, float | None]] | None = None
+    ) -> list[FaceResult]:
+        """Score faces found in the input ``name``: :meth:`score_crops`, :meth:`check_scores`, then
+        :meth:`face_results`."""
+        scores, records, maps = self.score_crops([f.crop for f in faces])
+        self.check_scores(name, scores)
+        return self.face_results(faces, scores, records, maps, frames)
+
+    def video_settings(self) -> VideoSettings:
+        """How :func:`~fakescope.api.video.predict_video` samples and scores a video for this run."""
+        from fakescope.api.video import VideoSettings
+
+        return VideoSettings(
+            frames_per_video=self.options.frames_per_video or self.cfg.eval.frames_per_video,
+            seek=self.cfg.preprocess.frames.seek,
+            face_select=self.cfg.preprocess.face_select,
+            no_face_policy=self.cfg.preprocess.no_face_policy,
+            explain_frames=self.options.explain_frames,
+        )
 
     # -- public -----------------------------------------------------------------------------------
     def predict(self, source: ImageInput, aligned: bool | None = None, progress: bool = False) -> Prediction:
@@ -272,14 +284,16 @@ class FaceForgeryDetector:
         )
 
     def _predict_image(self, source: ImageInput, aligned: bool) -> Prediction:
-        from fakescope.data.images import load_image_rgb
+        from fakescope.data.images import face_too_small, load_image_rgb
 
         name = source_name(source)
         image = load_image_rgb(
             source, max_pixels=self.cfg.data.max_image_pixels, background=self.cfg.data.rgba_background
         )
         if aligned:
-            faces = [AlignedFace(image)]
+            if (small := face_too_small(image, name)) is not None:  # no verdict on a 1-px "face"
+                raise small
+            faces = [FaceCrop(image)]
         else:
             faces = self.find_faces(image, self.options.max_faces)
             if not faces:

@@ -1,10 +1,17 @@
-"""`fakescope merge OUT`: the one manifest / summary / metrics table of a job run as shards."""
+"""`fakescope merge OUT`: the one manifest / summary / metrics table of a job run as shards.
+
+Each shard's marker (``OUT/shards/K-of-N/shard.json``, :mod:`fakescope.utils.sharding`) names the
+command that wrote it; the merge of that command builds the same files a one-process run writes:
+``prepare`` the crop manifest and its tables, ``fit-inr`` records.csv and summary.json, ``evaluate``
+the predictions, the metrics (computed once on the merged predictions) and the plots.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from fakescope.cli.common import positive_int
 
@@ -38,9 +45,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from fakescope.api.shards import merge_shards
+def merge_shards(out: Path, count: int | None = None) -> tuple[str, Any]:
+    """Merge the shards under ``out`` with the merge of the command that wrote them; returns (command,
+    what that command's merge returned)."""
+    from fakescope.errors import InputError
+    from fakescope.utils.sharding import read_shards
 
+    markers = read_shards(out, count)
+    command, count = markers[0]["command"], markers[0]["count"]
+    # Imported here, not at the top: `fakescope --help` does not pay for torch.
+    if command == "prepare":
+        from fakescope.preprocess.pipeline.run import merge_prepare
+
+        return command, merge_prepare(out, count)
+    if command == "fit-inr":
+        from fakescope.inr.run import merge_fit
+
+        return command, merge_fit(out, count)
+    if command == "evaluate":
+        from fakescope.eval.evaluate_shards import merge_evaluate
+
+        return command, merge_evaluate(out, count)
+    raise InputError(f"{out / 'shards'}: shards of an unknown command {command!r}")
+
+
+def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command, result = merge_shards(out, args.shards)
     if command == "prepare":

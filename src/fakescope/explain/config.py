@@ -1,6 +1,7 @@
 """Settings of the explanations (Grad-CAM overlays, INR heatmap figures, DCT residual maps).
 
-The papers show these figures (papers/INFER.txt Fig. 3 and Fig. 12; papers/AIRL.txt §VI-A) but leave
+The papers show these figures (INFER Fig. 3 and Fig. 12, an anonymous NeurIPS-format submission;
+AIRL (Parihar), §VI-A) but leave
 their rendering open; every such choice is a field here.
 """
 

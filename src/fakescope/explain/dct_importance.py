@@ -1,4 +1,4 @@
-"""Which 8×8 DCT coefficients a trained detector's verdict depends on (issue 14; AIRL §III-B argues that
+"""Which 8×8 DCT coefficients a trained detector's verdict depends on (AIRL §III-B argues that
 the useful evidence is high-frequency, and zeroes the ``u < c, v < c`` corner of every block).
 
 :func:`dct_importance` measures, for each of the 64 positions ``(u, v)`` of the block DCT of the

@@ -1,10 +1,10 @@
 """Figures that explain a score: INR heatmaps per layer, Grad-CAM overlays, DCT residual maps and
 the score of a video over time.
 
-- :func:`heatmap_figure` follows papers/INFER.txt Fig. 3: the input, one PCA heatmap per INR layer,
+- :func:`heatmap_figure` follows INFER Fig. 3 (anonymous NeurIPS-format submission): the input, one PCA heatmap per INR layer,
   and optionally the INR's reconstruction in the last column.
-- :func:`cam_overlay` blends a Grad-CAM map on the crop (papers/INFER.txt A.8 Fig. 12; AIRL §VI-A).
-- :func:`dct_residual_map` is what AIRL's frequency stream sees (papers/AIRL.txt §III-C): the block
+- :func:`cam_overlay` blends a Grad-CAM map on the crop (INFER supplementary A.8, Fig. 12; AIRL §VI-A).
+- :func:`dct_residual_map` is what AIRL's frequency stream sees (AIRL (Parihar), §III-C): the block
   DCT with the low-frequency u < c, v < c coefficients zeroed, computed by ``fakescope.models.dct``.
 - :func:`score_over_time_figure` plots per-frame scores of a video against the decision threshold.
 
@@ -74,7 +74,7 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45, cmap: st
 
 
 def dct_residual_map(crop: np.ndarray, cutoff: int = 4, kind: str = "spatial", block: int = 8) -> np.ndarray:
-    """What AIRL's frequency stream sees (papers/AIRL.txt §III-B, Eq. 2-3): BT.601 grayscale, 8×8
+    """What AIRL's frequency stream sees (AIRL §III-B, Eq. 2-3): BT.601 grayscale, 8×8
     orthonormal DCT-II, the u < c and v < c coefficients of every block zeroed.
 
     ``kind="spatial"`` (default) transforms the kept coefficients back to pixels (the high-frequency
@@ -114,7 +114,7 @@ def heatmap_figure(
     title: str | None = None,
     cfg: ExplainConfig | None = None,
 ) -> Figure:
-    """One row in the style of papers/INFER.txt Fig. 3: input | Layer 1 … Layer L | reconstruction."""
+    """One row in the style of INFER Fig. 3: input | Layer 1 … Layer L | reconstruction."""
     cfg = cfg or ExplainConfig()
     maps = np.asarray(heatmaps, np.float32)
     if maps.ndim != 3:

@@ -1,7 +1,7 @@
 """Grad-CAM (Selvaraju et al., 2017) for any registered detector.
 
-Both papers explain their detectors with Grad-CAM: INFER on its CLIP/RGB branch (papers/INFER.txt,
-supplementary A.8, Fig. 12) and AIRL on its RGB stream (papers/AIRL.txt §VI-A). The hook sits on
+Both papers explain their detectors with Grad-CAM: INFER on its CLIP/RGB branch (anonymous
+NeurIPS-format submission, supplementary A.8, Fig. 12) and AIRL on its RGB stream (Parihar, §VI-A). The hook sits on
 ``detector.gradcam_layer()`` (docs/CONTRACTS.md); the target is the *fake* logit, so a bright region is
 one whose activation pushes the score towards "fake".
 

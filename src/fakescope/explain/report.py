@@ -5,10 +5,11 @@ zipped, mailed or served as is; no network, no script). It shows what a reviewer
 doubt a score:
 
 - the aligned crop of every face, its score and the decision threshold (the one chosen on the run's
-  validation split; DESIGN.md "Model selection");
-- INR heatmaps per layer for INFER-family detectors (papers/INFER.txt §3.4, Fig. 3);
-- Grad-CAM on the RGB / CLIP branch (papers/INFER.txt A.8 Fig. 12; papers/AIRL.txt §VI-A);
-- the block-DCT high-frequency residual for AIRL-family detectors (papers/AIRL.txt §III-C);
+  validation split; docs/design.md, "Model selection");
+- INR heatmaps per layer for INFER-family detectors (INFER §3.4, Fig. 3; anonymous NeurIPS-format
+  submission);
+- Grad-CAM on the RGB / CLIP branch (INFER supplementary A.8, Fig. 12; AIRL (Parihar), §VI-A);
+- the block-DCT high-frequency residual for AIRL-family detectors (AIRL §III-C);
 - for a video, the score over time and the frames with no face.
 
 :func:`write_index` writes one page linking every input's report.
@@ -101,10 +102,34 @@ def write_report(
     cfg = cfg or ExplainConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ext = cfg.image_format
     p = prediction
+    parts = _header(p, banner) + _verdict_line(p)
+    if p["kind"] == "video":
+        parts += _score_over_time(p, out)
+    parts += _faces_heading(p, explanations)
+    for k, (face_idx, ex) in enumerate(zip(p["explained"], explanations, strict=True)):
+        parts += _face_card(p["faces"][face_idx], face_idx, ex, f"face{k:02d}", out, cfg)
+    if not p["faces"]:
+        parts.append("<p>No face was found, so there is nothing to explain.</p>")
+    parts += [_FOOTER, "</body></html>"]
+    path = out / "index.html"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+# ---- sections of a report (each returns its HTML lines and writes the images it shows into ``out``) ----
+
+_FOOTER = (
+    "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
+    "&lsquo;fake&rsquo;; heatmaps are each layer's first principal component of the INR "
+    "activations; the DCT map shows the high-frequency residual (the image rebuilt from its 8&times;8-block DCT coefficients above the cutoff).</p>"
+)
+
+
+def _header(p: Mapping[str, Any], banner: str | None) -> list[str]:
+    """The page head, the input's name and where its score came from, and the run's banner."""
     esc = html.escape
-    parts: list[str] = [
+    parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>fakescope: {esc(Path(p['source']).name)}</title>"
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{esc(Path(p['source']).name)}</h1>",
@@ -113,6 +138,12 @@ def write_report(
     ]
     if banner:
         parts.append(f"<p class='banner'>{esc(banner)}</p>")
+    return parts
+
+
+def _verdict_line(p: Mapping[str, Any]) -> list[str]:
+    """The verdict, the threshold and where it comes from, and the input's note (if any)."""
+    esc = html.escape
     thr_note = (
         "chosen on the run's validation split"
         if p["threshold_source"] == "validation"
@@ -121,105 +152,112 @@ def write_report(
     what = (
         "video score = mean of frame scores" if p["kind"] == "video" else "image score = highest face score"
     )
-    parts.append(
+    parts = [
         f"<p>{_verdict(p['score'], p['label'])}&nbsp; threshold <b>{p['threshold']:.3f}</b> "
         f"<span class='muted'>({esc(thr_note)}; {esc(what)})</span></p>"
-    )
+    ]
     if p.get("error"):
         parts.append(f"<p class='banner'>{esc(p.get('error'))}</p>")
+    return parts
 
-    if p["kind"] == "video":
-        parts.append("<h2>Score over time</h2>")
-        times = [f["time_s"] if f["time_s"] is not None else float(f["frame"]) for f in p["frames"]]
-        xlabel = "time (s)" if all(f["time_s"] is not None for f in p["frames"]) else "frame"
-        fig = score_over_time_figure(
-            times, [f["score"] for f in p["frames"]], p["threshold"], p["score"], xlabel
-        )
-        save_figure(fig, out / "score_over_time.png")
-        parts.append("<img class='wide' src='score_over_time.png' alt='score over time'>")
-        parts.append(
-            f"<p class='muted'>{p['frames_sampled']} frames sampled, {p['frames_no_face']} with no face "
-            f"(policy: {esc(p['no_face_policy'])}).</p>"
-        )
 
+def _score_over_time(p: Mapping[str, Any], out: Path) -> list[str]:
+    """A video's frame scores over time (score_over_time.png) and its sampled / no-face counts."""
+    times = [f["time_s"] if f["time_s"] is not None else float(f["frame"]) for f in p["frames"]]
+    xlabel = "time (s)" if all(f["time_s"] is not None for f in p["frames"]) else "frame"
+    fig = score_over_time_figure(times, [f["score"] for f in p["frames"]], p["threshold"], p["score"], xlabel)
+    save_figure(fig, out / "score_over_time.png")
+    return [
+        "<h2>Score over time</h2>",
+        "<img class='wide' src='score_over_time.png' alt='score over time'>",
+        f"<p class='muted'>{p['frames_sampled']} frames sampled, {p['frames_no_face']} with no face "
+        f"(policy: {html.escape(p['no_face_policy'])}).</p>",
+    ]
+
+
+def _faces_heading(p: Mapping[str, Any], explanations: list[FaceExplanation]) -> list[str]:
     if p["faces"] and p["kind"] == "image":
-        parts.append(f"<h2>{len(p['faces'])} face(s)</h2>")
-    elif p["kind"] == "video" and explanations:
-        parts.append(f"<h2>The {len(explanations)} highest-scoring frame(s)</h2>")
-    for k, (face_idx, ex) in enumerate(zip(p["explained"], explanations, strict=True)):
-        f = p["faces"][face_idx]
-        tag = f"face{k:02d}"
-        figs: list[str] = []
-        save_image(ex.crop, out / f"{tag}_crop.{ext}")
+        return [f"<h2>{len(p['faces'])} face(s)</h2>"]
+    if p["kind"] == "video" and explanations:
+        return [f"<h2>The {len(explanations)} highest-scoring frame(s)</h2>"]
+    return []
+
+
+def _face_figures(ex: FaceExplanation, tag: str, out: Path, cfg: ExplainConfig) -> str:
+    """The aligned crop, Grad-CAM and DCT residual images of one face, side by side."""
+    ext = cfg.image_format
+    save_image(ex.crop, out / f"{tag}_crop.{ext}")
+    figs = [
+        f"<figure><img class='sq' src='{tag}_crop.{ext}' alt='aligned crop'>"
+        "<figcaption>aligned crop (model input)</figcaption></figure>"
+    ]
+    if ex.cam is not None:
+        save_image(
+            cam_overlay(ex.crop, ex.cam, cfg.cam_alpha, cfg.cam_colormap), out / f"{tag}_gradcam.{ext}"
+        )
         figs.append(
-            f"<figure><img class='sq' src='{tag}_crop.{ext}' alt='aligned crop'>"
-            "<figcaption>aligned crop (model input)</figcaption></figure>"
+            f"<figure><img class='sq' src='{tag}_gradcam.{ext}' alt='Grad-CAM'>"
+            "<figcaption>Grad-CAM toward &lsquo;fake&rsquo;</figcaption></figure>"
         )
-        if ex.cam is not None:
-            save_image(
-                cam_overlay(ex.crop, ex.cam, cfg.cam_alpha, cfg.cam_colormap), out / f"{tag}_gradcam.{ext}"
-            )
-            figs.append(
-                f"<figure><img class='sq' src='{tag}_gradcam.{ext}' alt='Grad-CAM'>"
-                "<figcaption>Grad-CAM toward &lsquo;fake&rsquo;</figcaption></figure>"
-            )
-        if ex.dct_residual is not None:
-            save_image(dct_residual_image(ex.dct_residual, cfg), out / f"{tag}_dct.{ext}")
-            figs.append(
-                f"<figure><img class='sq' src='{tag}_dct.{ext}' alt='DCT residual'>"
-                "<figcaption>block-DCT high-frequency residual</figcaption></figure>"
-            )
-        where = (
-            f"frame {f['frame']}" + (f" ({f['time_s']:.2f} s)" if f.get("time_s") is not None else "")
-            if f.get("frame") is not None
-            else f"face {face_idx + 1}"
+    if ex.dct_residual is not None:
+        save_image(dct_residual_image(ex.dct_residual, cfg), out / f"{tag}_dct.{ext}")
+        figs.append(
+            f"<figure><img class='sq' src='{tag}_dct.{ext}' alt='DCT residual'>"
+            "<figcaption>block-DCT high-frequency residual</figcaption></figure>"
         )
-        parts.append(
-            f"<div class='card'><div>{_verdict(f['score'], f['label'])} <span class='muted'>{esc(where)}"
-            "</span></div>"
-        )
-        parts.append("<div class='row' style='margin-top:8px'>" + "".join(figs) + "</div>")
-        if ex.heatmaps is not None:
-            fig = heatmap_figure(ex.crop, ex.heatmaps, cfg=cfg)
-            save_figure(fig, out / f"{tag}_inr_heatmaps.png")
-            parts.append(
-                "<h2>INR heatmaps per layer</h2>"
-                f"<img class='wide' src='{tag}_inr_heatmaps.png' alt='INR heatmaps'>"
-            )
-        rows = [
-            ("box (x1, y1, x2, y2)", _fmt_box(f["box"])),
+    return "<div class='row' style='margin-top:8px'>" + "".join(figs) + "</div>"
+
+
+def _face_facts(f: Mapping[str, Any], ex: FaceExplanation) -> str:
+    """The table under a face: box, detector confidence, INR fit, why Grad-CAM is missing."""
+    rows = [
+        ("box (x1, y1, x2, y2)", _fmt_box(f["box"])),
+        (
+            "face detector confidence",
+            "—" if f["detection_score"] is None else f"{f['detection_score']:.3f}",
+        ),
+    ]
+    inr = f.get("inr")
+    if inr:
+        rows.append(
             (
-                "face detector confidence",
-                "—" if f["detection_score"] is None else f"{f['detection_score']:.3f}",
-            ),
-        ]
-        inr = f.get("inr")
-        if inr:
-            rows.append(
-                (
-                    "INR fit",
-                    f"{inr.get('steps')} steps, {inr.get('psnr', float('nan')):.1f} dB"
-                    f"{'' if inr.get('reached', True) else ' (target not reached)'}",
-                )
+                "INR fit",
+                f"{inr.get('steps')} steps, {inr.get('psnr', float('nan')):.1f} dB"
+                f"{'' if inr.get('reached', True) else ' (target not reached)'}",
             )
-        if ex.cam_note:
-            rows.append(("Grad-CAM", ex.cam_note))
-        parts.append(
-            "<table style='margin-top:8px'>"
-            + "".join(f"<tr><th>{esc(a)}</th><td>{esc(b)}</td></tr>" for a, b in rows)
-            + "</table></div>"
         )
-    if not p["faces"]:
-        parts.append("<p>No face was found, so there is nothing to explain.</p>")
-    parts.append(
-        "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
-        "&lsquo;fake&rsquo;; heatmaps are each layer's first principal component of the INR "
-        "activations; the DCT map shows the high-frequency residual (the image rebuilt from its 8&times;8-block DCT coefficients above the cutoff).</p>"
+    if ex.cam_note:
+        rows.append(("Grad-CAM", ex.cam_note))
+    esc = html.escape
+    return (
+        "<table style='margin-top:8px'>"
+        + "".join(f"<tr><th>{esc(a)}</th><td>{esc(b)}</td></tr>" for a, b in rows)
+        + "</table>"
     )
-    parts.append("</body></html>")
-    path = out / "index.html"
-    atomic_write_text(path, "\n".join(parts))
-    return path
+
+
+def _face_card(
+    f: Mapping[str, Any], face_idx: int, ex: FaceExplanation, tag: str, out: Path, cfg: ExplainConfig
+) -> list[str]:
+    """One face's card: its verdict and where it is, its images, INR heatmaps and facts."""
+    where = (
+        f"frame {f['frame']}" + (f" ({f['time_s']:.2f} s)" if f.get("time_s") is not None else "")
+        if f.get("frame") is not None
+        else f"face {face_idx + 1}"
+    )
+    parts = [
+        f"<div class='card'><div>{_verdict(f['score'], f['label'])} <span class='muted'>{html.escape(where)}"
+        "</span></div>",
+        _face_figures(ex, tag, out, cfg),
+    ]
+    if ex.heatmaps is not None:
+        save_figure(heatmap_figure(ex.crop, ex.heatmaps, cfg=cfg), out / f"{tag}_inr_heatmaps.png")
+        parts.append(
+            "<h2>INR heatmaps per layer</h2>"
+            f"<img class='wide' src='{tag}_inr_heatmaps.png' alt='INR heatmaps'>"
+        )
+    parts.append(_face_facts(f, ex) + "</div>")  # the card ends after its table
+    return parts
 
 
 def write_index(

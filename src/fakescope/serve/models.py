@@ -150,7 +150,8 @@ class _Counting:
 def video_frames_total(det: FaceForgeryDetector, path: Path) -> int:
     """How many frames :func:`fakescope.api.video.predict_video` will sample from ``path``."""
     from fakescope.preprocess.config import FrameSamplingConfig
-    from fakescope.preprocess.video import probe_video, select_frame_indices
+    from fakescope.preprocess.video.probe import probe_video
+    from fakescope.preprocess.video.sampling import select_frame_indices
 
     count = det.options.frames_per_video or det.cfg.eval.frames_per_video
     probe = probe_video(path)
