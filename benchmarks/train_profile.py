@@ -41,9 +41,10 @@ def profile(args: argparse.Namespace, variant: str, sets: list[str]) -> dict:
     from fakescope.data.sampler import BalancedBatchSampler
     from fakescope.data.splits import load_splits
     from fakescope.inference.inputs import detector_inputs
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
     from fakescope.train.losses import detector_loss
-    from fakescope.train.trainer import resolve_augment
+    from fakescope.train.setup import resolve_augment
 
     os.chdir(REPO)  # the recipes' manifest paths are relative to the repository
     cfg = load_config(args.config, sets)
@@ -52,13 +53,15 @@ def profile(args: argparse.Namespace, variant: str, sets: list[str]) -> dict:
         torch.set_num_threads(cfg.train.num_threads)
     rows = load_splits(cfg.data)["train"]
     torch.manual_seed(0)
-    det = build_detector(cfg)
+    det = build_detector(cfg.model, input_spec_for(cfg))
     if tc.channels_last:
         det = det.to(memory_format=torch.channels_last)
     aug = resolve_augment(cfg, detector_inputs(det))
     sampler = BalancedBatchSampler([r.label for r in rows], tc.batch_size, seed=cfg.seed)
     sampler.set_epoch(0, 0)
-    opt = torch.optim.Adam(det.param_groups(tc.lr), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.Adam(
+        det.param_groups(tc.lr, tc.backbone_lr_mult), lr=tc.lr, weight_decay=tc.weight_decay
+    )
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         opt, T_0=tc.restart_period, eta_min=tc.min_lr
     )

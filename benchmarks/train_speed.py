@@ -97,6 +97,7 @@ def time_loop(
 
     from fakescope.config import load_config
     from fakescope.train import trainer as T
+    from fakescope.train.setup import set_up
     from fakescope.utils.distributed import DistInfo
 
     os.chdir(REPO)  # the recipes' manifest paths are relative to the repository
@@ -114,7 +115,7 @@ def time_loop(
         with tempfile.TemporaryDirectory() as tmp:
             torch.manual_seed(cfg.seed)
             t0 = time.perf_counter()
-            s = T._set_up(cfg, Path(tmp), torch.device("cpu"), DistInfo())
+            s = set_up(cfg, Path(tmp), torch.device("cpu"), DistInfo())
             setup_s = time.perf_counter() - t0
             s.sampler.set_epoch(0, 0)
             s.train_ds.set_epoch(0)
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     from fakescope.data.images import load_image_rgb
     from fakescope.data.manifest import read_manifest
     from fakescope.inference.inputs import compute_inputs, detector_inputs, images_to_tensor, model_image
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
     from fakescope.train.losses import detector_loss
     from fakescope.utils.atomic import atomic_write_json
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             cfg = load_config(REPO / "configs" / "cpu" / f"{det_name}.yaml", [f"data.image_size={size}"])
             torch.manual_seed(0)
-            det = build_detector(cfg)
+            det = build_detector(cfg.model, input_spec_for(cfg))
             crops = [model_image(c, cfg) for c in raw]
             needed = set(detector_inputs(det)) - {"image"}
             t0 = time.perf_counter()
@@ -210,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             batch = {"image": images_to_tensor(crops), "label": labels}
             for k, v in built.stores.items():
                 batch[k] = torch.from_numpy(np.stack(v))
-            opt = torch.optim.Adam(det.param_groups(cfg.train.lr), lr=cfg.train.lr)
+            opt = torch.optim.Adam(
+                det.param_groups(cfg.train.lr, cfg.train.backbone_lr_mult), lr=cfg.train.lr
+            )
             det.train()
             load_before = os.getloadavg()[0]
             times = []

@@ -12,11 +12,13 @@ import torch
 
 from fakescope.config import load_config
 from fakescope.errors import ConfigError, ModelLoadError
+from fakescope.inference.spec import input_spec_for
 from fakescope.models.registry import build_detector
 
 
 def _build(name: str, *extra: str):
-    return build_detector(load_config(None, [f"model.name={name}", "model.pretrained=false", *extra]))
+    cfg = load_config(None, [f"model.name={name}", "model.pretrained=false", *extra])
+    return build_detector(cfg.model, input_spec_for(cfg))
 
 
 @pytest.mark.parametrize(("name", "paper_params"), [("meso4", 27_977), ("mesoinception4", 28_615)])
@@ -46,7 +48,7 @@ def test_srm_frozen_streams_stay_frozen():
     det = _build("srm", "model.backbone=efficientnet_tiny", "model.freeze_backbone=true")
     det.train()
     assert not det.backbone.training and not det.noise_backbone.training
-    assert {id(p) for g in det.param_groups(1e-4) for p in g["params"]} == {
+    assert {id(p) for g in det.param_groups(1e-4, 0.1) for p in g["params"]} == {
         id(p) for p in det.head.parameters()
     }
 
@@ -61,7 +63,7 @@ def test_spsl_phase_image_ignores_the_amplitude():
 
 def test_univfd_trains_one_linear_layer_on_the_frozen_embedding():
     det = _build("univfd", "model.backbone=clip_tiny")
-    trainable = [p for g in det.param_groups(1e-4) for p in g["params"]]
+    trainable = [p for g in det.param_groups(1e-4, 0.1) for p in g["params"]]
     assert sum(p.numel() for p in trainable) == det.backbone.out_dim * 2 + 2
     cached = torch.randn(3, det.backbone.out_dim)
     out = det({"clip": cached})
@@ -72,7 +74,7 @@ def test_xception_pretrained_offline_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = load_config(None, ["model.name=xception", "model.backbone=xception", "model.pretrained=true"])
     with pytest.raises(ModelLoadError, match="legacy_xception.*model.weights_path"):
-        build_detector(cfg)
+        build_detector(cfg.model, input_spec_for(cfg))
 
 
 @pytest.mark.filterwarnings("ignore:Level value")  # the tiny backbone's 32-d embedding is short for db6
@@ -81,7 +83,7 @@ def test_wavelet_clip_is_pywavelets_dwt_refine_and_inverse_then_a_linear_layer()
 
     det = _build("wavelet_clip", "model.backbone=clip_tiny", "model.wavelet_levels=2").eval()
     dim = det.backbone.out_dim
-    trainable = {id(p) for g in det.param_groups(1e-4) for p in g["params"]}
+    trainable = {id(p) for g in det.param_groups(1e-4, 0.1) for p in g["params"]}
     assert trainable == {id(p) for p in [*det.refine.parameters(), *det.classifier.parameters()]}
     x = torch.randn(3, dim, dtype=torch.float64)
     # Reference: PyWavelets on each embedding, the refinement on the coarsest approximation only.
@@ -141,7 +143,7 @@ def test_f3net_streams_train_their_widened_stems_at_the_backbone_rate_and_refuse
     assert det.backbone.in_chans == 12 and det.lfs_backbone.in_chans == 6
     backbone = {id(p) for p in det.backbone_parameters()}
     assert {id(p) for p in det.fad.parameters()} | {id(p) for p in det.lfs.parameters()} <= {
-        id(p) for g in det.param_groups(1e-4) for p in g["params"]
+        id(p) for g in det.param_groups(1e-4, 0.1) for p in g["params"]
     } - backbone  # the learnable filters train at the base rate
     from fakescope.errors import InputError
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fakescope.config import load_config
+from fakescope.inference.spec import input_spec_for
 from fakescope.models.registry import build_detector, list_detectors
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -30,9 +31,10 @@ def test_paper_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.model.name == path.stem
     tiny_backbone = TINY.get(cfg.model.backbone, cfg.model.backbone)
-    det = build_detector(
-        load_config(path, ["model.pretrained=false", f"model.backbone={tiny_backbone}", "data.image_size=32"])
+    tiny = load_config(
+        path, ["model.pretrained=false", f"model.backbone={tiny_backbone}", "data.image_size=32"]
     )
+    det = build_detector(tiny.model, input_spec_for(tiny))
     det_cls = type(det)
     det.eval()
     with torch.no_grad():
@@ -69,7 +71,7 @@ def test_paper_config_loads_and_builds(path):
 def test_cpu_config_builds_with_real_lite0_weights(path):
     cfg = load_config(path)
     assert cfg.data.image_size <= 160
-    det = build_detector(cfg)
+    det = build_detector(cfg.model, input_spec_for(cfg))
     if det.backbone is not None:
         assert cfg.model.backbone == "lite0" and det.backbone.pretrained
     if "heatmaps" in det.inputs:
@@ -102,4 +104,5 @@ def test_gpu_config_is_its_cpu_recipe_at_the_papers_size_and_budget(path):
     same = lambda c: c.model_dump(exclude={"name": True, "device": True, "data": {"image_size", "num_workers"},  # noqa: E731
                                            "train": {"epochs", "early_stopping_patience"}})  # fmt: skip
     assert same(gpu) == same(cpu)
-    build_detector(load_config(path, ["device=cpu"]))
+    cpu_built = load_config(path, ["device=cpu"])
+    build_detector(cpu_built.model, input_spec_for(cpu_built))

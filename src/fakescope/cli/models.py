@@ -37,7 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from fakescope.errors import ConfigError
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import detector_class
     from fakescope.models.summary import format_table, summarize_detectors
     from fakescope.utils.schema import json_safe
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.only or []:
         detector_class(name)
     cfg = config_from_args(args)
-    rows = summarize_detectors(cfg, names=args.only, image_size=args.image_size, backbone=args.backbone)
+    spec = replace(input_spec_for(cfg), image_size=args.image_size)  # heatmaps stay the config's (inr.*)
+    rows = summarize_detectors(cfg.model, spec, names=args.only, backbone=args.backbone)
     if args.json:
         print(json.dumps(json_safe([r.as_dict() for r in rows]), indent=2, allow_nan=False))
     else:

@@ -1,7 +1,7 @@
 """Inference speed of ``detect``: faces per second per model family, split by stage.
 
-papers/AIRL.txt §V-F (Table VI) reports 15.8 ms per face for AIRL (EfficientNet-B4 + DCT stream) on
-an A100, i.e. about 63 faces/s; INFER (papers/INFER.txt) reports no latency, but its cost is dominated
+AIRL (Parihar), §V-F (Table VI) reports 15.8 ms per face for AIRL (EfficientNet-B4 + DCT stream) on
+an A100, i.e. about 63 faces/s; INFER (anonymous NeurIPS-format submission) reports no latency, but its cost is dominated
 by fitting an INR to every face (§3.3; supplementary A.1-A.5).
 
 Each face goes through the same path as :meth:`fakescope.api.FaceForgeryDetector.predict`, one input
@@ -84,11 +84,12 @@ def detector_from_config(
 ) -> FaceForgeryDetector:
     """A :class:`FaceForgeryDetector` with randomly initialised weights (``model.pretrained`` is
     switched off so nothing is downloaded), for timing only; its threshold is the default 0.5."""
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
 
     cfg = cfg.model_copy(deep=True)
     cfg.model.pretrained = False
-    detector = build_detector(cfg).to(device).eval()
+    detector = build_detector(cfg.model, input_spec_for(cfg)).to(device).eval()
     meta = {"detector": cfg.model.name, "val_threshold": None}
     return FaceForgeryDetector(detector, cfg, meta, device, "<random weights, for timing>", options)
 
@@ -101,7 +102,7 @@ def onnx_detector_from_config(
     options: DetectOptions | None = None,
 ) -> FaceForgeryDetector:
     """:func:`detector_from_config`'s random detector exported to ONNX in ``folder`` and loaded for the
-    ONNX engine (``--engine onnx`` without ``--run``; issue 15). Raises
+    ONNX engine (``--engine onnx`` without ``--run``). Raises
     :class:`~fakescope.inference.onnx_engine.OnnxExportError` for a detector that has no export."""
     from fakescope.api import load
     from fakescope.inference.onnx_engine import export_detector
@@ -167,8 +168,7 @@ def measure_detect_speed(
 
 def load_bench_images(folder: str | os.PathLike[str], n: int) -> list[np.ndarray]:
     """The first ``n`` images (sorted) under ``folder``, decoded once so decoding is not timed."""
-    from fakescope.data.images import load_image_rgb
-    from fakescope.preprocess.video import IMAGE_EXTENSIONS
+    from fakescope.data.images import IMAGE_EXTENSIONS, load_image_rgb
 
     root = Path(folder)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -6,11 +6,11 @@ whichever command scores it:
 
 - ``image``: the crop resized to ``data.image_size`` (:func:`model_image`: INTER_AREA down, INTER_CUBIC
   up), as float ``[3,S,S]`` in [0, 1] (each backbone normalises itself);
-- ``heatmaps``: INR heatmaps fitted on that resized uint8 crop (papers/INFER.txt §3.3-3.4) through
+- ``heatmaps``: INR heatmaps fitted on that resized uint8 crop (INFER §3.3-3.4, anonymous NeurIPS-format submission) through
   :func:`fakescope.inr.heatmaps_for_images`, with the content-addressed :class:`~fakescope.inr.HeatmapCache`
   when a cache folder is given;
-- ``clip``: the frozen image-backbone embedding of the same crop (INFER §3.2; DESIGN.md "CLIP": computed
-  once and cached) through :func:`fakescope.models.features.clip_features_for_images`.
+- ``clip``: the frozen image-backbone embedding of the same crop (INFER §3.2; frozen, so it is computed
+  once and cached: docs/design.md, "CLIP branch and head") through :func:`fakescope.models.features.clip_features_for_images`.
 
 Training augmentation is the one step that is not here: it belongs to the training data only
 (:class:`fakescope.data.dataset.FaceDataset`), and it is applied to ``image`` alone, after the stores
@@ -117,7 +117,7 @@ def compute_inputs(
         from fakescope.models.features import clip_features_for_images
 
         feats = clip_features_for_images(
-            list(crops), cfg, device, cache_dir=cache_dir, detector=detector, progress=progress
+            list(crops), cfg.model, device, cache_dir=cache_dir, detector=detector, progress=progress
         )
         out.stores["clip"] = [np.asarray(f, dtype=np.float32) for f in feats]
     return out
@@ -180,7 +180,7 @@ def _empty_stores(
         from fakescope.models.features import FeatureCache, image_backbone_for
         from fakescope.models.features import image_key as feature_key
 
-        backbone = image_backbone_for(cfg, detector)
+        backbone = image_backbone_for(cfg.model, detector)
         if getattr(detector, "backbone", None) is not backbone:
             detector = _BackboneOnly(backbone)
         # As clip_features_for_images: a random backbone's embeddings are never cached, so they spill.

@@ -1,13 +1,14 @@
-"""The ONNX path for inference (issue 15, "An ONNX path for inference"): export a trained run's
+"""The ONNX path for inference (docs/onnx.md): export a trained run's
 classifier with ``torch.onnx.export`` and score batches with onnxruntime instead of PyTorch.
 
 What goes into the graph:
 
 - AIRL family (``airl``, ``airl_rgb``, ``airl_freq``, ``airl_nocon``, ``airl_early``): the whole detector
   on the aligned, resized face image ``image`` ``[B,3,S,S]`` in [0, 1]. The backbone normalises inside
-  the graph, and the block DCT of the frequency stream (papers/AIRL.txt §III-B) is a matrix product
+  the graph, and the block DCT of the frequency stream (AIRL (Parihar), §III-B) is a matrix product
   (:mod:`fakescope.models.dct`), so it is in the graph too.
-- INFER family: the head on precomputed inputs (papers/INFER.txt §3.2-3.5): the INR heatmaps
+- INFER family: the head on precomputed inputs (INFER §3.2-3.5, anonymous NeurIPS-format
+  submission): the INR heatmaps
   ``heatmaps`` ``[B,L,R,R]`` (fitted per face by an optimisation loop, which cannot be a graph) and the
   frozen image embedding ``clip`` ``[B,D]``; plus ``image`` for the ablations that read pixels. The
   engine computes heatmaps and embeddings in PyTorch exactly as the torch engine does
@@ -61,7 +62,7 @@ __all__ = [
 ONNX_FORMAT = "fakescope-onnx/1"
 #: Detectors whose whole forward (RGB backbone and DCT stream) is exported on the face image.
 AIRL_FAMILY = ("airl", "airl_rgb", "airl_freq", "airl_nocon", "airl_early")
-#: Largest |P(fake)| difference between onnxruntime and PyTorch that export accepts (issue 15: 1e-3).
+#: Largest |P(fake)| difference between onnxruntime and PyTorch that export accepts.
 EXPORT_TOLERANCE = 1e-3
 #: Graph inputs in the order they are declared; a detector uses a subset.
 _INPUT_ORDER = ("image", "clip", "heatmaps")
@@ -101,7 +102,7 @@ def graph_input_names(detector: nn.Module) -> list[str]:
     family = getattr(detector, "family", "") or "no family"
     raise OnnxExportError(
         f"detector {name} ({family}) has no ONNX export: only the AIRL family "
-        f"({', '.join(AIRL_FAMILY)}) and the INFER-family heads are exported (issue 15); "
+        f"({', '.join(AIRL_FAMILY)}) and the INFER-family heads are exported; "
         "score it with --engine torch"
     )
 
@@ -378,7 +379,7 @@ def _session(data: bytes, device: torch.device, path: Path) -> Any:
 def _embedding_backbone(cfg: ExperimentConfig, props: dict[str, str], path: Path) -> nn.Module:
     from fakescope.models.features import image_backbone_for
 
-    backbone = image_backbone_for(cfg)
+    backbone = image_backbone_for(cfg.model)
     same = backbone.spec.name == props.get("embedding_backbone")
     if not same or state_sha256(backbone) != props.get("embedding_backbone_sha256"):
         raise ModelLoadError(

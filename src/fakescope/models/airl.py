@@ -1,4 +1,4 @@
-"""The AIRL family (papers/AIRL.txt §III and the Table III ablations of §V-C).
+"""The AIRL family (AIRL (Parihar), §III and the Table III ablations of §V-C).
 
 - ``airl``: EfficientNet-B4 RGB stream (1792-d) ⊕ block-DCT frequency stream (256-d), late fusion
   (Linear 2048→512 → BatchNorm → ReLU → Dropout 0.3), classifier 512→2 and projection 512→256→128
@@ -26,7 +26,8 @@ from fakescope.models.registry import register_detector
 from fakescope.models.streams import DctStream, dct_frequency_map
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = [
     "AirlFamily",
@@ -47,9 +48,9 @@ class AirlFamily(Detector):
     use_freq: ClassVar[bool] = True
     early_fusion: ClassVar[bool] = False
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
-        m = cfg.model
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
+        m = config
         dim = 0
         self.dct_stream: DctStream | None = None
         if self.use_freq:
@@ -107,13 +108,13 @@ class AirlFamily(Detector):
         """The ``[B,1,H,W]`` high-pass block-DCT map of the batch (the frequency stream's input)."""
         if self.dct_stream is not None:
             return self.dct_stream.frequency_map(images)
-        m = self.cfg.model
+        m = self.config
         return dct_frequency_map(images, m.dct_cutoff, m.dct_log_magnitude, m.dct_block, m.dct_input_scale)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The pretrained backbone's parameters, without the early-fusion stem filter that reads the DCT
         channel: that one is new, so :meth:`Detector.param_groups` trains it at the head's rate
-        (``train.lr``), not at ``train.backbone_lr_mult`` × (papers/AIRL.txt §III-C trains the new
+        (``train.lr``), not at ``train.backbone_lr_mult`` × (AIRL §III-C trains the new
         parts from scratch at the base rate)."""
         params = super().backbone_parameters()
         extra = getattr(self.backbone, "extra_input_parameters", None)

@@ -1,7 +1,7 @@
 """The ``model`` config section: which registered detector to build and how.
 
-Every architectural choice that papers/INFER.txt §3.5 / §4.2 and papers/AIRL.txt §III leave open is a
-field here, with the value used in ``configs/`` as its default (see docs/detectors.md).
+Every architectural choice that INFER §3.5 / §4.2 (anonymous NeurIPS-format submission) and AIRL
+(Parihar), §III leave open is a field here, with the value used in ``configs/`` as its default (see docs/detectors.md).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ModelConfig(StrictModel):
         None, description="folder of cached frozen image embeddings (keyed by image hash + backbone id)"
     )
 
-    # INFER heatmap encoder (papers/INFER.txt §3.5)
+    # INFER heatmap encoder (INFER §3.5)
     heatmap_mode: Literal["channels", "shared"] = Field(
         "channels",
         description="channels: the L heatmaps are the input channels of one encoder; shared: one encoder "
@@ -77,7 +77,7 @@ class ModelConfig(StrictModel):
         description="FFT stream input: log-magnitude spectrum of the BT.601 gray image or per RGB channel",
     )
 
-    # AIRL frequency stream (papers/AIRL.txt §III-B)
+    # AIRL frequency stream (AIRL §III-B)
     dct_cutoff: int = Field(
         4, ge=0, le=8, description="zero DCT coefficients with u < c and v < c (Table IV: 2-6)"
     )

@@ -1,4 +1,4 @@
-"""Block DCT high-pass filtering of face crops (papers/AIRL.txt §III-B, Eq. 1-3; Table IV sweeps the cutoff).
+"""Block DCT high-pass filtering of face crops (AIRL (Parihar), §III-B, Eq. 1-3; Table IV sweeps the cutoff).
 
 The AIRL frequency stream converts the image to BT.601 grayscale, cuts it into non-overlapping 8×8
 blocks, takes each block's orthonormal 2-D DCT-II, zeroes the low-frequency corner (``u < c`` and
@@ -113,7 +113,7 @@ def _tile_mask(h: int, w: int, cutoff: int, block: int, device: torch.device) ->
 
 def block_dct_highpass(gray: Tensor, cutoff: int = 4, log_magnitude: bool = False, block: int = 8) -> Tensor:
     """AIRL's frequency-stream input: block DCT of ``gray`` with the low ``cutoff×cutoff`` corner of
-    every block zeroed, reassembled into a ``[B,1,H,W]`` map (papers/AIRL.txt §III-B, Eq. 2-3).
+    every block zeroed, reassembled into a ``[B,1,H,W]`` map (AIRL §III-B, Eq. 2-3).
 
     ``log_magnitude=False`` (the default, as in the paper) returns the raw signed coefficients of the
     input's value range. ``log_magnitude=True`` returns ``log(1 + |F|)`` with ``F`` computed on 0-255

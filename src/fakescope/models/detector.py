@@ -3,7 +3,7 @@
 A detector takes a batch dict (``image`` ``[B,3,S,S]`` in ``[0,1]``, optionally ``heatmaps`` and a cached
 ``clip`` embedding) and returns ``{"logits": [B,2], "prob": [B], "features": [B,D]}`` plus
 ``"embedding": [B,128]`` (L2-normalised) when it trains with SupCon (``uses_supcon``). The loss is
-training's: :func:`fakescope.train.losses.detector_loss` (papers/AIRL.txt Eq. 7; INFER trains with
+training's: :func:`fakescope.train.losses.detector_loss` (AIRL (Parihar), Eq. 7; INFER trains with
 cross-entropy only, §3.5).
 """
 
@@ -15,10 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from fakescope.errors import InputError
-from fakescope.models.backbones import ImageBackbone, build_backbone
+from fakescope.models.backbones.build import build_backbone
+from fakescope.models.backbones.specs import ImageBackbone
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["Detector", "output_dict"]
 
@@ -32,7 +34,9 @@ def output_dict(logits: Tensor, features: Tensor, embedding: Tensor | None = Non
 
 class Detector(nn.Module):
     """Base class. Subclasses set ``family``, ``description``, ``inputs``, ``default_backbone`` and
-    ``uses_supcon``, build their parts in ``__init__`` and implement ``forward``."""
+    ``uses_supcon``, build their parts in ``__init__`` from ``config`` (their ``ModelConfig``) and
+    ``input_spec`` (the batch shapes, :class:`~fakescope.models.spec.InputSpec`) alone, and implement
+    ``forward``."""
 
     name: ClassVar[str] = "detector"
     family: ClassVar[str] = ""
@@ -46,10 +50,10 @@ class Detector(nn.Module):
     #: True when a frozen image embedding is one of the inputs: ``batch["clip"]`` replaces the backbone.
     uses_image_embedding: ClassVar[bool] = False
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.backbone_lr_mult = float(cfg.train.backbone_lr_mult)
+        self.config = config
+        self.input_spec = input_spec
         self.backbone: ImageBackbone | None = None
         self.freeze_backbone = False
 
@@ -57,11 +61,11 @@ class Detector(nn.Module):
 
     @property
     def backbone_name(self) -> str:
-        name = self.cfg.model.backbone
+        name = self.config.backbone
         return self.default_backbone if name == "auto" and self.default_backbone else name
 
     def _build_backbone(self, in_chans: int = 3) -> ImageBackbone:
-        m = self.cfg.model
+        m = self.config
         backbone = build_backbone(
             self.backbone_name, m.pretrained, m.weights_path, m.hf_cache_dir, in_chans, m.early_fusion_init
         )
@@ -80,17 +84,17 @@ class Detector(nn.Module):
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters()) if self.backbone is not None else []
 
-    def param_groups(self, base_lr: float) -> list[dict[str, Any]]:
-        """Trainable parameters: the pretrained backbone at ``train.backbone_lr_mult`` × ``base_lr``
-        (AIRL §III-C, "differential learning rates"), everything trained from scratch at ``base_lr``.
-        Frozen parameters are left out."""
+    def param_groups(self, base_lr: float, backbone_lr_mult: float) -> list[dict[str, Any]]:
+        """Trainable parameters: the pretrained backbone at ``backbone_lr_mult`` × ``base_lr`` (training
+        passes ``train.backbone_lr_mult``; AIRL §III-C, "differential learning rates"), everything
+        trained from scratch at ``base_lr``. Frozen parameters are left out."""
         backbone_ids = {id(p) for p in self.backbone_parameters()}
         pretrained = self.backbone is not None and self.backbone.pretrained
         bb = [p for p in self.parameters() if id(p) in backbone_ids and p.requires_grad]
         rest = [p for p in self.parameters() if id(p) not in backbone_ids and p.requires_grad]
         groups = []
         if bb:
-            mult = self.backbone_lr_mult if pretrained else 1.0
+            mult = backbone_lr_mult if pretrained else 1.0
             groups.append({"params": bb, "lr": base_lr * mult, "name": "backbone"})
         if rest:
             groups.append({"params": rest, "lr": base_lr, "name": "head"})

@@ -37,14 +37,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fakescope.errors import ConfigError, InputError
-from fakescope.models.backbones import TimmBackbone, first_conv, set_first_conv
+from fakescope.models.backbones.timm_cnn import TimmBackbone, first_conv, set_first_conv
 from fakescope.models.dct import dct_matrix, rgb_to_gray_bt601
 from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
 from fakescope.models.streams import full_precision
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["F3NetDetector", "FrequencyAwareDecomposition", "LocalFrequencyStatistics", "band_mask"]
 
@@ -148,11 +149,11 @@ class F3NetDetector(Detector):
     default_backbone: ClassVar[str | None] = "xception"
     inputs = frozenset({"image"})
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
-        m = cfg.model
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
+        m = config
         self.branches = m.f3net_branches
-        size = cfg.data.image_size
+        size = input_spec.image_size
         dims = 0
         self.fad: FrequencyAwareDecomposition | None = None
         self.lfs: LocalFrequencyStatistics | None = None

@@ -1,5 +1,6 @@
-"""Frozen image embeddings computed once per image and cached (DESIGN.md "INFER": CLIP "is frozen, and
-its features are computed once and cached"; papers/INFER.txt §3.2).
+"""Frozen image embeddings computed once per image and cached: CLIP is frozen, so its features need
+computing only once (docs/design.md, "CLIP branch and head"; INFER §3.2, anonymous NeurIPS-format
+submission).
 
 The cache is content-addressed: one safetensors file per image under
 ``<cache_dir>/features/<backbone id>/<hash[:2]>/<hash>.safetensors``, where the hash covers the image's
@@ -22,11 +23,12 @@ import torch
 from safetensors.torch import load_file, save
 
 from fakescope.errors import ConfigError, InputError
-from fakescope.models.backbones import ImageBackbone, build_backbone
+from fakescope.models.backbones.build import build_backbone
+from fakescope.models.backbones.specs import ImageBackbone
 from fakescope.utils.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
 
 __all__ = ["FeatureCache", "image_key", "embed_images", "clip_features_for_images", "image_backbone_for"]
 
@@ -117,24 +119,24 @@ def embed_images(
     return [np.asarray(v, dtype=np.float32) for v in out]  # type: ignore[arg-type]
 
 
-def image_backbone_for(cfg: ExperimentConfig, detector: torch.nn.Module | None = None) -> ImageBackbone:
-    """The detector's own frozen image backbone, or a fresh one built from ``cfg.model``."""
+def image_backbone_for(model: ModelConfig, detector: torch.nn.Module | None = None) -> ImageBackbone:
+    """The detector's own frozen image backbone, or a fresh one built from ``model`` (the ``model``
+    section of a run's config)."""
     backbone = getattr(detector, "backbone", None) if detector is not None else None
     if isinstance(backbone, ImageBackbone):
         return backbone
     from fakescope.models.registry import detector_class
 
-    cls = detector_class(cfg.model.name)
-    name = cfg.model.backbone if cfg.model.backbone != "auto" else cls.default_backbone
+    cls = detector_class(model.name)
+    name = model.backbone if model.backbone != "auto" else cls.default_backbone
     if name is None:
-        raise ConfigError(f"detector {cfg.model.name} has no image backbone to compute embeddings with")
-    m = cfg.model
-    return build_backbone(name, m.pretrained, m.weights_path, m.hf_cache_dir)
+        raise ConfigError(f"detector {model.name} has no image backbone to compute embeddings with")
+    return build_backbone(name, model.pretrained, model.weights_path, model.hf_cache_dir)
 
 
 def clip_features_for_images(
     images: Sequence[np.ndarray],
-    cfg: ExperimentConfig,
+    model: ModelConfig,
     device: torch.device | str = "cpu",
     cache_dir: str | os.PathLike[str] | None = None,
     detector: torch.nn.Module | None = None,
@@ -144,7 +146,7 @@ def clip_features_for_images(
     """The batch ``clip`` input of INFER-family detectors: the frozen image-backbone embedding of each
     uint8 crop (CLIP ViT-L/14, or the configured stand-in), cached under ``cache_dir`` (default
     ``model.clip_cache_dir``) when the backbone is pretrained."""
-    backbone = image_backbone_for(cfg, detector).to(device)
-    root = cache_dir if cache_dir is not None else cfg.model.clip_cache_dir
+    backbone = image_backbone_for(model, detector).to(device)
+    root = cache_dir if cache_dir is not None else model.clip_cache_dir
     cache = FeatureCache(root, backbone.backbone_id) if (root is not None and backbone.pretrained) else None
     return embed_images(backbone, images, device, cache, batch_size, progress)

@@ -1,4 +1,5 @@
-"""The INFER family (papers/INFER.txt §3.2, §3.5 and the Table 2 ablations of §4.2).
+"""The INFER family (INFER §3.2, §3.5 and the Table 2 ablations of §4.2; anonymous NeurIPS-format
+submission).
 
 - ``infer``: frozen CLIP ViT-L/14 embedding ⊕ INR-heatmap encoder → 3-layer head (hidden 256), CE.
 - ``clip``: the CLIP embedding alone → the same head.
@@ -24,7 +25,8 @@ from fakescope.models.registry import register_detector
 from fakescope.models.streams import FftStream, HeatmapEncoder, RgbStream
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = [
     "InferFamily",
@@ -66,16 +68,17 @@ class InferFamily(Detector):
     use_fft: ClassVar[bool] = False
     use_rgb: ClassVar[bool] = False
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
-        m = cfg.model
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
+        m = config
         dim = 0
         if self.uses_image_embedding:
             self.backbone = self._build_backbone()
             dim += self.backbone.out_dim
         if self.use_heatmaps:
+            maps = input_spec.heatmap_count  # one input channel per INR heatmap
             self.heatmap_encoder = HeatmapEncoder(
-                cfg.inr.depth, m.heatmap_channels, m.heatmap_stride, m.heatmap_embed_dim, m.heatmap_mode
+                maps, m.heatmap_channels, m.heatmap_stride, m.heatmap_embed_dim, m.heatmap_mode
             )
             dim += self.heatmap_encoder.out_dim
         if self.use_rgb:

@@ -28,7 +28,8 @@ from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["Meso4Detector", "MesoInception4Detector", "InceptionLayer"]
 
@@ -69,8 +70,8 @@ class MesoFamily(Detector):
     inputs = frozenset({"image"})
     inception: ClassVar[bool] = False
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
         if self.inception:
             first = InceptionLayer(3, 1, 4, 4, 2)
             second = InceptionLayer(first.out_channels, 2, 4, 4, 2)

@@ -1,4 +1,5 @@
-"""Detector registry: build a detector from its name plus the experiment config (docs/CONTRACTS.md)."""
+"""Detector registry: build a detector from its own ``ModelConfig`` plus an ``InputSpec``
+(docs/CONTRACTS.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import TYPE_CHECKING, TypeVar
 from fakescope.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
     from fakescope.models.detector import Detector
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["register_detector", "build_detector", "list_detectors", "detector_class"]
 
@@ -35,7 +37,7 @@ def _ensure_loaded() -> None:
     import fakescope.models.airl  # noqa: F401
     import fakescope.models.infer  # noqa: F401
 
-    # The papers' baselines (issue 14), after the two papers' own detectors.
+    # The methods the papers compare against (docs/detectors.md, Baselines), after the papers' own detectors.
     from fakescope.models import f3net, mesonet, spsl, srm, univfd, wavelet_clip, xception  # noqa: F401
 
 
@@ -53,7 +55,17 @@ def detector_class(name: str) -> type[Detector]:
     return cls
 
 
-def build_detector(cfg: ExperimentConfig) -> Detector:
-    """Build ``cfg.model.name`` with the rest of ``cfg``. Pretrained weights that cannot be loaded raise
-    :class:`~fakescope.errors.ModelLoadError`; nothing falls back to random weights silently."""
-    return detector_class(cfg.model.name)(cfg)
+def build_detector(model: ModelConfig, spec: InputSpec) -> Detector:
+    """Build ``model.name`` from its config and the shapes of the batches it will read (from an
+    experiment config: ``build_detector(cfg.model, input_spec_for(cfg))``). Pretrained weights that
+    cannot be loaded raise :class:`~fakescope.errors.ModelLoadError`; nothing falls back to random
+    weights silently."""
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
+
+    if not isinstance(model, ModelConfig) or not isinstance(spec, InputSpec):
+        raise TypeError(
+            "build_detector takes a ModelConfig and an InputSpec, e.g. build_detector(cfg.model, "
+            f"input_spec_for(cfg)); got {type(model).__name__} and {type(spec).__name__}"
+        )
+    return detector_class(model.name)(model, spec)

@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from fakescope.models.backbones import standardize_per_image
+from fakescope.models.backbones.timm_cnn import standardize_per_image
 from fakescope.models.dct import rgb_to_gray_bt601
 from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
 from fakescope.models.streams import ShallowCnn, full_precision
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["SpslDetector", "phase_only_image"]
 
@@ -47,9 +48,9 @@ class SpslDetector(Detector):
     paper_ref = "Liu et al. CVPR 2021 §3.2-3.3 (SPSL)"
     inputs = frozenset({"image"})
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
-        m = cfg.model
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
+        m = config
         self.cnn = ShallowCnn(4, m.shallow_channels, m.shallow_embed_dim)
         self.classifier = nn.Linear(self.cnn.out_dim, 2)
 

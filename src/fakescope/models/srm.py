@@ -28,7 +28,8 @@ from fakescope.models.registry import register_detector
 from fakescope.models.streams import full_precision
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["SRM_KERNELS", "SrmFilter", "SrmDetector"]
 
@@ -72,8 +73,8 @@ class SrmDetector(Detector):
     default_backbone: ClassVar[str | None] = "xception"
     inputs = frozenset({"image"})
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
         self.backbone = self._build_backbone()
         self.srm = SrmFilter()
         self.noise_backbone = self._build_backbone()

@@ -1,6 +1,6 @@
-"""Feature streams trained from scratch: the INR heatmap encoder (papers/INFER.txt §3.5), the block-DCT
-frequency stream (papers/AIRL.txt §III-B), and the shallow FFT / RGB CNNs of INFER's Table 2 ablation
-(papers/INFER.txt §4.2). Each maps its input to a fixed-size vector and says its size in ``out_dim``.
+"""Feature streams trained from scratch: the INR heatmap encoder (INFER §3.5, anonymous NeurIPS-format
+submission), the block-DCT frequency stream (AIRL (Parihar), §III-B), and the shallow FFT / RGB CNNs of
+INFER's Table 2 ablation (INFER §4.2). Each maps its input to a fixed-size vector and says its size in ``out_dim``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _kaiming_init(module: nn.Module) -> None:
 
 
 class HeatmapEncoder(nn.Module):
-    """INFER's heatmap encoder (papers/INFER.txt §3.5): stacked 3×3 conv → BatchNorm → GELU,
+    """INFER's heatmap encoder (INFER §3.5): stacked 3×3 conv → BatchNorm → GELU,
     ``AdaptiveAvgPool2d(4)``, then FC → LayerNorm, independent of the heatmap size.
 
     ``mode="channels"`` (default) reads the ``L`` heatmaps as the input channels of one encoder and
@@ -130,7 +130,7 @@ class ShallowCnn(nn.Module):
 def dct_frequency_map(
     images: Tensor, cutoff: int = 4, log_magnitude: bool = False, block: int = 8, input_scale: float = 255.0
 ) -> Tensor:
-    """AIRL's frequency-stream input (papers/AIRL.txt §III-B, §IV-B) for ``[B,3,H,W]`` RGB in ``[0,1]``:
+    """AIRL's frequency-stream input (AIRL §III-B, §IV-B) for ``[B,3,H,W]`` RGB in ``[0,1]``:
     the ``[B,1,H,W]`` high-pass block-DCT map of the BT.601 grey image scaled by ``input_scale``
     (raw mode; 255 = the paper's 0-255 grey values), or ``log(1 + |F|)`` of 0-255 intensities (log
     mode, where ``input_scale`` does not apply). Computed in float32 whatever the autocast state."""
@@ -141,11 +141,11 @@ def dct_frequency_map(
 
 
 class DctStream(nn.Module):
-    """AIRL's frequency stream (papers/AIRL.txt §III-A/B): BT.601 gray → 8×8 block DCT-II with the
+    """AIRL's frequency stream (AIRL §III-A/B): BT.601 gray → 8×8 block DCT-II with the
     ``cutoff×cutoff`` low corner zeroed → conv blocks 1→64→128→256 (3×3, stride 2, BN, ReLU) → global
     pooling → dropout → Linear → 256, all Kaiming-initialised and trained from scratch.
 
-    Input scale (papers/AIRL.txt §IV-B: the frequency stream takes the raw grey values, 0-255): batches
+    Input scale (AIRL §IV-B: the frequency stream takes the raw grey values, 0-255): batches
     carry ``[0, 1]`` RGB, so the grey image is multiplied by ``input_scale`` (default 255) before the
     DCT. This is not cosmetic: on real face crops the high-pass coefficients of a ``[0, 1]`` image have
     std ≈ 0.01, the bias-free first conv's output variance (~1e-6) then falls below BatchNorm's eps
@@ -199,7 +199,7 @@ def log_magnitude_spectrum(x: Tensor) -> Tensor:
 
 
 class FftStream(nn.Module):
-    """INFER Table 2's "FFT" modality (papers/INFER.txt §4.2): the image's log-magnitude Fourier spectrum
+    """INFER Table 2's "FFT" modality (INFER §4.2): the image's log-magnitude Fourier spectrum
     through a shallow CNN. ``input="gray"`` uses the BT.601 luma, ``"rgb"`` each colour channel."""
 
     def __init__(
@@ -216,7 +216,7 @@ class FftStream(nn.Module):
 
 
 class RgbStream(nn.Module):
-    """INFER Table 2's "RGB" modality (papers/INFER.txt §4.2): the pixels through a shallow CNN."""
+    """INFER Table 2's "RGB" modality (INFER §4.2): the pixels through a shallow CNN."""
 
     def __init__(self, channels: Sequence[int], embed_dim: int) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Parameter counts and FLOPs of registered detectors (papers/AIRL.txt §V-F, Table VI).
+"""Parameter counts and FLOPs of registered detectors (AIRL (Parihar), §V-F, Table VI).
 
 Detectors are built on PyTorch's ``meta`` device with ``pretrained=False``: the architecture is real
 (EfficientNet-B4 from ``timm``, CLIP ViT-L/14 from its ``transformers`` config) but no weights are
@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fakescope.models.config import ModelConfig
 from fakescope.models.registry import build_detector, list_detectors
+from fakescope.models.spec import InputSpec
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
     from fakescope.models.detector import Detector
 
 __all__ = ["DetectorSummary", "dummy_batch", "summarize_detector", "summarize_detectors", "format_table"]
@@ -45,31 +46,31 @@ class DetectorSummary:
 
 def dummy_batch(
     detector: Detector,
-    cfg: ExperimentConfig,
-    image_size: int,
+    spec: InputSpec,
     batch_size: int = 1,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """A batch with every input the detector reads, computed from the image where it can be (no ``clip``
-    key: the image embedding is computed, so its cost is counted)."""
+    """A batch of ``spec``'s shapes with every input the detector reads, computed from the image where it
+    can be (no ``clip`` key: the image embedding is computed, so its cost is counted)."""
+    size = spec.image_size
     batch: dict[str, Any] = {
-        "image": torch.rand(batch_size, 3, image_size, image_size, device=device),
+        "image": torch.rand(batch_size, 3, size, size, device=device),
         "label": torch.zeros(batch_size, dtype=torch.long, device=device),
     }
     if "heatmaps" in detector.inputs:
-        r = cfg.inr.resolution
-        batch["heatmaps"] = torch.randn(batch_size, cfg.inr.depth, r, r, device=device)
+        r = spec.heatmap_size
+        batch["heatmaps"] = torch.randn(batch_size, spec.heatmap_count, r, r, device=device)
     return batch
 
 
-def summarize_detector(cfg: ExperimentConfig, image_size: int = 224) -> DetectorSummary:
-    """Build ``cfg.model.name`` (random weights, meta device) and count its parameters and FLOPs."""
-    cfg = cfg.model_copy(deep=True)
-    cfg.model.pretrained = False
+def summarize_detector(model: ModelConfig, spec: InputSpec) -> DetectorSummary:
+    """Build ``model.name`` (random weights, meta device) for ``spec``'s inputs and count its parameters
+    and FLOPs."""
+    model = model.model_copy(update={"pretrained": False})
     with torch.device("meta"):
-        detector = build_detector(cfg)
+        detector = build_detector(model, spec)
         detector.eval()
-        batch = dummy_batch(detector, cfg, image_size, device="meta")
+        batch = dummy_batch(detector, spec, device="meta")
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             detector(batch)
     params = sum(p.numel() for p in detector.parameters())
@@ -86,30 +87,29 @@ def summarize_detector(cfg: ExperimentConfig, image_size: int = 224) -> Detector
         trainable=trainable,
         backbone_params=backbone_params,
         flops=int(counter.get_total_flops()),
-        image_size=image_size,
+        image_size=spec.image_size,
         description=detector.description,
         paper_ref=detector.paper_ref,
     )
 
 
 def summarize_detectors(
-    base: ExperimentConfig | None = None,
+    base: ModelConfig | None = None,
+    spec: InputSpec | None = None,
     names: list[str] | None = None,
-    image_size: int = 224,
     backbone: str | None = None,
 ) -> list[DetectorSummary]:
-    """:func:`summarize_detector` for every registered detector (or ``names``), each with its family's
-    paper backbone unless ``backbone`` is given."""
-    from fakescope.config import ExperimentConfig
-
-    base = base or ExperimentConfig()
+    """:func:`summarize_detector` for every registered detector (or ``names``), each built from ``base``
+    (default: the default ``model`` section) with its name, and with its family's paper backbone unless
+    ``backbone`` is given. ``spec`` (default :class:`InputSpec`'s 224 px) sizes every input, so
+    detectors with size-bound parts (F3-Net's DCT filters) follow ``spec.image_size``."""
+    spec = spec or InputSpec()
     rows = []
     for name in names or list_detectors():
-        cfg = base.model_copy(deep=True)
-        cfg.model.name = name
-        cfg.model.backbone = backbone or "auto"
-        cfg.data.image_size = image_size  # detectors with size-bound parts (f3net's DCT filters) follow it
-        rows.append(summarize_detector(cfg, image_size))
+        model = (base or ModelConfig()).model_copy(deep=True)
+        model.name = name  # assignments are validated: a misspelt backbone fails here, by its field name
+        model.backbone = backbone or "auto"
+        rows.append(summarize_detector(model, spec))
     return rows
 
 

@@ -20,7 +20,8 @@ from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["UnivFdDetector"]
 
@@ -35,8 +36,8 @@ class UnivFdDetector(Detector):
     inputs = frozenset({"clip"})
     uses_image_embedding: ClassVar[bool] = True
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
         self.backbone = self._build_backbone()
         if not self.freeze_backbone:
             # A backbone that trains cannot be served from a cache of its outputs.

@@ -35,7 +35,8 @@ from fakescope.models.registry import register_detector
 from fakescope.models.univfd import UnivFdDetector
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["WaveletClipDetector", "wavelet_matrices"]
 
@@ -73,10 +74,10 @@ class WaveletClipDetector(UnivFdDetector):
     description = "frozen CLIP embedding → db6 DWT, refined approximation, inverse DWT → linear layer"
     paper_ref = "Baru et al. WACV 2025 §3 (Wavelet-CLIP)"
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
         dim = self.backbone.out_dim
-        analysis, synthesis, lengths = wavelet_matrices(dim, cfg.model.wavelet, cfg.model.wavelet_levels)
+        analysis, synthesis, lengths = wavelet_matrices(dim, config.wavelet, config.wavelet_levels)
         self.approx_len = lengths[0]
         self.register_buffer("analysis", torch.from_numpy(analysis).float(), persistent=False)
         self.register_buffer("synthesis", torch.from_numpy(synthesis).float(), persistent=False)

@@ -20,7 +20,8 @@ from fakescope.models.detector import Detector, output_dict
 from fakescope.models.registry import register_detector
 
 if TYPE_CHECKING:
-    from fakescope.config import ExperimentConfig
+    from fakescope.models.config import ModelConfig
+    from fakescope.models.spec import InputSpec
 
 __all__ = ["XceptionDetector"]
 
@@ -33,8 +34,8 @@ class XceptionDetector(Detector):
     default_backbone: ClassVar[str | None] = "xception"
     inputs = frozenset({"image"})
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: ModelConfig, input_spec: InputSpec) -> None:
+        super().__init__(config, input_spec)
         self.backbone = self._build_backbone()
         self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(self.backbone.out_dim, 2))
 
