@@ -1,4 +1,4 @@
-"""AIRL Table IV: the DCT cutoff ``c`` of the frequency stream (papers/AIRL.txt §V-D, Table IV sweeps
+"""AIRL Table IV: the DCT cutoff ``c`` of the frequency stream (AIRL (Parihar), §V-D, Table IV sweeps
 c = 2-6; c zeroes the DCT coefficients with u < c and v < c in every 8×8 block), everything else fixed.
 
     python benchmarks/dct_cutoff_sweep.py --detector airl --cutoffs 2 3 4 5 6 --out runs/dct_cutoff \\
@@ -46,7 +46,7 @@ def run_dir(out: Path, detector: str, cutoff: int) -> Path:
 
 
 def set_name(spec: str) -> str:
-    """The name ``evaluate_runs`` gives a ``--cross`` set (``fakescope.eval.evaluate.resolve_dataset``):
+    """The name ``evaluate_runs`` gives a ``--cross`` set (``fakescope.rows.datasets.resolve_dataset``):
     a folder's name, a ``manifest.csv``'s folder, or another CSV's stem."""
     p = Path(spec)
     if p.suffix.lower() == ".csv":

@@ -30,9 +30,10 @@ def importance_for_run(
     import torch
 
     from fakescope.data.dataset import FaceDataset, collate_batch
-    from fakescope.eval.evaluate import resolve_dataset, rows_to_score
     from fakescope.explain.dct_importance import dct_importance
     from fakescope.inference.checkpoint import load_detector
+    from fakescope.rows.datasets import resolve_dataset
+    from fakescope.rows.splits import rows_to_score
 
     detector, cfg, _ = load_detector(run, torch.device(device))
     ds = resolve_dataset(data)

@@ -1,4 +1,4 @@
-"""INFER trains without augmentation (papers/INFER.txt §2.1); AIRL with it (papers/AIRL.txt §IV-B).
+"""INFER trains without augmentation (INFER §2.1); AIRL with it (AIRL (Parihar), §IV-B).
 ``train.augment: auto`` gives each family its paper's choice, and a mixed setting is warned about."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from fakescope.config import config_from_dict
 from fakescope.data.config import AugmentConfig
 from fakescope.models.registry import detector_class, list_detectors
-from fakescope.train.trainer import resolve_augment
+from fakescope.train.setup import resolve_augment
 
 
 def _inputs(name: str) -> frozenset[str]:

@@ -1,6 +1,7 @@
 """Streamed precompute and lazy stores (issue 15, "Memory flat in data size"; docs/scale.md "Memory").
 
-On real DFDC face crops at 32 px with tiny INR fits (16 px, 20 steps): computing the stored inputs in
+On face crops at 32 px (``face_set``: DFDC, or the stand-in set without ../shared) with tiny INR
+fits (16 px, 20 steps): computing the stored inputs in
 chunks gives exactly the arrays one pass over all crops gives (what ``precompute_inputs`` held in
 memory before), the training log and the evaluation scores are the same whatever the chunk, every INR
 fit record reaches the fit log, and a :class:`~fakescope.inference.stores.LazyStore` pickles as its index
@@ -25,6 +26,7 @@ from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.manifest import read_manifest, write_manifest
 from fakescope.errors import ConfigError
 from fakescope.inference.inputs import compute_inputs, precompute_inputs
+from fakescope.inference.spec import input_spec_for
 from fakescope.inference.stores import LazyStore
 from fakescope.models.registry import build_detector
 
@@ -35,9 +37,9 @@ TINY_INFER = ["model.name=infer", "model.backbone=clip_tiny", "model.pretrained=
 
 
 @pytest.fixture(scope="module")
-def rows(shared_data, tmp_path_factory):
-    """The first 20 DFDC groups (one real + one fake face each): 40 faces, a chunk of 32 and a short one."""
-    all_rows = read_manifest(shared_data / "dfdc-faces" / "manifest.csv")
+def rows(face_set, tmp_path_factory):
+    """The first 20 groups (one real + one fake face each): 40 faces, a chunk of 32 and a short one."""
+    all_rows = read_manifest(face_set.manifest)
     keep = set(list(dict.fromkeys(r.group for r in all_rows))[:20])
     folder = tmp_path_factory.mktemp("data")
     manifest = write_manifest([r for r in all_rows if r.group in keep], folder / "manifest.csv",
@@ -51,7 +53,7 @@ def _cfg(cache: Path, *extra: str):
 
 def _detector(cfg):
     torch.manual_seed(0)
-    return build_detector(cfg).eval()
+    return build_detector(cfg.model, input_spec_for(cfg)).eval()
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -104,7 +106,7 @@ def test_pretrained_embeddings_are_read_from_the_feature_cache(rows, tmp_path):
 
 
 def test_training_and_evaluation_do_not_depend_on_the_chunk(rows, tmp_path):
-    from fakescope.eval.evaluate import predict_rows
+    from fakescope.eval.scoring import predict_rows
     from fakescope.train.trainer import train
 
     faces, manifest = rows

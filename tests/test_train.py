@@ -1,7 +1,8 @@
 """Trainer: per-group learning rates and a schedule that moves every step, exact mid-epoch resume,
 validation-only model selection, early stopping, and checkpoint loading errors.
 
-All on real DFDC face crops (a few dozen, at 32 px) with the registered AIRL detector and a tiny random
+All on a few dozen face crops at 32 px (``face_set``: DFDC when ../shared/data is there, else the
+stand-in set) with the registered AIRL detector and a tiny random
 backbone (or the real pretrained Lite0 where the 0.1x backbone rate must apply)."""
 
 from __future__ import annotations
@@ -26,17 +27,17 @@ TINY = ["model.name=airl", "model.backbone=efficientnet_tiny", "model.pretrained
         "train.progress=false", "eval.bootstrap=0", "seed=3"]  # fmt: skip
 
 
-def small_manifest(shared_data: Path, folder: Path, groups: int = 40) -> Path:
-    """The first ``groups`` DFDC groups (one real + one fake face each), absolute paths."""
-    rows = read_manifest(shared_data / "dfdc-faces" / "manifest.csv")
+def small_manifest(face_set, folder: Path, groups: int = 40) -> Path:
+    """The first ``groups`` groups of the face set (one real + one fake face each), absolute paths."""
+    rows = read_manifest(face_set.manifest)
     keep = list(dict.fromkeys(r.group for r in rows))[:groups]
     sub = [r for r in rows if r.group in set(keep)]
     return write_manifest(sub, folder / "manifest.csv", relative_to=folder / "nowhere")
 
 
 @pytest.fixture(scope="module")
-def manifest(shared_data, tmp_path_factory) -> Path:
-    return small_manifest(shared_data, tmp_path_factory.mktemp("data"))
+def manifest(face_set, tmp_path_factory) -> Path:
+    return small_manifest(face_set, tmp_path_factory.mktemp("data"))
 
 
 def _cfg(manifest: Path, *extra: str):
@@ -49,7 +50,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_lr_groups_and_cosine_schedule_change_every_step(shared_data, tmp_path, manifest):
+def test_lr_groups_and_cosine_schedule_change_every_step(tmp_path, manifest):
     # Lite0 has real pretrained weights in a pip package, so its group gets the paper's 0.1x rate.
     cfg = _cfg(manifest, "model.backbone=lite0", "model.pretrained=true", "train.epochs=2", "train.batch_size=4",
                "train.max_steps_per_epoch=4", "train.restart_period=1", "train.lr=1e-3", "train.min_lr=1e-5",
@@ -72,7 +73,7 @@ def test_lr_groups_and_cosine_schedule_change_every_step(shared_data, tmp_path, 
 
 
 @pytest.mark.slow
-def test_kill_and_resume_reaches_the_same_weights(shared_data, tmp_path, manifest):
+def test_kill_and_resume_reaches_the_same_weights(tmp_path, manifest):
     cfg = _cfg(
         manifest,
         "train.epochs=2",
@@ -103,9 +104,7 @@ def test_kill_and_resume_reaches_the_same_weights(shared_data, tmp_path, manifes
     ]
 
 
-def test_max_minutes_cuts_a_run_between_epochs_labels_it_and_resume_finishes_it(
-    shared_data, tmp_path, manifest
-):
+def test_max_minutes_cuts_a_run_between_epochs_labels_it_and_resume_finishes_it(tmp_path, manifest):
     cfg = _cfg(manifest, "train.epochs=3", "train.batch_size=6", "train.max_steps_per_epoch=2",
                "train.max_minutes=1e-6")  # fmt: skip
     cut = train(cfg, tmp_path / "run")
@@ -119,7 +118,7 @@ def test_max_minutes_cuts_a_run_between_epochs_labels_it_and_resume_finishes_it(
 
 
 @pytest.mark.slow
-def test_best_checkpoint_is_chosen_on_validation_only(shared_data, tmp_path, manifest):
+def test_best_checkpoint_is_chosen_on_validation_only(tmp_path, manifest):
     cfg = _cfg(manifest, "train.epochs=4", "train.batch_size=8", "train.early_stopping_patience=2",
                "train.lr=3e-3")  # fmt: skip
     # Make every test-split image unreadable: training must never open one.
@@ -151,7 +150,7 @@ def test_best_checkpoint_is_chosen_on_validation_only(shared_data, tmp_path, man
     assert res.stopped_early == (len(log) < 4)
 
 
-def test_load_detector_roundtrip_and_clear_errors(shared_data, tmp_path, manifest):
+def test_load_detector_roundtrip_and_clear_errors(tmp_path, manifest):
     cfg = _cfg(manifest, "train.epochs=1", "train.batch_size=8")
     train(cfg, tmp_path / "run")
     det, cfg2, meta = load_detector(tmp_path / "run", "cpu")
@@ -171,8 +170,8 @@ def test_load_detector_roundtrip_and_clear_errors(shared_data, tmp_path, manifes
 
 
 @pytest.mark.slow
-def test_infer_family_precomputes_heatmaps_once_into_a_shared_cache(shared_data, tmp_path):
-    manifest = small_manifest(shared_data, tmp_path, groups=12)
+def test_infer_family_precomputes_heatmaps_once_into_a_shared_cache(face_set, tmp_path):
+    manifest = small_manifest(face_set, tmp_path, groups=12)
     cache = tmp_path / "cache"
     cfg = load_config(None, [
         "model.name=infer", "model.backbone=clip_tiny", "model.pretrained=false", "data.image_size=32",
@@ -188,3 +187,40 @@ def test_infer_family_precomputes_heatmaps_once_into_a_shared_cache(shared_data,
     stamps = {p: p.stat().st_mtime_ns for p in fitted}
     train(cfg, tmp_path / "b")  # a second run with the same INR config fits nothing again
     assert {p: p.stat().st_mtime_ns for p in sorted(cache.rglob("*.safetensors"))} == stamps
+
+
+def _noise_faces(folder: Path, groups: int, fake: str | None) -> Path:
+    """``groups`` groups of one real noise PNG each, plus one fake each when ``fake`` is ``"png"`` (a
+    decodable image) or ``"corrupt"`` (bytes that are no image); absolute paths."""
+    import cv2
+
+    from fakescope.data.manifest import ManifestRow
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in range(groups):
+        for label in (0, 1) if fake else (0,):
+            path = folder / f"g{g:02d}_{label}.png"
+            if label == 1 and fake == "corrupt":
+                path.write_bytes(b"not a png")
+            else:
+                cv2.imwrite(str(path), rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+            rows.append(ManifestRow(str(path), label, f"g{g:02d}"))
+    return write_manifest(rows, folder / "manifest.csv")
+
+
+@pytest.mark.parametrize("fake", [None, "corrupt"], ids=["one-class-manifest", "one-class-after-the-scan"])
+@pytest.mark.parametrize("out_exists", [False, True], ids=["new-out", "existing-empty-out"])
+def test_a_refused_run_writes_nothing(tmp_path, fake, out_exists):
+    """A run refused for its rows (one class in the manifest, or one class left once the unreadable
+    images are out) leaves --out as it found it: no config.yaml, no skipped_rows.csv, no folder."""
+    from fakescope.errors import InputError
+
+    manifest = _noise_faces(tmp_path / "data", 12, fake)
+    out = tmp_path / "run"
+    if out_exists:
+        out.mkdir()
+    with pytest.raises(InputError, match="one class"):
+        train(_cfg(manifest, "train.epochs=1", "train.batch_size=4"), out)
+    assert (sorted(out.iterdir()) == []) if out_exists else not out.exists()

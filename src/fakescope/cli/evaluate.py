@@ -101,23 +101,36 @@ def run_predictions(args: argparse.Namespace) -> int:
     # Imported here so that `fakescope --help` does not pay for scikit-learn and torch.
     from fakescope.eval.predictions import metrics_from_predictions, thresholds_from_predictions
     from fakescope.eval.report import markdown_table, write_report
+    from fakescope.utils.paths import not_a_file_reason, require_output_dir
+    from fakescope.utils.text import one_line
 
     pred = Path(args.predictions)
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0 (got {args.bootstrap})")
+    if args.out:
+        require_output_dir(args.out, "--out")
+    elif not_a_file_reason(pred) is None:  # else reading it names what is wrong with it
+        require_output_dir(default_out_dir(pred), "the output folder")
     threshold: float | dict[str, float] | None = args.threshold
     source = f"--threshold {args.threshold}" if args.threshold is not None else "none"
+    notes: list[str] = []  # rows repeated exactly are counted once; each file with some says how many
     if args.val_predictions:
-        threshold = thresholds_from_predictions(args.val_predictions, args.threshold_rule)
+        threshold = thresholds_from_predictions(args.val_predictions, args.threshold_rule, notes=notes)
         source = f"{args.threshold_rule} on {args.val_predictions}"
-    records = metrics_from_predictions(pred, threshold=threshold, bootstrap=args.bootstrap, seed=args.seed)
-    meta = {
+    records = metrics_from_predictions(
+        pred, threshold=threshold, bootstrap=args.bootstrap, seed=args.seed, notes=notes
+    )
+    for note in notes:
+        print(one_line(f"note: {note}"), file=sys.stderr)
+    meta: dict[str, object] = {
         "predictions": str(pred),
         "threshold_source": source,
         "thresholds": threshold,
         "bootstrap": args.bootstrap,
         "seed": args.seed,
     }
+    if notes:
+        meta["notes"] = notes
     out_dir = Path(args.out) if args.out else default_out_dir(pred)
     paths = write_report(records, out_dir, stem=pred.stem, meta=meta, title=f"Metrics: {pred.name}")
     print(markdown_table(records), end="")
@@ -127,7 +140,8 @@ def run_predictions(args: argparse.Namespace) -> int:
 
 
 def run_trained(args: argparse.Namespace) -> int:
-    from fakescope.eval.evaluate import evaluate_runs, merge_evaluate
+    from fakescope.eval.evaluate import evaluate_runs
+    from fakescope.eval.evaluate_shards import merge_evaluate
     from fakescope.utils.runtime import resolve_device
     from fakescope.utils.sharding import resolve_shard, shard_group, wait_for_all_shards
 
@@ -135,6 +149,10 @@ def run_trained(args: argparse.Namespace) -> int:
         raise InputError("--run needs at least one --data NAME_OR_MANIFEST")
     shard = resolve_shard(args.shard)
     out = Path(args.out) if args.out else Path(args.runs[0])
+    if args.out:  # before any run loads: a bad --out costs one line, not the scoring
+        from fakescope.utils.paths import require_output_dir
+
+        require_output_dir(out, "--out")
     device = resolve_device(args.device) if shard.under_torchrun else args.device
     with shard_group(shard, device) as device:
         summary = evaluate_runs(
@@ -144,7 +162,9 @@ def run_trained(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if shard.enabled:
             for s in summary["sets"]:
-                print(f"shard {shard.name}: {s['run']} on {s['dataset']}: {s['n_images']} images scored")
+                note = left_out(s)
+                print(f"shard {shard.name}: {s['run']} on {s['dataset']}: {s['n_images']} images scored"
+                      + (f"; left out {note}" if note else ""))  # fmt: skip
             if not wait_for_all_shards(shard):
                 return shard_done(shard, out, failed=False)
             summary = merge_evaluate(out, shard.count)
@@ -152,10 +172,26 @@ def run_trained(args: argparse.Namespace) -> int:
     return 0
 
 
+def left_out(counts: dict) -> str | None:
+    """What a set's ``excluded_unreadable`` and ``excluded_too_small`` counts say, or ``None``."""
+    from fakescope.data.images import MIN_FACE_SIDE
+
+    parts = []
+    if n := counts.get("excluded_unreadable"):
+        parts.append(f"{n} unreadable image(s)")
+    if n := counts.get("excluded_too_small"):
+        parts.append(f"{n} crop(s) below the {MIN_FACE_SIDE}-px minimum face size")
+    return ", ".join(parts) or None
+
+
 def print_tables(summary: dict, out: Path, plots: bool) -> None:
     from fakescope.eval.robustness import cross_markdown, robustness_markdown
 
     print(cross_markdown(summary["cross_dataset"]), end="")
+    # The images each set left out before scoring (each was named on stderr when it was checked).
+    for m in summary["metrics"]:
+        if m["perturbation"] == "clean" and (note := left_out(m)):
+            print(f"{m['run']} on {m['dataset']}: left out {note}")
     if "robustness" in summary:
         print()
         print(robustness_markdown(summary["robustness"]), end="")

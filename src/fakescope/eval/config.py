@@ -1,4 +1,4 @@
-"""The ``eval`` config section (DESIGN.md "Data, evaluation, robustness")."""
+"""The ``eval`` config section (docs/design.md, "Data, evaluation and robustness")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Detection metrics (DESIGN.md "Data, evaluation, robustness"; INFER Table 1 and AIRL Tables I-II
+"""Detection metrics (docs/design.md, "Metrics"; INFER Table 1 and AIRL Tables I-II
 report AUC, AIRL also accuracy).
 
 - **AUC** (headline) and **AP**: scikit-learn's ``roc_auc_score`` / ``average_precision_score``,
@@ -8,7 +8,7 @@ report AUC, AIRL also accuracy).
   straight segments that tied scores produce), with the matching interpolated threshold.
 - **Accuracy** at 0.5 and at a threshold chosen on *validation* data (:func:`choose_threshold`;
   rule ``eer`` by default, ``youden`` = argmax TPR - FPR, or ``max_accuracy`` = the accuracy-maximising
-  threshold, AIRL's "optimal threshold from validation", papers/AIRL.txt §IV). A score ``>= threshold``
+  threshold, AIRL's "optimal threshold from validation", AIRL (Parihar), §IV). A score ``>= threshold``
   is called fake.
 - **Video level**: a video's score is the mean of its frames' scores, frames grouped by the full
   video identity (``ManifestRow.video_id``), never by a folder name alone.
@@ -102,7 +102,7 @@ def youden_threshold(labels, scores) -> float:
 
 def max_accuracy_threshold(labels, scores) -> float:
     """The threshold with the highest accuracy on ``labels``/``scores`` (``score >= t`` is fake); NaN
-    with one class. AIRL reports accuracy "at the optimal threshold from validation" (papers/AIRL.txt §IV).
+    with one class. AIRL reports accuracy "at the optimal threshold from validation" (AIRL §IV).
 
     Accuracy only changes where the threshold passes a score, so the candidates are the cuts between
     consecutive distinct scores. Each cut is placed **midway** between the two scores (the largest

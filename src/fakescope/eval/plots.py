@@ -1,5 +1,5 @@
-"""Evaluation figures: ROC curves of several runs on one axis (papers/INFER.txt §4.2 Fig. 4) and a
-t-SNE of the fused embeddings coloured by class (papers/INFER.txt Fig. 2; papers/AIRL.txt Fig. 3).
+"""Evaluation figures: ROC curves of several runs on one axis (INFER §4.2 Fig. 4, anonymous NeurIPS-format
+submission) and a t-SNE of the fused embeddings coloured by class (INFER Fig. 2; AIRL (Parihar), Fig. 3).
 
 t-SNE uses scikit-learn's ``TSNE`` (PCA initialisation, seeded) on at most ``max_points`` points drawn
 class-stratified with a fixed seed; the perplexity is clipped below the point count, as TSNE requires.

@@ -27,6 +27,7 @@ import numpy as np
 from fakescope.data.manifest import LABEL_NAMES, ManifestRow, parse_label
 from fakescope.errors import InputError
 from fakescope.eval.metrics import ThresholdRule, choose_thresholds, compute_metrics
+from fakescope.utils.paths import not_a_file_reason
 from fakescope.utils.text import PATH_CSV_ERRORS
 
 PREDICTION_COLUMNS = ("path", "label", "score", "group", "video", "dataset", "method", "perturbation")
@@ -193,8 +194,9 @@ def _iter_numbered(
     other bytes, e.g. a latin-1 path, are kept as the file-name bytes they are); a binary file and an
     over-long field are one ``InputError`` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: predictions file not found")
+    reason = not_a_file_reason(path)
+    if reason is not None:  # a FIFO or a folder is named as such, not "not found"
+        raise InputError(f"{path}: {'predictions file not found' if reason == 'no such file' else reason}")
     with open(path, "rb") as fh:
         if b"\x00" in fh.read(1 << 16):
             raise InputError(f"{path}: a binary file, not a predictions CSV (it holds NUL bytes)")
@@ -248,24 +250,69 @@ def _parse_row(path: Path, line_no: int, rec: dict[str, str | None]) -> Predicti
 
 @dataclass
 class _Columns:
-    """Only what the metrics need: label, score and an integer video code per frame."""
+    """Only what the metrics need, per frame: label, score, an integer video code, its (dataset,
+    perturbation) part, and for finding repeated rows a hash of its identity and one of the whole row
+    with the line it came from (8 bytes each: paths are not kept)."""
 
     labels: array = field(default_factory=lambda: array("b"))
     scores: array = field(default_factory=lambda: array("d"))
     videos: array = field(default_factory=lambda: array("q"))
+    parts: array = field(default_factory=lambda: array("q"))
+    keys: array = field(default_factory=lambda: array("q"))
+    rows: array = field(default_factory=lambda: array("q"))
+    lines: array = field(default_factory=lambda: array("q"))
+
+
+def _repeated_rows(path: str | os.PathLike[str], col: _Columns, notes: list[str] | None) -> np.ndarray:
+    """A mask of the rows to drop: each later copy of an image already scored (same path, dataset and
+    perturbation). A copy that repeats the earlier row exactly (a file concatenated twice, a resumed
+    run appended again) is dropped, with one note giving the count; a copy with another score or label
+    refuses the file, as no one can tell which score is the image's."""
+    keys = np.frombuffer(col.keys, dtype=np.int64)
+    drop = np.zeros(keys.size, dtype=bool)
+    if keys.size < 2:
+        return drop
+    order = np.argsort(keys, kind="stable")  # stable: the copies of a key stay in file order
+    ks = keys[order]
+    repeat = np.concatenate([[False], ks[1:] == ks[:-1]])
+    if not repeat.any():
+        return drop
+    pos = np.arange(keys.size)
+    first = order[np.maximum.accumulate(np.where(repeat, 0, pos))]  # each row's first copy
+    later, first = order[repeat], first[repeat]
+    lines = np.frombuffer(col.lines, dtype=np.int64)
+    rows = np.frombuffer(col.rows, dtype=np.int64)
+    differ = rows[later] != rows[first]
+    if differ.any():
+        k = int(np.flatnonzero(differ)[np.argmin(lines[later][differ])])
+        raise InputError(
+            f"{path}: line {lines[later][k]}: the image of line {lines[first][k]} again, with another score or "
+            "label; one row per image (path, dataset and perturbation), so it is not clear which one counts"
+        )
+    drop[later] = True
+    if notes is not None:
+        k = int(np.argmin(lines[later]))
+        notes.append(
+            f"{path}: dropped {later.size} repeated row(s), each the same image, label and score as an "
+            f"earlier row (first: line {lines[later][k]} repeats line {lines[first][k]})"
+        )
+    return drop
 
 
 def load_prediction_columns(
-    path: str | os.PathLike[str], clean_only: bool = False
+    path: str | os.PathLike[str], clean_only: bool = False, notes: list[str] | None = None
 ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``{(dataset, perturbation): (labels, scores, video_codes)}`` from a predictions CSV.
 
     Paths and other text columns are not kept: video ids become integer codes, so memory is a few
-    bytes per frame plus one entry per distinct video.
+    bytes per frame plus one entry per distinct video. A row that repeats an earlier one exactly is
+    counted once (``notes`` gets one line saying how many were dropped); an image scored twice with
+    different scores refuses the file (:func:`_repeated_rows`).
     """
     codes: dict[str, int] = {}
     first_seen: dict[str, tuple[int, int]] = {}  # video key -> (label, line)
-    parts: dict[tuple[str, str], _Columns] = {}
+    part_codes: dict[tuple[str, str], int] = {}
+    col = _Columns()
     for line_no, p in _iter_numbered(path):
         if clean_only and p.perturbation not in CLEAN:
             continue
@@ -277,31 +324,35 @@ def load_prediction_columns(
                 f"{LABEL_NAMES[label0]} one at line {line0}; the video column must name the full video "
                 "(e.g. dataset/method/video), one label per video"
             )
-        key = (p.dataset, p.perturbation)
-        col = parts.get(key)
-        if col is None:
-            col = parts[key] = _Columns()
         col.labels.append(p.label)
         col.scores.append(p.score)
         # Perturbed copies of a video are separate videos at video level.
         col.videos.append(codes.setdefault(vkey, len(codes)))
-    if not parts:
+        col.parts.append(part_codes.setdefault((p.dataset, p.perturbation), len(part_codes)))
+        # a row without a path names no image: it cannot repeat another
+        image = (p.path, p.dataset, p.perturbation) if p.path else ("", "line", str(line_no))
+        col.keys.append(hash(image))
+        col.rows.append(hash((image, p.label, p.score, p.video)))
+        col.lines.append(line_no)
+    if not part_codes:
         raise InputError(f"{path}: no clean (unperturbed) predictions")
-    return {
-        k: (
-            np.frombuffer(c.labels, dtype=np.int8).astype(np.int64),
-            np.frombuffer(c.scores, dtype=np.float64),
-            np.frombuffer(c.videos, dtype=np.int64),
-        )
-        for k, c in parts.items()
-    }
+    keep = ~_repeated_rows(path, col, notes)
+    parts = np.frombuffer(col.parts, dtype=np.int64)
+    labels = np.frombuffer(col.labels, dtype=np.int8).astype(np.int64)
+    scores = np.frombuffer(col.scores, dtype=np.float64)
+    videos = np.frombuffer(col.videos, dtype=np.int64)
+    out = {}
+    for key, code in part_codes.items():
+        rows = keep & (parts == code)
+        out[key] = (labels[rows], scores[rows].copy(), videos[rows].copy())
+    return out
 
 
 def thresholds_from_predictions(
-    path: str | os.PathLike[str], rule: ThresholdRule = "eer"
+    path: str | os.PathLike[str], rule: ThresholdRule = "eer", notes: list[str] | None = None
 ) -> dict[str, float]:
     """Frame- and video-level thresholds chosen on validation predictions (clean rows, all datasets pooled)."""
-    cols = load_prediction_columns(path, clean_only=True)
+    cols = load_prediction_columns(path, clean_only=True, notes=notes)
     y = np.concatenate([c[0] for c in cols.values()])
     s = np.concatenate([c[1] for c in cols.values()])
     v = np.concatenate([c[2] for c in cols.values()])
@@ -315,9 +366,11 @@ def metrics_from_predictions(
     threshold: float | dict[str, float] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    notes: list[str] | None = None,
 ) -> list[dict[str, object]]:
-    """One result record per (dataset, perturbation, level), clean results first."""
-    cols = load_prediction_columns(path)
+    """One result record per (dataset, perturbation, level), clean results first (``notes``: see
+    :func:`load_prediction_columns`)."""
+    cols = load_prediction_columns(path, notes=notes)
     keys = sorted(cols, key=lambda k: (k[1] not in CLEAN, k[0], k[1]))
     out: list[dict[str, object]] = []
     for key in keys:

@@ -1,5 +1,5 @@
-"""Cross-dataset and robustness tables (papers/AIRL.txt Table II and Table V; papers/INFER.txt
-Table 1; DESIGN.md "Robustness").
+"""Cross-dataset and robustness tables (AIRL (Parihar), Tables II and V; INFER Table 1, anonymous
+NeurIPS-format submission; docs/design.md, "Robustness").
 
 The robustness sweep scores the same rows under each deterministic perturbation of
 :mod:`fakescope.data.perturbations` (``eval.perturbations``; default: clean, blur sigma 2 and 3, JPEG Q 70,

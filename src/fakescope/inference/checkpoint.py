@@ -1,4 +1,4 @@
-"""Checkpoints: safetensors for tensors, JSON for everything else; never pickle (DESIGN.md "A run
+"""Checkpoints: safetensors for tensors, JSON for everything else; never pickle (docs/design.md, "A run
 directory"; docs/CONTRACTS.md "Runs and checkpoints").
 
 A checkpoint named ``NAME`` in ``RUN/checkpoints/`` is:
@@ -7,7 +7,8 @@ A checkpoint named ``NAME`` in ``RUN/checkpoints/`` is:
 - ``NAME.json``: the resolved config, detector name, epoch, step, validation metrics and the decision
   threshold chosen on the validation split, plus (``last`` only) the scalar resume state: scheduler,
   optimiser hyper-parameters, sampler position, early-stopping counters, Python RNG;
-- ``NAME.state.safetensors`` (``last`` only): optimiser moments and the torch / numpy RNG states.
+- ``NAME.state.safetensors`` (``last`` only): optimiser moments and the torch / numpy RNG states
+  (:mod:`fakescope.train.state` builds and restores them; this module only stores them).
 
 Every file is written atomically, the JSON last; each safetensors file carries the step in its
 metadata, and loading checks it against the JSON, so a crash between two writes is detected instead
@@ -23,11 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -46,9 +45,8 @@ __all__ = [
     "load_model_state",
     "load_train_state",
     "resolve_checkpoint",
+    "load_run_config",
     "load_detector",
-    "capture_rng",
-    "restore_rng",
 ]
 
 FORMAT = "fakescope-checkpoint/1"
@@ -92,65 +90,6 @@ def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
             raise ModelLoadError(f"{path}: damaged weights: tensor {key} holds NaN or infinite values")
 
 
-def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Torch (CPU and CUDA), numpy and Python RNG states as (tensors, JSON scalars)."""
-    tensors = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    tensors["rng.numpy.keys"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
-    version, state, gauss = random.getstate()
-    scalars = {
-        "numpy": [name, int(pos), int(has_gauss), float(cached)],
-        "python": [version, list(state), gauss],
-    }
-    return tensors, scalars
-
-
-def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    if torch.cuda.is_available():
-        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-        if len(states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(states)
-    name, pos, has_gauss, cached = scalars["numpy"]
-    keys = tensors["rng.numpy.keys"].numpy().astype(np.uint32)
-    np.random.set_state((name, keys, pos, has_gauss, cached))
-    version, state, gauss = scalars["python"]
-    random.setstate((version, tuple(state), gauss))
-
-
-def _optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, Any] = {"param_groups": sd["param_groups"], "state": {}}
-    for idx, st in sd["state"].items():
-        for key, value in st.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{idx}.{key}"] = value
-            else:
-                scalars["state"].setdefault(str(idx), {})[key] = value
-    return tensors, scalars
-
-
-def _optimizer_from_parts(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    for idx, extra in scalars.get("state", {}).items():
-        state.setdefault(int(idx), {}).update(extra)
-    groups = []
-    for g in scalars["param_groups"]:
-        g = dict(g)
-        if isinstance(g.get("betas"), list):
-            g["betas"] = tuple(g["betas"])
-        groups.append(g)
-    return {"state": state, "param_groups": groups}
-
-
 def save_checkpoint(
     ckpt_dir: str | os.PathLike[str],
     name: str,
@@ -163,11 +102,11 @@ def save_checkpoint(
     val_metrics: dict[str, Any] | None = None,
     val_threshold: float | dict[str, float] | None = None,
     resume: dict[str, Any] | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    extra_tensors: dict[str, torch.Tensor] | None = None,
+    state_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``NAME.safetensors`` (+ ``NAME.state.safetensors`` when ``optimizer`` is given) and
-    ``NAME.json``. ``resume`` holds JSON-able scalars needed to continue training."""
+    """Write ``NAME.safetensors`` (+ ``NAME.state.safetensors`` holding ``state_tensors`` when given)
+    and ``NAME.json``. ``resume`` holds the JSON-able scalars needed to continue training
+    (:func:`fakescope.train.state.training_state` builds both)."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     weights = _tensors_to_bytes(model.state_dict(), step)
@@ -182,14 +121,12 @@ def save_checkpoint(
         "config": cfg.model_dump(mode="json"),
         "weights_sha256": bytes_sha256(weights),
     }
-    if optimizer is not None:
-        opt_tensors, opt_scalars = _optimizer_to_parts(optimizer)
-        rng_tensors, rng_scalars = capture_rng()
-        tensors = {**opt_tensors, **rng_tensors, **(extra_tensors or {})}
-        state_bytes = _tensors_to_bytes(tensors, step)
+    if state_tensors is not None:
+        state_bytes = _tensors_to_bytes(state_tensors, step)
         atomic_write_bytes(ckpt_dir / f"{name}.state.safetensors", state_bytes)
         meta["state_sha256"] = bytes_sha256(state_bytes)
-        meta["resume"] = {**(resume or {}), "optimizer": opt_scalars, "rng": rng_scalars}
+    if resume is not None:
+        meta["resume"] = resume
     atomic_write_json(ckpt_dir / f"{name}.json", meta)
     return ckpt_dir / f"{name}.json"
 
@@ -250,12 +187,6 @@ def load_train_state(json_path: str | os.PathLike[str], meta: dict[str, Any]) ->
     return _read_tensors(st, int(meta["step"]), meta.get("state_sha256"))
 
 
-def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> None:
-    optimizer.load_state_dict(_optimizer_from_parts(tensors, meta["resume"]["optimizer"]))
-
-
 def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` with one clear line when the keys or shapes do not match."""
     own = model.state_dict()
@@ -290,6 +221,26 @@ def _upgrade_saved_config(raw: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def load_run_config(
+    run_dir_or_checkpoint: str | os.PathLike[str], prefer: str = "best"
+) -> tuple[Path, ExperimentConfig, dict[str, Any]]:
+    """A checkpoint's JSON path, the config it was trained with and its meta, without building the
+    detector or reading its weights (:func:`load_detector` does both). Raises :class:`ModelLoadError`
+    for a missing run, unreadable metadata, a config that no longer validates or names another
+    detector than the weights."""
+    json_path = resolve_checkpoint(run_dir_or_checkpoint, prefer)
+    meta = read_checkpoint_meta(json_path)
+    try:
+        cfg = config_from_dict(_upgrade_saved_config(meta["config"]), str(json_path))
+    except FakescopeError as err:
+        raise ModelLoadError(f"{json_path}: its saved config no longer validates: {err}") from None
+    if cfg.model.name != meta.get("detector"):
+        raise ModelLoadError(
+            f"{json_path}: config names detector {cfg.model.name!r} but the weights are {meta.get('detector')!r}"
+        )
+    return json_path, cfg, meta
+
+
 def load_detector(
     run_dir_or_checkpoint: str | os.PathLike[str],
     device: str | torch.device = "cpu",
@@ -302,21 +253,11 @@ def load_detector(
     Raises :class:`ModelLoadError` for a missing run, unreadable files or weights that belong to another
     detector.
     """
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
 
-    json_path = resolve_checkpoint(run_dir_or_checkpoint, prefer)
-    meta = read_checkpoint_meta(json_path)
-    try:
-        cfg = config_from_dict(_upgrade_saved_config(meta["config"]), str(json_path))
-    except FakescopeError as err:
-        raise ModelLoadError(f"{json_path}: its saved config no longer validates: {err}") from None
-    if cfg.model.name != meta.get("detector"):
-        raise ModelLoadError(
-            f"{json_path}: config names detector {cfg.model.name!r} but the weights are {meta.get('detector')!r}"
-        )
-    cfg_build = cfg.model_copy(deep=True)
-    cfg_build.model.pretrained = False
-    detector = build_detector(cfg_build)
+    json_path, cfg, meta = load_run_config(run_dir_or_checkpoint, prefer)
+    detector = build_detector(cfg.model.model_copy(update={"pretrained": False}), input_spec_for(cfg))
     load_state_into(detector, load_model_state(json_path, meta), str(json_path))
     detector.to(torch.device(device)).eval()
     return detector, cfg, meta

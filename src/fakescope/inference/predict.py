@@ -7,13 +7,14 @@ Every caller runs the detector in eval mode under ``torch.no_grad`` with the run
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["autocast_context", "to_device", "iter_predictions", "predict_batch"]
+__all__ = ["Scores", "autocast_context", "collect_scores", "iter_predictions", "predict_batch", "to_device"]
 
 
 def autocast_context(device: torch.device, enabled: bool, dtype_name: str = "bfloat16") -> Any:
@@ -61,3 +62,36 @@ def iter_predictions(
     """Yield ``(batch, outputs)`` per batch of ``loader`` (see :func:`predict_batch`)."""
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
         yield batch, predict_batch(detector, batch, device, amp, amp_dtype)
+
+
+@dataclass
+class Scores:
+    """Per item, in loader order: the label, P(fake) and the video id."""
+
+    labels: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+
+
+def collect_scores(
+    detector: torch.nn.Module,
+    loader: Iterable[dict[str, Any]],
+    device: torch.device,
+    amp: bool = False,
+    amp_dtype: str = "bfloat16",
+    *,
+    progress: bool = False,
+    desc: str = "predict",
+    on_batch: Callable[[dict[str, Any], dict[str, torch.Tensor]], None] | None = None,
+) -> Scores:
+    """The label, score and video of every item of ``loader`` (training's validation and
+    ``evaluate`` both score through here); ``on_batch(batch, outputs)`` also sees each batch, to
+    stream rows out or keep embeddings."""
+    out = Scores()
+    for batch, outputs in iter_predictions(detector, loader, device, amp, amp_dtype, progress, desc):
+        out.labels.extend(batch["label"].tolist())
+        out.scores.extend(outputs["prob"].tolist())
+        out.videos.extend(batch["video"])
+        if on_batch is not None:
+            on_batch(batch, outputs)
+    return out

@@ -1,5 +1,5 @@
 """Lazy, read-only stores of precomputed inputs: ``path -> array``, read from disk one face at a time
-(issue 15, "Memory flat in data size"; docs/scale.md "Memory").
+(memory stays flat in the data size; docs/scale.md "Memory").
 
 ``FaceDataset`` looks a face's stored inputs up as ``dataset.stores[name][row.path]``. Holding those
 arrays in a dict made memory grow with the number of faces (1280 floats per face for a Lite0

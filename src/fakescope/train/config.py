@@ -1,4 +1,4 @@
-"""The ``train`` config section (DESIGN.md "AIRL" training; papers/AIRL.txt §III-G).
+"""The ``train`` config section (docs/design.md, "Training recipe"; AIRL (Parihar), §III-G).
 
 ``AugmentConfig`` lives in :mod:`fakescope.data.config` (the data layer applies it); it is re-exported
 here because ``train.augment`` is where users set it.
@@ -89,8 +89,8 @@ class TrainConfig(StrictModel):
     bad_images: Literal["skip", "error"] = Field(
         "skip",
         description="train and val images are all decoded once before training: skip = leave out the ones "
-        "that cannot be decoded (listed in RUN/skipped_rows.csv, counted on stderr); error = refuse to "
-        "start, naming the first",
+        "that cannot be decoded and the crops below the 32-px minimum face size (listed with their reason "
+        "in RUN/skipped_rows.csv, counted on stderr); error = refuse to start, naming the first",
     )
     progress: bool = Field(True, description="show tqdm progress bars")
     num_threads: int = Field(

@@ -1,4 +1,4 @@
-"""Detector losses: cross-entropy and the supervised contrastive loss (papers/AIRL.txt §III-E/F, Eq. 6-7;
+"""Detector losses: cross-entropy and the supervised contrastive loss (AIRL (Parihar), §III-E/F, Eq. 6-7;
 Khosla et al., NeurIPS 2020, ``L^sup_out``). Every fake is one class, whatever made it (AIRL §III-E)."""
 
 from __future__ import annotations
