@@ -19,8 +19,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tiny_run(base: Path, data: Path) -> Path:
-    """A tiny AIRL-family run trained on a few dozen real DFDC crops (built once per session)."""
+def tiny_run(base: Path, manifest: Path) -> Path:
+    """A tiny AIRL-family run trained on a few dozen crops of ``manifest`` (built once per session)."""
     run = base / "serve_airl"
     if (run / "checkpoints" / "best.json").is_file():
         return run
@@ -31,7 +31,7 @@ def tiny_run(base: Path, data: Path) -> Path:
         "name": "serve_airl",
         "device": "cpu",
         "data": {
-            "manifest": str(data / "dfdc-faces" / "manifest.csv"),
+            "manifest": str(manifest),
             "image_size": 64,
             "max_per_split": 16,
         },
@@ -81,10 +81,36 @@ class Server:
         )
 
 
+# `fakescope serve` whose worker stops for good once a video job has scored `pause_after` frames, after
+# writing `marker`: a test then acts on a job that is certainly mid-video, however fast the machine.
+PAUSING_SERVE = """
+import sys, threading
+from pathlib import Path
+import fakescope.serve.worker as worker
+from fakescope.cli import main
+pause_after, marker = int(sys.argv[1]), Path(sys.argv[2])
+score_job = worker.score_job
+def pausing_score_job(*args):
+    *head, on_frame = args
+    frames = [0]
+    def frame():
+        on_frame()
+        frames[0] += 1
+        if frames[0] == pause_after:
+            marker.write_text("paused")
+            threading.Event().wait()  # until the test kills the server
+    return score_job(*head, frame)
+worker.score_job = pausing_score_job
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 def start_server(
-    run: Path, data_dir: Path, *extra: str, token: str | None = None, timeout: float = 90.0
-) -> Server:
-    """Start ``fakescope serve`` and wait until ``/healthz`` answers."""
+    run: Path, data_dir: Path, *extra: str, token: str | None = None, timeout: float = 90.0,
+    pause: tuple[int, Path] | None = None,
+) -> Server:  # fmt: skip
+    """Start ``fakescope serve`` and wait until ``/healthz`` answers. ``pause=(n, marker)``: its worker
+    writes ``marker`` and stops once a video job has scored ``n`` frames (see ``PAUSING_SERVE``)."""
     port = free_port()
     log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +120,8 @@ def start_server(
            "--data-dir", str(data_dir), "--device", "cpu", "--workers", "1", "--log-level", "warning", *extra]  # fmt: skip
     if token:
         cmd += ["--token", token]
+    if pause is not None:
+        cmd[1:3] = ["-c", PAUSING_SERVE, str(pause[0]), str(pause[1])]
     with open(log, "ab") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     server = Server(f"http://127.0.0.1:{port}", proc, log, token)

@@ -1,4 +1,4 @@
-"""Block DCT high-pass (papers/AIRL.txt §III-B): agrees with scipy per block, masks exactly u<c, v<c."""
+"""Block DCT high-pass (AIRL (Parihar), §III-B): agrees with scipy per block, masks exactly u<c, v<c."""
 
 from __future__ import annotations
 

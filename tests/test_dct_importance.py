@@ -13,6 +13,7 @@ import torch
 from bench_support import load_benchmark
 from fakescope.config import load_config
 from fakescope.explain.dct_importance import dct_importance, importance_figure
+from fakescope.inference.spec import input_spec_for
 from fakescope.models.registry import build_detector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ def _detector(name: str, cutoff: int = 4):
     torch.manual_seed(0)
     cfg = load_config(None, [f"model.name={name}", "model.backbone=efficientnet_tiny", "model.pretrained=false",
                              f"model.dct_cutoff={cutoff}"])  # fmt: skip
-    return build_detector(cfg)
+    return build_detector(cfg.model, input_spec_for(cfg))
 
 
 @pytest.mark.parametrize("cutoff", [2, 4])
@@ -49,17 +50,17 @@ def test_rejects_sizes_that_are_not_whole_blocks():
         dct_importance(_detector("airl_freq"), [torch.rand(1, 3, 30, 30)])
 
 
-@pytest.mark.shared_data
-def test_benchmark_maps_a_tiny_trained_run(shared_data, tmp_path):
+def test_benchmark_maps_a_tiny_trained_run(face_set, tmp_path):
     from fakescope.train.trainer import train
 
     cfg = load_config(REPO / "configs" / "cpu" / "airl_freq.yaml",
-                      [f"data.manifest={shared_data / 'dfdc-faces' / 'manifest.csv'}", "data.image_size=32",
+                      [f"data.manifest={face_set.manifest}", "data.image_size=32",
                        "data.max_per_split=16", "train.epochs=1", "train.batch_size=8", "train.progress=false",
-                       "eval.bootstrap=0"])  # fmt: skip
+                       "eval.bootstrap=0", f"data.crop_cache_dir={tmp_path / 'crops'}"])  # fmt: skip
     train(cfg, tmp_path / "run")
+    assert any((tmp_path / "crops").iterdir())  # the crop cache, not the config's cache/crops in the checkout
     bench = load_benchmark("dct_importance")
-    assert bench.main(["--run", str(tmp_path / "run"), "--data", str(shared_data / "dfdc-faces"),
+    assert bench.main(["--run", str(tmp_path / "run"), "--data", str(face_set.root),
                        "--max-images", "8", "--out", str(tmp_path / "out")]) == 0  # fmt: skip
     rec = json.loads((tmp_path / "out" / "run.json").read_text())
     assert rec["images"] == 8 and rec["split"] == "test" and rec["share_in_removed_corner"] < 1e-6

@@ -8,13 +8,13 @@ import pytest
 
 from fakescope.cli import main
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 
-def test_bench_reports_faces_per_second_split_by_stage(shared_data, tmp_path, capsys):
+def test_bench_reports_faces_per_second_split_by_stage(face_set, tmp_path, capsys):
     out = tmp_path / "speed.json"
     argv = ["bench", "--models", "airl", "heatmaps", "--backbone", "efficientnet_tiny", "--image-size", "64",
-            "--inr-resolution", "16", "-n", "1", "--warmup", "0", "--images", str(shared_data / "dfdc-faces"),
+            "--inr-resolution", "16", "-n", "1", "--warmup", "0", "--images", str(face_set.root),
             "--set", "inr.max_steps=50", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -26,7 +26,7 @@ def test_bench_reports_faces_per_second_split_by_stage(shared_data, tmp_path, ca
     for r in by_model.values():
         assert r["faces"] == 1 and r["faces_per_s"] > 0
         assert set(r["ms_per_face_by_stage"]) == {"detect_align", "features", "classifier"}
-        assert r["ms_per_face_by_stage"]["detect_align"] > 0  # RetinaFace ran on the 224-px images
+        assert r["ms_per_face_by_stage"]["detect_align"] > 0  # RetinaFace ran on the face crops
         assert isinstance(r["loadavg_before"], float)
     # Only the INFER family fits INRs: its feature stage dominates the AIRL one.
     assert by_model["heatmaps"]["inr_resolution"] == 16 and by_model["airl"]["inr_resolution"] is None

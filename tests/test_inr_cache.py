@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +30,10 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def face_paths(shared_data) -> list[str]:
-    root = shared_data / "dfdc-faces"
-    with open(root / "manifest.csv", newline="") as fh:
+def face_paths(face_set) -> list[str]:
+    with open(face_set.manifest, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [str(root / r["path"]) for r in rows[:N_KILL]]
+    return [str(face_set.root / r["path"]) for r in rows[:N_KILL]]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +51,8 @@ def _cfg(**kw) -> InrConfig:
 
 
 # The child process fits the listed faces into the cache; it is what the tests kill or run twice.
+# With a nonzero `pause_after` it says "paused" once that many entries are written, then waits to be
+# killed: the kill lands at a known point however fast the machine is.
 CHILD = textwrap.dedent(
     """
     import json, sys
@@ -62,15 +62,29 @@ CHILD = textwrap.dedent(
     from fakescope.inr import CpuWorkerPool, HeatmapCache, InrConfig, heatmaps_for_images
     cfg = InrConfig.model_validate_json(sys.argv[1])
     paths = json.loads(sys.argv[3])
-    heatmaps_for_images([load_image_rgb(p) for p in paths], cfg, "cpu", HeatmapCache(sys.argv[2], cfg))
+    pause_after = int(sys.argv[4])
+
+    class PausingCache(HeatmapCache):
+        written = 0
+
+        def put(self, key, result):
+            super().put(key, result)
+            self.written += 1
+            if self.written == pause_after:
+                print("paused", flush=True)
+                sys.stdin.read()  # until killed
+
+    cache = PausingCache(sys.argv[2], cfg)
+    heatmaps_for_images([load_image_rgb(p) for p in paths], cfg, "cpu", cache)
     """
 )
 
 
-def _spawn(cfg: InrConfig, cache_dir: Path, paths: list[str]) -> subprocess.Popen:
+def _spawn(cfg: InrConfig, cache_dir: Path, paths: list[str], pause_after: int = 0) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, cfg.model_dump_json(), str(cache_dir), json.dumps(paths)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-c", CHILD, cfg.model_dump_json(), str(cache_dir), json.dumps(paths),
+         str(pause_after)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
 
@@ -117,19 +131,17 @@ def test_unreadable_entry_is_refitted(tmp_path, face_paths, reference):
 def test_killed_run_resumes_with_the_same_results(tmp_path, face_paths, reference):
     cfg = _cfg()
     cache = HeatmapCache(tmp_path, cfg)
-    proc = _spawn(cfg, tmp_path, face_paths)
-    deadline = time.monotonic() + 120
-    while len(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    proc = _spawn(cfg, tmp_path, face_paths, pause_after=3)
+    said = proc.stdout.readline()  # the child pauses after its third entry: no race with its speed
+    assert said == b"paused\n", proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_before = len(cache)
-    assert proc.returncode == -signal.SIGKILL, "the child finished before it could be killed"
-    assert 2 <= n_before < N_KILL
+    assert proc.returncode == -signal.SIGKILL
+    assert n_before == 3
     images = [load_image_rgb(p) for p in face_paths]
     maps, recs = heatmaps_for_images(images, cfg, "cpu", cache)
-    # Everything written before the kill is reused (a kill can land between the rename and the next
-    # image, never inside a file: writes are atomic), the rest is fitted now.
+    # Everything written before the kill is reused, the rest is fitted now.
     assert sum(r.cached for r in recs) == n_before
     _assert_same((maps, recs), reference)
     assert len(cache) == N_KILL

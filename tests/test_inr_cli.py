@@ -18,9 +18,9 @@ def _one_thread():
 
 
 @pytest.fixture
-def manifest(shared_data, tmp_path):
-    root = shared_data / "dfdc-faces"
-    with open(root / "manifest.csv", newline="") as fh:
+def manifest(face_set, tmp_path):
+    root = face_set.root
+    with open(face_set.manifest, newline="") as fh:
         rows = list(csv.DictReader(fh))[:4]  # two groups, each a real face and a swap made from it
     path = tmp_path / "m.csv"
     with open(path, "w", newline="") as fh:

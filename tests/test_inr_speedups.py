@@ -35,14 +35,15 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def dfdc(shared_data) -> tuple[list[np.ndarray], list[str]]:
-    """60 DFDC face crops (real and fake) at 32 px with their groups, in manifest order."""
+def faces(face_set) -> tuple[list[np.ndarray], list[str]]:
+    """60 face crops (real and fake; DFDC, or the stand-in set without ../shared) at 32 px with their
+    groups, in manifest order."""
     from fakescope.data.images import load_image_rgb
 
-    root = shared_data / "dfdc-faces"
-    with open(root / "manifest.csv", newline="") as fh:
+    with open(face_set.manifest, newline="") as fh:
         rows = list(csv.DictReader(fh))[:60]
-    return [resize_for_inr(load_image_rgb(root / r["path"]), R) for r in rows], [r["group"] for r in rows]
+    images = [resize_for_inr(load_image_rgb(face_set.root / r["path"]), R) for r in rows]
+    return images, [r["group"] for r in rows]
 
 
 def _init_cfg(**kw) -> InrInitConfig:
@@ -50,8 +51,9 @@ def _init_cfg(**kw) -> InrInitConfig:
     return InrInitConfig(**{**base, **kw})
 
 
-def test_learned_init_needs_fewer_steps_on_held_out_faces(dfdc, tmp_path):
-    images, groups = dfdc
+def test_learned_init_needs_fewer_steps_on_held_out_faces(shared_data, faces, tmp_path):
+    # shared_data: how fast an INR fits is a property of real faces, not of the stand-in set.
+    images, groups = faces
     inr = InrConfig(resolution=R)
     out = tmp_path / "init.safetensors"
     summary = li.learn_init(images, groups, inr, _init_cfg(), out, progress=False)
@@ -66,15 +68,15 @@ def test_learned_init_needs_fewer_steps_on_held_out_faces(dfdc, tmp_path):
     assert res.record.reached
 
 
-def test_learned_init_held_out_groups_never_feed_learning(dfdc):
-    _, groups = dfdc
+def test_learned_init_held_out_groups_never_feed_learning(faces):
+    _, groups = faces
     learn, hold = li._split_holdout(groups, 6, seed=0)
     assert len(hold) == 6
     assert not {groups[i] for i in learn} & {groups[i] for i in hold}
 
 
-def test_learned_init_resumes_after_a_crash_to_the_same_file(dfdc, tmp_path, monkeypatch):
-    images, groups = dfdc
+def test_learned_init_resumes_after_a_crash_to_the_same_file(faces, tmp_path, monkeypatch):
+    images, groups = faces
     inr = InrConfig(resolution=R)
     cfg = _init_cfg(outer_steps=6, checkpoint_every=2, holdout_images=0)
     whole = tmp_path / "whole.safetensors"
@@ -106,8 +108,8 @@ def test_learned_init_resumes_after_a_crash_to_the_same_file(dfdc, tmp_path, mon
     assert again.wall_seconds == 0.0 and again.resumed_from == cfg.outer_steps
 
 
-def test_learned_init_for_another_inr_is_refused(dfdc, tmp_path):
-    images, groups = dfdc
+def test_learned_init_for_another_inr_is_refused(faces, tmp_path):
+    images, groups = faces
     out = tmp_path / "init.safetensors"
     li.learn_init(images, groups, InrConfig(resolution=R), _init_cfg(outer_steps=2, holdout_images=0), out,
                   progress=False)  # fmt: skip
@@ -119,9 +121,9 @@ def test_learned_init_for_another_inr_is_refused(dfdc, tmp_path):
     assert load_init(InrConfig(resolution=64, init_file=str(out))).weights[0].shape == (1, 128, 2)
 
 
-def test_learn_inr_init_command(shared_data, tmp_path, capsys):
+def test_learn_inr_init_command(face_set, tmp_path, capsys):
     out = tmp_path / "init.safetensors"
-    rc = cli_main(["learn-inr-init", "--manifest", str(shared_data / "dfdc-faces" / "manifest.csv"),
+    rc = cli_main(["learn-inr-init", "--manifest", str(face_set.manifest),
                    "--out", str(out), "--quiet", "--set", f"inr.resolution={R}",
                    "--set", "inr_init.outer_steps=3", "--set", "inr_init.max_images=20",
                    "--set", "inr_init.holdout_images=2"])  # fmt: skip
@@ -131,8 +133,9 @@ def test_learn_inr_init_command(shared_data, tmp_path, capsys):
     assert load_init(InrConfig(resolution=R, init_file=str(out))).batch == 1
 
 
-def test_bf16_warmup_meets_the_target_in_fp32(dfdc):
-    images, _ = dfdc
+def test_bf16_warmup_meets_the_target_in_fp32(shared_data, faces):
+    # shared_data: how fast an INR fits is a property of real faces, not of the stand-in set.
+    images, _ = faces
     cfg = InrConfig(resolution=R, bf16_warmup_margin_db=4.0)
     results = fit_resized(images[:2], cfg, CPU)
     coords = coordinate_grid(R)
@@ -180,8 +183,9 @@ def test_sine_layer_gradients_match_autograd():
         assert torch.allclose(g, r, rtol=1e-9, atol=1e-12)
 
 
-def test_bf16_backward_reaches_the_target_in_similar_steps(dfdc):
-    images, _ = dfdc
+def test_bf16_backward_reaches_the_target_in_similar_steps(shared_data, faces):
+    # shared_data: how fast an INR fits is a property of real faces, not of the stand-in set.
+    images, _ = faces
     fp32 = fit_resized(images[:3], InrConfig(resolution=R), CPU)
     bf16 = fit_resized(images[:3], InrConfig(resolution=R, bf16_backward=True), CPU)
     assert all(r.record.reached for r in bf16)
@@ -190,8 +194,8 @@ def test_bf16_backward_reaches_the_target_in_similar_steps(dfdc):
     assert steps16 <= 1.25 * steps32
 
 
-def test_learned_init_does_not_resume_a_checkpoint_of_other_faces(dfdc, tmp_path, monkeypatch):
-    images, groups = dfdc
+def test_learned_init_does_not_resume_a_checkpoint_of_other_faces(faces, tmp_path, monkeypatch):
+    images, groups = faces
     inr = InrConfig(resolution=R)
     cfg = _init_cfg(outer_steps=4, checkpoint_every=2, holdout_images=0)
     out = tmp_path / "init.safetensors"

@@ -22,10 +22,10 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def test_learn_inr_init_reads_no_test_face(shared_data, tmp_path, monkeypatch, capsys):
+def test_learn_inr_init_reads_no_test_face(face_set, tmp_path, monkeypatch, capsys):
     import fakescope.data.images as images_mod
 
-    manifest = shared_data / "dfdc-faces" / "manifest.csv"
+    manifest = face_set.manifest
     overrides = [f"inr.resolution={R}", "inr_init.outer_steps=2", "inr_init.max_images=24",
                  "inr_init.holdout_images=4", "inr_init.images_per_step=4"]  # fmt: skip
     cfg = load_config(None, [f"data.manifest={manifest}", *overrides])

@@ -1,4 +1,4 @@
-"""CE and supervised contrastive loss (papers/AIRL.txt §III-E/F, Eq. 6-7; Khosla et al. 2020)."""
+"""CE and supervised contrastive loss (AIRL (Parihar), §III-E/F, Eq. 6-7; Khosla et al. 2020)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The ONNX path for inference (issue 15): `fakescope export` and `--engine onnx` on real DFDC faces.
+"""The ONNX path for inference (issue 15): `fakescope export` and `--engine onnx` on face crops
+(``face_set``: DFDC from ../shared/data, or the embedded stand-in set without it).
 
 The AIRL run is tiny but real: `airl` with the pretrained Lite0 backbone (shipped by a package, no hub)
-at 64 px, trained one epoch on a few dozen real crops, so its scores spread across faces and a wrong
+at 64 px, trained one epoch on a few dozen crops, so its scores spread across faces and a wrong
 ONNX path (another resize, unnormalised pixels, a traced constant) moves them by far more than the
 1e-3 parity tolerance; the tests check that spread too. INFER-family heads are checked on the batch the
 engine builds, with checkpoints saved straight from freshly built detectors (the head's parity does not
@@ -21,17 +22,15 @@ from fakescope.cli import main
 from fakescope.config import config_from_dict
 from fakescope.errors import ModelLoadError
 
-pytestmark = [pytest.mark.shared_data]
-
 TOL = 1e-3
 
 
-def _cfg(data: Path, tmp: Path, model: dict, **sections) -> dict:
+def _cfg(manifest: Path, tmp: Path, model: dict, **sections) -> dict:
     raw = {
         "name": model["name"],
         "device": "cpu",
         "data": {
-            "manifest": str(data / "dfdc-faces" / "manifest.csv"),
+            "manifest": str(manifest),
             "image_size": 64,
             "max_per_split": 16,
         },
@@ -45,11 +44,11 @@ def _cfg(data: Path, tmp: Path, model: dict, **sections) -> dict:
 
 
 @pytest.fixture(scope="module")
-def airl_run(shared_data, tmp_path_factory) -> Path:
+def airl_run(face_set, tmp_path_factory) -> Path:
     from fakescope.train.trainer import train
 
     tmp = tmp_path_factory.mktemp("onnx_airl")
-    raw = _cfg(shared_data, tmp, {"name": "airl", "backbone": "lite0", "pretrained": True})
+    raw = _cfg(face_set.manifest, tmp, {"name": "airl", "backbone": "lite0", "pretrained": True})
     train(config_from_dict(raw), tmp / "airl")
     return tmp / "airl"
 
@@ -64,12 +63,12 @@ def airl_onnx(airl_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def faces(shared_data) -> tuple[list[np.ndarray], np.ndarray]:
-    """100 real DFDC face crops (50 real, 50 fake, in manifest order) and their labels (1 = fake)."""
+def faces(face_set) -> tuple[list[np.ndarray], np.ndarray]:
+    """100 face crops (50 real, 50 fake, in manifest order) and their labels (1 = fake)."""
     from fakescope.data.images import load_image_rgb
 
-    root = shared_data / "dfdc-faces"
-    with open(root / "manifest.csv", newline="") as fh:
+    root = face_set.root
+    with open(face_set.manifest, newline="") as fh:
         rows = list(csv.DictReader(fh))
     picked = [r for r in rows if r["label"] == "real"][:50] + [r for r in rows if r["label"] == "fake"][:50]
     crops = [load_image_rgb(root / r["path"]) for r in picked]
@@ -88,11 +87,12 @@ def fp32_scores(airl_run, airl_onnx, faces) -> tuple[np.ndarray, np.ndarray]:
 def _saved_run(tmp: Path, raw: dict) -> Path:
     """A run folder holding an untrained detector's checkpoint (for export checks that need no training)."""
     from fakescope.inference.checkpoint import save_checkpoint
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
 
     cfg = config_from_dict(raw)
     run = tmp / raw["name"]
-    det = build_detector(cfg).eval()
+    det = build_detector(cfg.model, input_spec_for(cfg)).eval()
     save_checkpoint(run / "checkpoints", "best", model=det, cfg=cfg, detector_name=cfg.model.name, epoch=0,
                     step=0, val_threshold={"frame": 0.4, "video": 0.45})  # fmt: skip
     return run
@@ -127,9 +127,8 @@ def test_fp32_scores_match_pytorch_on_100_real_faces(airl_run, airl_onnx, faces,
     assert props["fakescope.version"] and "[0,1]" in props["normalisation"]
 
 
-def test_detect_engine_onnx_gives_the_same_json_as_torch(airl_run, airl_onnx, shared_data, capsys):
-    paths = sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[:3]
-    paths += sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[:3]
+def test_detect_engine_onnx_gives_the_same_json_as_torch(airl_run, airl_onnx, face_set, capsys):
+    paths = face_set.fake[:3] + face_set.real[:3]
     common = [*map(str, paths), "--aligned", "--json"]
     rc_t, out_t, err_t = _cli(capsys, "detect", *common, "--model", str(airl_run))
     rc_o, out_o, err_o = _cli(capsys, "detect", *common, "--model", str(airl_onnx), "--engine", "onnx")
@@ -167,13 +166,12 @@ def test_int8_export_scores_real_faces_and_its_auc_change_is_computed(
     assert np.isfinite(change)
 
 
-def test_infer_head_on_precomputed_heatmaps_matches_pytorch(shared_data, tmp_path, faces):
+def test_infer_head_on_precomputed_heatmaps_matches_pytorch(face_set, tmp_path, faces):
     from fakescope.api import load
     from fakescope.inference.onnx_engine import export_onnx
 
-    raw = _cfg(
-        shared_data, tmp_path, {"name": "heatmaps"}, inr={"resolution": 32, "max_steps": 10, "workers": 1}
-    )
+    inr = {"resolution": 32, "max_steps": 10, "workers": 1}
+    raw = _cfg(face_set.manifest, tmp_path, {"name": "heatmaps"}, inr=inr)
     run = _saved_run(tmp_path, raw)
     export_onnx(run, tmp_path / "heatmaps.onnx")
     torch_det, onnx_det = load(run), load(tmp_path / "heatmaps.onnx", engine="onnx")
@@ -184,11 +182,11 @@ def test_infer_head_on_precomputed_heatmaps_matches_pytorch(shared_data, tmp_pat
     assert np.abs(got - want).max() < TOL and want.std() > TOL
 
 
-def test_infer_head_fed_a_pretrained_frozen_embedding_matches_pytorch(shared_data, tmp_path, faces):
+def test_infer_head_fed_a_pretrained_frozen_embedding_matches_pytorch(face_set, tmp_path, faces):
     from fakescope.api import load
     from fakescope.inference.onnx_engine import export_onnx
 
-    raw = _cfg(shared_data, tmp_path, {"name": "clip", "backbone": "lite0", "pretrained": True})
+    raw = _cfg(face_set.manifest, tmp_path, {"name": "clip", "backbone": "lite0", "pretrained": True})
     run = _saved_run(tmp_path, raw)
     export_onnx(run, tmp_path / "clip.onnx")
     torch_det, onnx_det = load(run), load(tmp_path / "clip.onnx", engine="onnx")
@@ -197,16 +195,17 @@ def test_infer_head_fed_a_pretrained_frozen_embedding_matches_pytorch(shared_dat
     assert np.abs(got - want).max() < TOL and want.std() > TOL
 
 
-def test_bad_inputs_give_one_clear_line(shared_data, tmp_path, capsys, airl_onnx):
-    face = str(sorted((shared_data / "dfdc-faces" / "real").glob("*.jpg"))[0])
+def test_bad_inputs_give_one_clear_line(face_set, tmp_path, capsys, airl_onnx):
+    face = str(face_set.real[0])
     rc, _, err = _cli(capsys, "export", "--run", str(tmp_path / "nope"), "--onnx", str(tmp_path / "x.onnx"))
     assert rc == 2 and err.count("\n") == 1 and "no such run directory" in err
     # A family with no export, and an INFER head whose frozen backbone could not be rebuilt.
-    meso = _saved_run(tmp_path, _cfg(shared_data, tmp_path, {"name": "meso4"}))
+    meso = _saved_run(tmp_path, _cfg(face_set.manifest, tmp_path, {"name": "meso4"}))
     rc, _, err = _cli(capsys, "export", "--run", str(meso), "--onnx", str(tmp_path / "m.onnx"))
     assert rc == 2 and err.count("\n") == 1 and "meso4" in err and "only the AIRL family" in err
     clip = _saved_run(
-        tmp_path, _cfg(shared_data, tmp_path, {"name": "clip", "backbone": "clip_tiny", "pretrained": False})
+        tmp_path,
+        _cfg(face_set.manifest, tmp_path, {"name": "clip", "backbone": "clip_tiny", "pretrained": False}),
     )
     rc, _, err = _cli(capsys, "export", "--run", str(clip), "--onnx", str(tmp_path / "c.onnx"))
     assert rc == 2 and err.count("\n") == 1 and "randomly initialised" in err
@@ -226,12 +225,10 @@ def test_bad_inputs_give_one_clear_line(shared_data, tmp_path, capsys, airl_onnx
     assert rc == 2 and err.count("\n") == 1 and "--engine onnx" in err
 
 
-def test_bench_engine_onnx_exports_the_random_detector_and_says_which_engine_ran(
-    shared_data, tmp_path, capsys
-):
+def test_bench_engine_onnx_exports_the_random_detector_and_says_which_engine_ran(face_set, tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["bench", "--models", "airl", "--backbone", "efficientnet_tiny", "--image-size", "64", "-n", "2"]
-    argv += ["--warmup", "1", "--aligned", "--images", str(shared_data / "dfdc-faces" / "real")]
+    argv += ["--warmup", "1", "--aligned", "--images", str(face_set.root / "real")]
     rc, _, err = _cli(capsys, *argv, "--engine", "onnx", "--out", str(out))
     assert rc == 0, err
     (res,) = json.loads(out.read_text())["results"]

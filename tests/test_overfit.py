@@ -128,7 +128,7 @@ def overfit(name: str, manifest: Path, run_dir: Path, cache: Path, steps: int, *
         REPO / "configs" / "cpu" / f"{name}.yaml",
         [*COMMON, *FAMILIES[name][0], f"data.manifest={manifest}", f"train.epochs={epochs}",
          f"train.early_stopping_patience={epochs}", f"train.restart_period={epochs}",
-         f"train.feature_cache_dir={cache}", *extra],
+         f"train.feature_cache_dir={cache}", f"data.crop_cache_dir={cache / 'crops'}", *extra],
     )  # fmt: skip
     t0 = time.time()
     train(cfg, run_dir)

@@ -1,4 +1,6 @@
-"""The video -> aligned crops pipeline and `fakescope prepare`, on the real DFDC videos."""
+"""The video -> aligned crops pipeline and `fakescope prepare`, on the videos of ``face_set``: the
+real DFDC videos, or the stand-in clips without ../shared (alignment accuracy and detection on
+full-HD frames stay with the real videos)."""
 
 from __future__ import annotations
 
@@ -30,11 +32,11 @@ EYE_TOLERANCE_PX = 6.0  # in the 224 px crop
 
 
 @pytest.fixture(scope="module")
-def job_inputs(shared_data, tmp_path_factory) -> Path:
-    """The six DFDC videos, a truncated copy of one, a zero-byte file and a faceless image."""
+def job_inputs(face_set, tmp_path_factory) -> Path:
+    """The set's videos, a truncated copy of one, a zero-byte file and a faceless image."""
     root = tmp_path_factory.mktemp("inputs")
-    rows = read_manifest(shared_data / "dfdc-videos" / "manifest.csv")
-    src = shared_data / "dfdc-videos" / "abofeumbvv.mp4"
+    rows = read_manifest(face_set.video_manifest)
+    src = face_set.videos[0]
     (root / "cut.mp4").write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     (root / "zero.mp4").write_bytes(b"")
     cv2.imwrite(str(root / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
@@ -55,20 +57,13 @@ def prepared(job_inputs, tmp_path_factory):
     return out, summary
 
 
-def test_every_video_yields_the_configured_number_of_aligned_crops(prepared):
+def test_every_video_yields_the_configured_number_of_aligned_crops(prepared, face_set):
     out, summary = prepared
     rows = read_manifest(out / "manifest.csv")
     per_video: dict[str, list[ManifestRow]] = {}
     for r in rows:
         per_video.setdefault(r.video, []).append(r)
-    assert sorted(per_video) == [
-        "abofeumbvv",
-        "abqwwspghj",
-        "brtujopkby",
-        "lynaeydofd",
-        "widuwuoiur",
-        "yhffcuhhjy",
-    ]
+    assert sorted(per_video) == sorted(v.stem for v in face_set.videos)
     for video, crops in per_video.items():
         assert len(crops) == FRAMES, video
         assert len({r.frame for r in crops}) == FRAMES
@@ -76,18 +71,22 @@ def test_every_video_yields_the_configured_number_of_aligned_crops(prepared):
         for r in crops:
             img = cv2.imread(r.path)
             assert img is not None and img.shape == (224, 224, 3)
-    assert sum(r.label == 0 for r in rows) == FRAMES  # lynaeydofd is the one real video
-    assert summary.faces_found == 6 * FRAMES and summary.crops_by_label == {"fake": 20, "real": 4}
+    labels = [r.label for r in read_manifest(face_set.video_manifest)]
+    n_real = labels.count(0) * FRAMES
+    assert sum(r.label == 0 for r in rows) == n_real  # DFDC: lynaeydofd is the one real video
+    assert summary.faces_found == len(labels) * FRAMES
+    assert summary.crops_by_label == {"fake": len(labels) * FRAMES - n_real, "real": n_real}
 
 
-def test_bad_files_are_clear_errors_and_the_job_completes(prepared):
+def test_bad_files_are_clear_errors_and_the_job_completes(prepared, face_set):
     out, summary = prepared
     saved = json.loads((out / "summary.json").read_text())
     errors = {Path(e["path"]).name: e["error"] for e in saved["errors"]}
     assert set(errors) == {"cut.mp4", "zero.mp4"}
     assert "cut.mp4: cannot open as a video" in errors["cut.mp4"] and "truncated" in errors["cut.mp4"]
     assert "zero.mp4: empty file" in errors["zero.mp4"]
-    assert saved["inputs"] == 9 and saved["jobs_processed"] == 7 and saved["jobs_failed"] == 2
+    n = len(face_set.videos)
+    assert saved["inputs"] == n + 3 and saved["jobs_processed"] == n + 1 and saved["jobs_failed"] == 2
 
 
 def test_frames_without_a_face_are_counted_and_listed(prepared):
@@ -99,9 +98,10 @@ def test_frames_without_a_face_are_counted_and_listed(prepared):
     assert [(Path(r["source"]).name, r["label"], r["frame"]) for r in listed] == [("wall.png", "real", "")]
 
 
-def test_eyes_land_on_the_template(prepared):
+def test_eyes_land_on_the_template(shared_data, prepared):
     """The recorded transform takes the detected eyes to the template; for frontal faces they land
-    within a few pixels, and a fresh detection on the saved crop finds them there too."""
+    within a few pixels, and a fresh detection on the saved crop finds them there too (an accuracy
+    on real faces: shared_data)."""
     out, _ = prepared
     template = template_landmarks(224, 0.3)
     detector = RetinaFaceDetector(max_side=None)
@@ -149,44 +149,55 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
+# `fakescope prepare` that stops for good once its first video is done (its record written), after
+# writing `marker`: the test kills it at a known point, however fast the machine is.
+PAUSING_PREPARE = """
+import sys, threading
+from pathlib import Path
+import fakescope.preprocess.pipeline.executor as executor
+from fakescope.cli import main
+marker = Path(sys.argv[1])
+process_job = executor.process_job
+def pausing_process_job(*args, **kwargs):
+    record = process_job(*args, **kwargs)
+    marker.write_text(record["key"])
+    threading.Event().wait()  # until the test kills the process
+    return record
+executor.process_job = pausing_process_job
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_crops_and_manifest(prepared, job_inputs, tmp_path):
+def test_killed_run_resumes_to_the_same_crops_and_manifest(prepared, job_inputs, face_set, tmp_path):
     """Kill `fakescope prepare` after its first finished video, plant a half-written crop, re-run it
     (with two worker processes): the crops, manifest and landmarks equal the uninterrupted run's.
     Three videos and the truncated file keep it fast; jobs are independent, so the uninterrupted
     run's rows for these videos are what an uninterrupted run on them writes."""
     reference, _ = prepared
-    videos = ["brtujopkby", "widuwuoiur", "lynaeydofd"]
+    videos = [v.stem for v in face_set.videos[-3:]]
     rows = [r for r in read_manifest(job_inputs) if Path(r.path).stem in videos or r.path.endswith("cut.mp4")]
     write_manifest(rows, tmp_path / "subset.csv", relative_to="/nonexistent")
     out = tmp_path / "resumed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fakescope",
-        "prepare",
-        str(tmp_path / "subset.csv"),
-        "--out",
-        str(out),
-        "--frames",
-        str(FRAMES),
-        "-q",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = ["prepare", str(tmp_path / "subset.csv"), "--out", str(out), "--frames", str(FRAMES), "-q"]
+    paused = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-c", PAUSING_PREPARE, str(paused), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and not list((out / "records").glob("*.json")):
-        time.sleep(0.02)
-    assert proc.poll() is None, "prepare finished before it could be killed: " + proc.stderr.read().decode()
+    while not paused.exists():  # a state it stays in until the kill: no race with its speed
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-3000:]
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = {p.stem for p in (out / "records").glob("*.json")}
-    assert 1 <= len(done_before) < 3
+    assert done_before == {paused.read_text()}
     # What a kill in the middle of a video leaves: crops of a video that has no record yet.
-    key = next(d.name for d in (reference / "crops").glob("*/*") if d.name.startswith("widuwuoiur"))
-    if key not in done_before:
-        (out / "crops" / "fake" / key).mkdir(parents=True, exist_ok=True)
-        (out / "crops" / "fake" / key / "000037.png").write_bytes(b"half a png")
-    rerun = subprocess.run(cmd + ["--workers", "2"], capture_output=True, text=True, timeout=300)
+    half = next(d for d in (reference / "crops").glob("*/*") if d.name.startswith(videos[1] + "-"))
+    if half.name not in done_before:
+        (out / half.relative_to(reference)).mkdir(parents=True, exist_ok=True)
+        (out / half.relative_to(reference) / "000037.png").write_bytes(b"half a png")
+    cmd = [sys.executable, "-m", "fakescope", *args, "--workers", "2"]
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 1, rerun.stderr  # 1: the truncated file is still reported
     assert "cut.mp4: cannot open as a video" in rerun.stdout + rerun.stderr
     assert json.loads((out / "summary.json").read_text())["jobs_resumed"] == len(done_before)
@@ -254,8 +265,9 @@ def test_contact_sheet_tiles_every_crop(prepared, tmp_path):
     out, _ = prepared
     assert write_crop_contact_sheet(out / "manifest.csv", tmp_path / "sheet.png", cols=6, tile=96)
     sheet = cv2.imread(str(tmp_path / "sheet.png"))[..., ::-1]
-    # 24 crops in 6 columns -> 4 rows of 96 px tiles with 14 px captions and 2 px gaps
-    assert sheet.shape == (4 * (96 + 14 + 2) + 2, 6 * (96 + 2) + 2, 3)
+    # 6 columns of 96 px tiles (DFDC: 24 crops -> 4 rows) with 14 px captions and 2 px gaps
+    n_rows = -(-len(read_manifest(out / "manifest.csv")) // 6)
+    assert sheet.shape == (n_rows * (96 + 14 + 2) + 2, 6 * (96 + 2) + 2, 3)
     x, y = np.round(template_landmarks(224, 0.3)[0] * 96 / 224).astype(int)
     assert tuple(sheet[2 + y, 2 + x]) == (0, 255, 0)  # the template's left eye, marked on the first tile
 

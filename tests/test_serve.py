@@ -1,6 +1,6 @@
 """`fakescope serve` through a real HTTP client against a real server (a subprocess on localhost),
-with a tiny AIRL run trained on real DFDC crops: the scores equal `fakescope detect` on the same
-files, hostile input gets the documented answer (413, 415, a failed job with the CLI's message, 401,
+with a tiny AIRL run trained on the crops of ``face_set`` (DFDC, or the stand-in set without
+../shared): the scores equal `fakescope detect` on the same files, hostile input gets the documented answer (413, 415, a failed job with the CLI's message, 401,
 404), and a server killed mid-job never loses the job."""
 
 from __future__ import annotations
@@ -16,32 +16,32 @@ import requests
 from fakescope.cli import main
 from serve_support import running, start_server, stop, tiny_run
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 TOKEN = "t0ken-for-tests"
 
 
 @pytest.fixture(scope="module")
-def run(shared_data, tmp_path_factory) -> Path:
-    return tiny_run(tmp_path_factory.getbasetemp(), shared_data)
+def run(face_set, tmp_path_factory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp(), face_set.manifest)
 
 
 @pytest.fixture(scope="module")
-def server(run, tmp_path_factory, shared_data):
+def server(run, tmp_path_factory, face_set):
     tmp = tmp_path_factory.mktemp("serve")
     allowed = tmp / "allowed"
     allowed.mkdir()
-    (allowed / "face.jpg").write_bytes(_face(shared_data).read_bytes())
+    (allowed / "face.jpg").write_bytes(_face(face_set).read_bytes())
     with running(run, tmp / "data", "--max-upload-mb", "5", "--allow-dir", str(allowed), token=TOKEN) as srv:
         yield srv
 
 
-def _face(shared_data: Path) -> Path:
-    return sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[0]
+def _face(face_set) -> Path:
+    return face_set.fake[0]
 
 
-def _video(shared_data: Path) -> Path:
-    return sorted((shared_data / "dfdc-videos").glob("*.mp4"))[0]
+def _video(face_set) -> Path:
+    return face_set.videos[0]
 
 
 def _submit(server, path: Path, name: str | None = None, **form) -> dict:
@@ -51,8 +51,8 @@ def _submit(server, path: Path, name: str | None = None, **form) -> dict:
     return r.json()
 
 
-def test_image_and_video_scores_equal_fakescope_detect(server, run, shared_data, capsys):
-    face, video = _face(shared_data), _video(shared_data)
+def test_image_and_video_scores_equal_fakescope_detect(server, run, face_set, capsys):
+    face, video = _face(face_set), _video(face_set)
     ids = [_submit(server, face)["id"], _submit(server, video)["id"]]
     jobs = [server.wait_job(i) for i in ids]
     assert [j["status"] for j in jobs] == ["done", "done"], jobs
@@ -82,7 +82,7 @@ def test_image_and_video_scores_equal_fakescope_detect(server, run, shared_data,
     history = [j["id"] for j in server.get("/v1/jobs").json()["jobs"]]
     assert history[:2] == ids[::-1]
     models = server.get("/v1/models").json()["models"]
-    assert models[0]["threshold"] == cli["threshold"] and models[0]["standin"] is False
+    assert models[0]["threshold"] == cli["threshold"] and models[0]["standin"] is face_set.standin
 
 
 def test_oversize_upload_is_413_with_or_without_a_length(server):
@@ -95,18 +95,18 @@ def test_oversize_upload_is_413_with_or_without_a_length(server):
     assert chunked.status_code == 413
 
 
-def test_content_not_name_decides_the_type(server, shared_data, tmp_path):
+def test_content_not_name_decides_the_type(server, face_set, tmp_path):
     text = tmp_path / "photo.jpg"
     text.write_text("this is not an image")
     r = server.post("/v1/jobs", files={"file": ("photo.jpg", text.read_bytes())})
     assert r.status_code == 415 and "photo.jpg" in r.json()["detail"]
     # A video named like an image is scored as the video it is.
-    assert _submit(server, _video(shared_data), name="holiday.png")["kind"] == "video"
+    assert _submit(server, _video(face_set), name="holiday.png")["kind"] == "video"
 
 
-def test_corrupt_file_is_a_failed_job_with_the_cli_message(server, run, shared_data, tmp_path, capsys):
+def test_corrupt_file_is_a_failed_job_with_the_cli_message(server, run, face_set, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.jpg"
-    corrupt.write_bytes(_face(shared_data).read_bytes()[:2000])
+    corrupt.write_bytes(_face(face_set).read_bytes()[:2000])
     job = server.wait_job(_submit(server, corrupt)["id"])
     assert job["status"] == "failed" and job["result"]["results"] == []
     assert job["error"].startswith("corrupt.jpg: ") and "truncated" in job["error"]
@@ -129,8 +129,8 @@ def test_every_endpoint_but_healthz_needs_the_token(server):
     assert server.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]
 
 
-def test_traversal_through_ids_names_and_paths_is_404(server, shared_data):
-    job_id = server.wait_job(_submit(server, _face(shared_data), name="../../../escape.jpg")["id"])["id"]
+def test_traversal_through_ids_names_and_paths_is_404(server, face_set):
+    job_id = server.wait_job(_submit(server, _face(face_set), name="../../../escape.jpg")["id"])["id"]
     for path in ("/v1/jobs/..%2F..%2Fjobs.sqlite3", "/v1/jobs/../../etc/passwd", "/v1/jobs/" + "0" * 31 + "g",
                  f"/v1/jobs/{job_id}/report/..%2F..%2F..%2Fjobs.sqlite3", f"/v1/jobs/{job_id}/report/.%2E",
                  f"/v1/jobs/{job_id}/report/%2Fetc%2Fpasswd", "/static/..%2F__init__.py"):  # fmt: skip
@@ -143,27 +143,29 @@ def test_traversal_through_ids_names_and_paths_is_404(server, shared_data):
     assert ok.status_code == 202 and server.wait_job(ok.json()["id"])["status"] == "done"
 
 
-def test_file_names_are_escaped_in_the_report(server, shared_data):
+def test_file_names_are_escaped_in_the_report(server, face_set):
     name = "<img src=x onerror=alert(1)>.jpg"
-    job = server.wait_job(_submit(server, _face(shared_data), name=name)["id"])
+    job = server.wait_job(_submit(server, _face(face_set), name=name)["id"])
     assert job["filename"] == name and job["result"]["results"][0]["source"] == name
     html = server.get(f"/v1/jobs/{job['id']}/report").text
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
 
 
-def test_a_job_killed_mid_video_ends_done_or_failed_after_a_restart(run, shared_data, tmp_path):
+def test_a_job_killed_mid_video_ends_done_or_failed_after_a_restart(run, face_set, tmp_path):
     """Also: past the queue bound the API answers 503 with Retry-After, and a queued job survives."""
     data = tmp_path / "data"
-    server = start_server(run, data, "--frames", "24", "--no-gradcam", "--queue", "1")
+    paused = tmp_path / "paused"  # written by the server's worker once it stops after the video's 2nd frame
+    server = start_server(run, data, "--frames", "24", "--no-gradcam", "--queue", "1", pause=(2, paused))
     try:
-        job_id = _submit(server, _video(shared_data))["id"]
+        job_id = _submit(server, _video(face_set))["id"]
         t0 = time.monotonic()
-        while (job := server.get(f"/v1/jobs/{job_id}").json())["progress"]["frames_done"] < 1:
-            assert job["status"] in ("queued", "running") and time.monotonic() - t0 < 60, job
+        while not paused.exists():  # a state the job stays in until the kill: no race with its speed
+            assert server.proc.poll() is None and time.monotonic() - t0 < 60, server.log.read_text()[-3000:]
             time.sleep(0.05)
-        assert job["status"] == "running"
-        waiting = _submit(server, _face(shared_data))["id"]  # the queue's one place
-        with open(_face(shared_data), "rb") as fh:
+        job = server.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "running" and 1 <= job["progress"]["frames_done"] < 24, job
+        waiting = _submit(server, _face(face_set))["id"]  # the queue's one place
+        with open(_face(face_set), "rb") as fh:
             full = server.post("/v1/jobs", files={"file": ("one_too_many.jpg", fh)})
         assert full.status_code == 503 and int(full.headers["Retry-After"]) > 0
         assert "queue is full" in full.json()["detail"]

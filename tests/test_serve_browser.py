@@ -109,7 +109,7 @@ def test_upload_a_face_and_a_video_and_read_score_and_label(browser, shared_data
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     base = tmp_path_factory.getbasetemp()
-    run = tiny_run(base, shared_data)
+    run = tiny_run(base, shared_data / "dfdc-faces" / "manifest.csv")
     standin = _standin_copy(run, tmp_path)
     face = sorted((shared_data / "dfdc-faces" / "fake").glob("*.jpg"))[1]
     video = sorted((shared_data / "dfdc-videos").glob("*.mp4"))[1]

@@ -1,8 +1,9 @@
 """`prepare`, `fit-inr` and `evaluate --run` as 2 shards (docs/scale.md): with `--shard K/N` (two
 processes at once, then `fakescope merge`) and under `torchrun --nproc_per_node 2` (gloo, rank 0
 merges). The merged outputs must equal one process's: the same manifest rows and crop bytes, the same
-heatmaps, the same predictions and metrics. Small real inputs: 3 DFDC videos x 3 frames, their 9
-crops for fit-inr (8 px INRs) and for evaluate (an untrained tiny AIRL at 32 px)."""
+heatmaps, the same predictions and metrics. Small inputs: the 3 short clips of the stand-in set (small
+frames, so the time goes to sharding, not decoding) x 3 frames, their 9 crops for fit-inr (8 px INRs)
+and for evaluate (an untrained tiny AIRL at 32 px)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from fakescope.utils.sharding import Shard, parse_shard, resolve_shard
 
 pytestmark = pytest.mark.slow
 
-VIDEOS = (("lynaeydofd", "real"), ("widuwuoiur", "fake"), ("abofeumbvv", "fake"))
+LABELS = ("real", "fake", "fake")  # of the stand-in clips, in order
 MODES = ("shard", "torchrun")
 INR = ["--set", "inr.resolution=8", "--set", "inr.max_steps=40", "--set", "inr.target_psnr=30"]
 # A shard process must not think it is a torchrun rank because pytest itself runs under one.
@@ -71,13 +72,13 @@ def run_sharded(mode: str, out: Path, *argv: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def work(shared_data, tmp_path_factory) -> Path:
+def work(standin_set, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sharding")
     with open(root / "videos.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "label", "group"])
-        for name, label in VIDEOS:
-            w.writerow([shared_data / "dfdc-videos" / f"{name}.mp4", label, name])
+        for video, label in zip(standin_set.videos, LABELS, strict=True):
+            w.writerow([video, label, video.stem])
     return root
 
 
@@ -100,10 +101,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_sharded_prepare_equals_one_process(prepared, mode):
+def test_sharded_prepare_equals_one_process(prepared, mode, standin_set):
     one, merged = prepared["one"], prepared[mode]
     rows = _rows(one / "manifest.csv")
-    assert len(rows) == 9 and [r["video"] for r in rows[::3]] == [v for v, _ in VIDEOS]
+    assert len(rows) == 9 and [r["video"] for r in rows[::3]] == [v.stem for v in standin_set.videos]
     # Same rows in the same order (nothing dropped, duplicated or reordered), the same tables...
     for table in ("manifest.csv", "landmarks.csv", "no_face.csv"):
         assert (merged / table).read_text() == (one / table).read_text(), table
@@ -163,6 +164,7 @@ def tiny_run(work) -> Path:
     from fakescope.config import config_from_dict
     from fakescope.data.splits import SEEN_ROWS_FILE, write_seen_rows
     from fakescope.inference.checkpoint import save_checkpoint
+    from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
 
     cfg = config_from_dict({
@@ -172,7 +174,8 @@ def tiny_run(work) -> Path:
     })  # fmt: skip
     torch.manual_seed(0)
     run = work / "tiny"
-    save_checkpoint(run / "checkpoints", "best", model=build_detector(cfg), cfg=cfg, detector_name="airl",
+    detector = build_detector(cfg.model, input_spec_for(cfg))
+    save_checkpoint(run / "checkpoints", "best", model=detector, cfg=cfg, detector_name="airl",
                     epoch=0, step=0, val_threshold=0.5)  # fmt: skip
     write_seen_rows(run / SEEN_ROWS_FILE, {"train": [], "val": []})
     return run

@@ -128,14 +128,14 @@ def test_blends_real_dfdc_faces(shared_data, kind):
             assert res.donor is not None and rows[res.donor].group != rows[i].group
 
 
-@pytest.mark.shared_data
-def test_trains_from_real_faces_alone(shared_data, tmp_path):
-    """airl_freq with SBI fakes on 24 real DFDC faces (train 16, val 8), one short epoch: the run sees
-    no real fake, and its validation scores both real faces and their blends."""
+def test_trains_from_real_faces_alone(face_set, tmp_path):
+    """airl_freq with SBI fakes on 24 real faces (train 16, val 8; DFDC, or the stand-in set without
+    ../shared), one short epoch: the run sees no real fake, and its validation scores both real faces
+    and their blends."""
     from fakescope.train.trainer import train
 
-    reals = [r for r in read_manifest(shared_data / "dfdc-faces" / "manifest.csv") if r.label == 0][:24]
-    fake = next(r for r in read_manifest(shared_data / "dfdc-faces" / "manifest.csv") if r.label == 1)
+    reals = [r for r in read_manifest(face_set.manifest) if r.label == 0][:24]
+    fake = next(r for r in read_manifest(face_set.manifest) if r.label == 1)
     rows = [ManifestRow(path=r.path, label=0, group=r.group, split="train" if i < 16 else "val")
             for i, r in enumerate(reals)]  # fmt: skip
     rows.append(ManifestRow(path=fake.path, label=1, group=fake.group + "-x", split="train"))

@@ -86,8 +86,8 @@ def test_detects_landmarks_on_tight_dfdc_crops(shared_data):
     assert not np.array_equal(face_mask(side, pts0), face_mask(side, TIGHT_LANDMARKS * side))
 
 
-def _sbi_config(shared_data, tmp_path, extra):
-    reals = [r for r in read_manifest(shared_data / "dfdc-faces" / "manifest.csv") if r.label == 0][:12]
+def _sbi_config(face_set, tmp_path, extra):
+    reals = [r for r in read_manifest(face_set.manifest) if r.label == 0][:12]
     rows = [ManifestRow(path=r.path, label=0, group=r.group, split="train" if i < 8 else "val")
             for i, r in enumerate(reals)]  # fmt: skip
     manifest = write_manifest(rows, tmp_path / "m.csv", relative_to=tmp_path / "nowhere")
@@ -99,33 +99,32 @@ def _sbi_config(shared_data, tmp_path, extra):
     )  # fmt: skip
 
 
-@pytest.mark.shared_data
-def test_training_detects_and_saves_the_landmarks_once(shared_data, tmp_path, monkeypatch):
+def test_training_detects_and_saves_the_landmarks_once(face_set, tmp_path, monkeypatch):
     from fakescope.preprocess import landmarks as lm_mod
     from fakescope.train.trainer import train
 
-    reals, cfg = _sbi_config(shared_data, tmp_path, [])  # train.synthetic_landmarks: auto, no landmarks.csv
+    reals, cfg = _sbi_config(face_set, tmp_path, [])  # train.synthetic_landmarks: auto, no landmarks.csv
     train(cfg, tmp_path / "run")
     with open(tmp_path / "run" / "synthetic_landmarks.csv", newline="") as fh:
         saved = list(csv.DictReader(fh))
-    assert len(saved) >= 11  # train and val real crops, each with a face
+    # Train and val real crops with a face: most of them (the rate on real crops is the test above's).
+    assert len(saved) >= 0.8 * len(reals)
     assert {r["path"] for r in saved} <= {str(Path(r.path).resolve()) for r in reals}
 
     def no_detection(*a, **k):
         raise AssertionError("landmarks were detected again on resume")
 
     monkeypatch.setattr(lm_mod, "detect_crop_landmarks", no_detection)
-    _, cfg2 = _sbi_config(shared_data, tmp_path, ["train.epochs=2"])
+    _, cfg2 = _sbi_config(face_set, tmp_path, ["train.epochs=2"])
     train(cfg2, tmp_path / "run", resume=True)
 
 
-@pytest.mark.shared_data
-def test_layout_and_a_missing_file(shared_data, tmp_path):
+def test_layout_and_a_missing_file(face_set, tmp_path):
     from fakescope.train.trainer import train
 
-    _, cfg = _sbi_config(shared_data, tmp_path, ["train.synthetic_landmarks=layout"])
+    _, cfg = _sbi_config(face_set, tmp_path, ["train.synthetic_landmarks=layout"])
     train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "synthetic_landmarks.csv").exists()
-    _, cfg = _sbi_config(shared_data, tmp_path, [f"train.synthetic_landmarks={tmp_path / 'none.csv'}"])
+    _, cfg = _sbi_config(face_set, tmp_path, [f"train.synthetic_landmarks={tmp_path / 'none.csv'}"])
     with pytest.raises(InputError, match=r"train.synthetic_landmarks: .*none.csv: file not found"):
         train(cfg, tmp_path / "run2")

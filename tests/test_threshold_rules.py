@@ -1,5 +1,5 @@
 """Threshold rules chosen on validation data: ``eer``, ``youden`` and ``max_accuracy`` (AIRL reports
-accuracy "at the optimal threshold from validation", papers/AIRL.txt §IV; DESIGN.md "Metrics")."""
+accuracy "at the optimal threshold from validation", AIRL (Parihar), §IV; docs/design.md, "Metrics")."""
 
 from __future__ import annotations
 

@@ -47,8 +47,8 @@ def _write_images(folder: Path, n: int, size: int = 40) -> list[str]:
     return paths
 
 
-def test_cache_returns_exactly_the_decoded_crops_on_dfdc(shared_data, tmp_path):
-    rows = read_manifest(shared_data / "dfdc-faces" / "manifest.csv")[:48]
+def test_cache_returns_exactly_the_decoded_crops_on_dfdc(face_set, tmp_path):
+    rows = read_manifest(face_set.manifest)[:48]  # DFDC, or the stand-in set without ../shared
     for size in (128, 256):  # down (INTER_AREA) and up (INTER_CUBIC) from the stored 224 px
         ds = FaceDataset(rows, size)
         cache = build_crop_cache([r.path for r in rows], size, tmp_path, ds.load_crop, OPTS)
@@ -153,13 +153,13 @@ def _losses(run: Path) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_new_options_train_like_the_old_path(shared_data, tmp_path):
+def test_new_options_train_like_the_old_path(face_set, tmp_path):
     """Same data order, augmentation draws, dropout masks and initial weights; the only difference is
     NHWC vs NCHW convolution/BatchNorm kernels, i.e. the order of float32 sums. On DFDC crops with
     the real Lite0 that moved the first loss by 5e-6 (relative 2e-6); after 4 Adam steps each step's
     differences compound, so the check is 1e-3 relative, far below the step-to-step change of the loss
     (~1e-1), which a wrong crop, a wrong augmentation or a wrong worker order would show."""
-    rows = read_manifest(shared_data / "dfdc-faces" / "manifest.csv")
+    rows = read_manifest(face_set.manifest)
     keep = set(list(dict.fromkeys(r.group for r in rows))[:20])
     manifest = write_manifest(
         [r for r in rows if r.group in keep], tmp_path / "manifest.csv", relative_to=tmp_path / "x"

@@ -26,3 +26,8 @@ class ModelLoadError(FakescopeError):
 
 class NoFaceError(InputError):
     """No face was found in an image or frame."""
+
+
+class FaceTooSmallError(InputError):
+    """A face crop is below the minimum face size (``fakescope.data.images.MIN_FACE_SIDE``): too small
+    to tell real from fake, so it gets this error instead of a verdict."""

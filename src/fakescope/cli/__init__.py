@@ -9,6 +9,7 @@ import sys
 
 from fakescope import __version__
 from fakescope.errors import FakescopeError
+from fakescope.utils.imports import interrupt_behind
 from fakescope.utils.text import one_line
 
 # (subcommand, module, one-line help). Order is the order shown in --help.
@@ -68,7 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def escape_what_streams_cannot_encode() -> None:
+    """Under a locale that is not UTF-8 (``PYTHONIOENCODING=ascii:strict``, ``LANG=C`` on an old
+    Python), an accented file name would raise ``UnicodeEncodeError`` in a table printed after all
+    the work. Such streams write what they cannot encode as ``\\xNN`` escapes instead, as
+    :func:`fakescope.utils.text.printable` does for file names that are not UTF-8."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding in ("utf8", "utf8sig") or getattr(stream, "errors", "strict") != "strict":
+            continue
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    escape_what_streams_cannot_encode()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -80,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         # printable: a file name that is not UTF-8 is shown with \xNN escapes instead of crashing here
         print(one_line(f"fakescope {args.command}: error: {err}"), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as err:
+        # An ImportError can be a Ctrl-C in disguise: pybind11 wraps an exception raised while a
+        # compiled extension initialises (fakescope.utils.imports). Any other ImportError is a bug.
+        if interrupt_behind(err) is None:
+            raise
         what = ON_INTERRUPT.get(args.command, "finished work is kept; re-run the same command to resume")
         print(f"fakescope {args.command}: interrupted ({what})", file=sys.stderr)
         return 130

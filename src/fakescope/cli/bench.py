@@ -88,8 +88,11 @@ def run(args: argparse.Namespace) -> int:
         onnx_detector_from_config,
     )
     from fakescope.utils.atomic import atomic_write_json
+    from fakescope.utils.paths import require_output_file
     from fakescope.utils.runtime import resolve_device
 
+    if args.out:  # before minutes of timing
+        require_output_file(args.out, "--out")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -32,7 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakescope.demo import DemoSettings, run_demo
+    from fakescope.utils.paths import require_output_dir
 
+    require_output_dir(args.out, "--out")
     settings = DemoSettings.quick() if args.quick else DemoSettings()
     run_demo(args.out, settings, device=args.device, progress=not args.quiet)
     return 0

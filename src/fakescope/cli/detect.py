@@ -66,9 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fakescope.api import DetectOptions, detect_paths, expand_inputs, load
     from fakescope.api.batch import skipped_summary
+    from fakescope.utils.paths import require_output_dir
     from fakescope.utils.schema import json_safe
     from fakescope.utils.text import one_line, printable
 
+    if args.report:  # before the model loads: a bad --report costs one line, not the scoring
+        require_output_dir(args.report, "--report")
     options = DetectOptions(aligned=args.aligned, frames_per_video=args.frames)
     detector = load(args.model, device=args.device, options=options, engine=args.engine)
     skipped: list[tuple[str, str]] = []

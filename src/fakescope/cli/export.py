@@ -1,4 +1,4 @@
-"""`fakescope export`: a trained run's classifier as an ONNX file for `--engine onnx` (issue 15)."""
+"""`fakescope export`: a trained run's classifier as an ONNX file for `--engine onnx` (docs/onnx.md)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakescope.inference.onnx_engine import export_onnx
+    from fakescope.utils.paths import require_output_file
 
+    require_output_file(args.onnx, "--onnx")  # before the run loads and the graph is traced
     info = export_onnx(args.run, args.onnx, quantize=args.quantize)
     size_mb = os.path.getsize(args.onnx) / 1e6
     print(

@@ -69,12 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.data.manifest import read_manifest
     from fakescope.errors import InputError
     from fakescope.inr.run import fit_manifest, merge_fit
+    from fakescope.utils.paths import require_output_dir
     from fakescope.utils.runtime import resolve_device
     from fakescope.utils.sharding import resolve_shard, shard_group, wait_for_all_shards
 
     if args.workers is not None:
         args.overrides = [*args.overrides, f"inr.workers={args.workers}", "inr.cpu_path=workers"]
     cfg = config_from_args(args)
+    require_output_dir(args.out, "--out")
+    require_output_dir(args.cache if args.cache is not None else cfg.inr.cache_dir,
+                       "--cache" if args.cache is not None else "inr.cache_dir")  # fmt: skip
     shard = resolve_shard(args.shard)
     device = resolve_device(cfg.device)
     rows = read_manifest(args.manifest)

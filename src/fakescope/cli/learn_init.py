@@ -1,6 +1,6 @@
 """`fakescope learn-inr-init`: meta-learn a shared INR initialisation on training faces (Reptile).
 
-Not in the paper; DESIGN.md "Fitting" allows a learned initialisation file. See
+Not in the paper; docs/design.md ("Fitting") allows a learned initialisation file. See
 fakescope.inr.learned_init for the method and docs/inr.md for what it buys and costs.
 """
 
@@ -58,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.errors import InputError
     from fakescope.inr.engine import resize_for_inr
     from fakescope.inr.learned_init import learn_init
+    from fakescope.utils.paths import require_output_file
     from fakescope.utils.runtime import resolve_device
     from fakescope.utils.schema import json_safe
     from fakescope.utils.text import one_line
 
+    require_output_file(args.out, "--out")  # before any image is read
     cfg = config_from_args(args)
     if args.manifest:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"manifest": args.manifest})})

@@ -114,10 +114,14 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.data.layouts import build_manifest
     from fakescope.data.manifest import read_manifest
     from fakescope.errors import InputError
-    from fakescope.preprocess.pipeline import merge_prepare, run_prepare
+    from fakescope.preprocess.pipeline.run import merge_prepare, run_prepare
+    from fakescope.utils.paths import require_output_dir, require_output_file
     from fakescope.utils.runtime import resolve_device
     from fakescope.utils.sharding import resolve_shard, shard_group, wait_for_all_shards
 
+    require_output_dir(args.out, "--out")
+    if args.contact_sheet:
+        require_output_file(args.contact_sheet, "--contact-sheet")
     for flag, key in _FLAG_TO_KEY.items():
         value = getattr(args, flag)
         if value is not None:

@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     from fakescope.errors import ConfigError
     from fakescope.serve import ServeSettings, create_app
     from fakescope.serve.settings import LOCAL_HOSTS, TOKEN_ENV
+    from fakescope.utils.paths import require_output_dir
 
+    require_output_dir(args.data_dir, "--data-dir")  # before the runs load: the job store lives there
     if args.host not in LOCAL_HOSTS:
         if not args.public:
             raise ConfigError(

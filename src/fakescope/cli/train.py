@@ -30,9 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from fakescope.train.trainer import train
+    from fakescope.utils.paths import require_output_dir
 
     cfg = config_from_args(args)
+    # Before any work (the data check, the model): a run folder that cannot be written costs one line.
+    if args.out is not None:
+        require_output_dir(args.out, "--out")
+    else:
+        require_output_dir(Path(cfg.output_dir) / cfg.name, "the run folder (output_dir/name)")
     result = train(cfg, args.out, resume=args.resume)
     print(
         f"run {result.run_dir}: best val AUC {result.best_val_auc:.4f} at epoch {result.best_epoch} "

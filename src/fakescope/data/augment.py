@@ -1,4 +1,4 @@
-"""AIRL's training augmentations (papers/AIRL.txt §III-G "Augmentation"; config ``train.augment``).
+"""AIRL's training augmentations (AIRL (Parihar), §III-G "Augmentation"; config ``train.augment``).
 
 Horizontal flip (p 0.5), brightness and contrast jitter (+-20 %, always applied), Gaussian noise
 (sigma 0.01 on [0, 1] pixels, p 0.2) and a JPEG round trip at a quality drawn from 70-100 (p 0.3),

@@ -113,7 +113,7 @@ class DataConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    """Training augmentation (DESIGN.md "AIRL" Augmentation; papers/AIRL.txt §IV-B), set as ``train.augment``."""
+    """Training augmentation (docs/design.md, "Training recipe"; AIRL (Parihar), §IV-B), set as ``train.augment``."""
 
     hflip_p: float = Field(0.5, ge=0, le=1)
     brightness: float = Field(0.2, ge=0)

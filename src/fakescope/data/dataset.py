@@ -2,8 +2,9 @@
 
 Each item: ``image`` float32 ``[3,S,S]`` in [0, 1] RGB (not normalised: each backbone normalises
 itself), ``label`` (0 real, 1 fake), ``path``, ``video`` (the full video identity), ``group``, plus
-``heatmaps`` ``[L,R,R]`` and ``clip`` ``[768]`` when precomputed stores are given (INFER, DESIGN.md:
-INR heatmaps and frozen CLIP features are computed once and cached, never inside the training loop).
+``heatmaps`` ``[L,R,R]`` and ``clip`` ``[768]`` when precomputed stores are given (INFER; docs/design.md,
+"CLIP branch and head": INR heatmaps and frozen CLIP features are computed once and cached, never
+inside the training loop).
 
 Order of operations on a face crop: decode -> test-time perturbation (on the crop at its stored
 resolution, if ``perturb_before_resize``) -> resize to ``S`` -> perturbation (otherwise) -> training

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from fakescope.errors import InputError
+from fakescope.errors import FaceTooSmallError, InputError
 from fakescope.utils.paths import not_a_file_reason
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
@@ -29,6 +29,14 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image |
 # 64 MP: a 8000x8000 photo still loads, a crafted 100k x 100k PNG does not. DataConfig.max_image_pixels.
 DEFAULT_MAX_PIXELS = 64_000_000
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255)}
+#: The smallest face crop (short side, pixels) that is scored, evaluated or trained on. The face
+#: detectors find nothing smaller than about 20 px (MTCNN's minimum face, preprocess.mtcnn_min_face_size;
+#: RetinaFace's smallest anchor is 16 px) and an aligned crop spans 1.3x the face (preprocess.align.margin
+#: 0.3), so no crop ``prepare`` makes holds fewer than about 26 px of real image; 32 px is the next power
+#: of two, four of AIRL's 8x8 DCT blocks across. Below it a crop is upsampled more than 7x to the 224-px
+#: training crops and keeps none of the fine traces (blending seams, DCT spectra, INR residuals) the
+#: detectors read, so it gets "too small" instead of a verdict (docs/bad-input.md).
+MIN_FACE_SIDE = 32
 #: File suffixes that folder scans (``detect DIR``, ``prepare DIR``) take as images. Loading does not
 #: depend on them (the content decides); a format Pillow cannot open here (``.heic`` without a HEIF
 #: plugin) is then reported per file instead of being skipped unseen.
@@ -204,6 +212,18 @@ def iter_images(
             yield str(p), err
 
 
+def face_too_small(image: np.ndarray, label: str, min_side: int = MIN_FACE_SIDE) -> FaceTooSmallError | None:
+    """The error for a face crop whose short side is below ``min_side`` (:data:`MIN_FACE_SIDE`), else
+    ``None``."""
+    h, w = image.shape[:2]
+    if min(h, w) >= min_side:
+        return None
+    return FaceTooSmallError(
+        f"{label}: {w}x{h} pixels, below the {min_side}-px minimum face size: too small to tell "
+        "real from fake"
+    )
+
+
 def unreadable_images(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -211,17 +231,21 @@ def unreadable_images(
     background: Literal["black", "white"] = "black",
     progress: bool = False,
     desc: str = "check images",
+    min_side: int = MIN_FACE_SIDE,
 ) -> dict[str, InputError]:
     """Decode each image once (streamed: one in memory at a time) and return the ones that fail, by
-    path, with their error. ``train`` and ``evaluate --run`` check their rows with it up front, so that
-    one corrupt file cannot end a run part-way."""
-    return {
-        path: res
-        for path, res in iter_images(
-            paths, max_pixels=max_pixels, background=background, progress=progress, desc=desc
-        )
-        if isinstance(res, InputError)
-    }
+    path, with their error: unreadable, or a crop below ``min_side`` pixels (:func:`face_too_small`, a
+    :class:`~fakescope.errors.FaceTooSmallError`).
+    ``train`` and ``evaluate --run`` check their rows with it up front, so that one corrupt file cannot
+    end a run part-way and a 1-px "face" is neither trained on nor scored."""
+    bad: dict[str, InputError] = {}
+    for path, res in iter_images(
+        paths, max_pixels=max_pixels, background=background, progress=progress, desc=desc
+    ):
+        err = res if isinstance(res, InputError) else face_too_small(res, _name_of(path, None), min_side)
+        if err is not None:
+            bad[path] = err
+    return bad
 
 
 def standin_photo() -> np.ndarray:

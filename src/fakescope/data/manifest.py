@@ -2,7 +2,7 @@
 
 Columns ``path,label,group`` are required; ``dataset,method,split,video,frame`` are optional
 (docs/CONTRACTS.md). Labels are ``real`` / ``fake`` in the file and ``0`` / ``1`` in memory.
-Splits are made **by group** (DESIGN.md "Data, evaluation, robustness"): a person or a source video
+Splits are made **by group** (docs/design.md, "Datasets"): a person or a source video
 lands on exactly one side of train / val / test, so a detector cannot score well by recognising faces.
 """
 
@@ -54,7 +54,7 @@ class ManifestRow:
 
         The folder or file name alone is not enough: FaceForensics++ names the Deepfakes, Face2Face,
         FaceSwap, ... versions of one source pair identically (``000_003``), and video-level metrics
-        (DESIGN.md: mean of a video's frame scores) must never pool them. Without a ``video`` column
+        (the mean of a video's frame scores; docs/design.md, "Metrics") must never pool them. Without a ``video`` column
         each file is its own video, identified by its path without extension.
         """
         video = self.video or os.path.splitext(self.path)[0]

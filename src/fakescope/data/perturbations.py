@@ -1,4 +1,4 @@
-"""Deterministic test-time perturbations of a face crop (AIRL Table V; DESIGN.md "Robustness").
+"""Deterministic test-time perturbations of a face crop (AIRL Table V; docs/design.md, "Robustness").
 
 Each perturbation maps a uint8 ``HxWx3`` RGB crop to a new uint8 crop of the same shape, before any
 normalisation. They take no random state, so the same input always gives the same output, and a

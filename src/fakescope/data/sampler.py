@@ -1,5 +1,5 @@
-"""Balanced batch sampler: every batch holds both classes (papers/AIRL.txt §III-E, SupCon needs
-positives and negatives in each batch; DESIGN.md "AIRL" Loss).
+"""Balanced batch sampler: every batch holds both classes (AIRL (Parihar), §III-E: SupCon needs
+positives and negatives in each batch; docs/design.md, "Loss").
 
 Each batch takes ``ceil(B/2)`` real and ``floor(B/2)`` fake indices (alternating which class gets the
 extra one when ``B`` is odd). The two classes are shuffled by a generator seeded with

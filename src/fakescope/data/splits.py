@@ -1,4 +1,4 @@
-"""The rows a ``data`` config section names, split by group and capped (DESIGN.md "Data"; docs/data.md
+"""The rows a ``data`` config section names, split by group and capped (docs/design.md, "Datasets"; docs/data.md
 "Splits"). Training, evaluation and ``learn-inr-init`` all split through here, so a face that is in
 the test split for one of them is in the test split for all of them."""
 

@@ -1,6 +1,6 @@
 """Batched implicit neural representations (SIREN, Gauss, WIRE), fitting, PCA heatmaps and cache.
 
-papers/INFER.txt §3.3-3.4 and supplementary A.1-A.5; see docs/inr.md.
+INFER §3.3-3.4 and supplementary A.1-A.5 (anonymous NeurIPS-format submission); see docs/inr.md.
 
 Names are imported lazily (PEP 562) so that reading a config, which imports
 ``fakescope.inr.config``, does not pay for importing torch.

@@ -1,6 +1,6 @@
 """Content-addressed on-disk cache of INR heatmaps, reconstructions and fit records.
 
-DESIGN.md "Scale": INR fitting shards a manifest across processes or ``torchrun`` ranks into one
+docs/design.md, "Scale": INR fitting shards a manifest across processes or ``torchrun`` ranks into one
 shared cache keyed by image hash plus config hash, so a second run fits nothing twice.
 
 Layout: ``<cache_dir>/<config_key>/<image_key[:2]>/<image_key>.safetensors``, one file per image,
@@ -25,11 +25,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from fakescope.errors import InputError
 from fakescope.inr.config import EXECUTION_ONLY_FIELDS, InrConfig
 from fakescope.inr.fitting import FitRecord
 from fakescope.inr.shipped import fit_lr, resolve_init_file
 from fakescope.utils.atomic import atomic_write_bytes, atomic_write_json
 from fakescope.utils.hashing import config_hash, file_sha256
+from fakescope.utils.paths import output_dir_problem
 
 __all__ = ["HeatmapCache", "InrResult", "image_key", "config_key", "CACHE_FORMAT"]
 
@@ -87,7 +89,11 @@ class HeatmapCache:
     def __init__(self, cache_dir: str | os.PathLike[str], cfg: InrConfig) -> None:
         self.cfg = cfg
         self.root = Path(cache_dir) / config_key(cfg)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a file where the cache folder should be, a read-only place
+            why = output_dir_problem(self.root) or err.strerror
+            raise InputError(f"INR cache {cache_dir}: {why}") from None
         info = self.root / "config.json"
         if not info.exists():
             atomic_write_json(info, cfg.model_dump(mode="json"))

@@ -1,4 +1,5 @@
-"""The ``inr`` config section (DESIGN.md "INFER"; papers/INFER.txt §3.3-3.4, supplementary A.1-A.4).
+"""The ``inr`` config section (docs/design.md, "INFER"; INFER §3.3-3.4 and supplementary A.1-A.4,
+anonymous NeurIPS-format submission).
 
 Fields marked "not in the paper" are choices the paper leaves open; docs/inr.md
 explains each default and the measurement behind it.
@@ -114,7 +115,7 @@ class InrConfig(StrictModel):
 class InrInitConfig(StrictModel):
     """``fakescope learn-inr-init``: a shared INR initialisation meta-learned with Reptile.
 
-    Not in the paper. DESIGN.md allows "a fixed seed, or a learned initialisation file"; the method
+    Not in the paper. docs/design.md ("Fitting") allows a fixed seed or a learned initialisation file; the method
     is Reptile (Nichol et al. 2018) as used for coordinate networks by Tancik et al. 2021 ("Learned
     initializations for optimizing coordinate-based neural representations"). The inner loop is the
     fitting procedure itself (Adam, full batch, MSE), so the init is learned for the fit it will start.

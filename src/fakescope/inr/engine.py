@@ -2,7 +2,7 @@
 
 The public entry point is :func:`heatmaps_for_images` (docs/CONTRACTS.md "INR heatmaps").
 
-Execution path (DESIGN.md "Fitting": pick the fastest path per device by measurement; docs/inr.md):
+Execution path (docs/design.md, "Fitting": pick the fastest path per device by measurement; docs/inr.md):
 on a GPU, B images are fitted as one batched computation. On this 2-core CPU, one image at a
 time in one process on both threads measured as fast as a pool of warmed single-threaded worker
 processes (within +-10%) and 1.4x the batched matmuls at 128 px (the activations leave the cache), and

@@ -1,4 +1,4 @@
-"""Fig. 3-style figures (papers/INFER.txt §3.4.5, Fig. 3; supplementary A.5-A.6, Figs. 6-10):
+"""Fig. 3-style figures (INFER §3.4.5, Fig. 3; supplementary A.5-A.6, Figs. 6-10; anonymous NeurIPS-format submission):
 per row the input face, one PCA heatmap per INR layer, and the INR reconstruction; a real face and
 a fake face as two rows of one figure."""
 

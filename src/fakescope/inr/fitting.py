@@ -1,7 +1,7 @@
 """Fitting a batch of INRs to their images until each reaches a target PSNR.
 
-papers/INFER.txt §3.3 (MSE over all pixels, full batch) and supplementary A.4 (fit until at least
-35 dB). Every image starts from the same initialisation, so a unit of layer l means the same thing
+INFER §3.3 (MSE over all pixels, full batch) and supplementary A.4 (fit until at least 35 dB), an
+anonymous NeurIPS-format submission. Every image starts from the same initialisation, so a unit of layer l means the same thing
 across images. Adam is element-wise and the loss is the *sum* of per-image mean MSEs, so each image's
 update is exactly the update it would get if fitted alone; batching only changes float rounding.
 

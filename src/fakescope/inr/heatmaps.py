@@ -1,9 +1,10 @@
-"""Heatmaps from an INR's layer activations: papers/INFER.txt §3.4.4 and supplementary (L2 vs PCA).
+"""Heatmaps from an INR's layer activations: INFER §3.4.4 and supplementary (L2 vs PCA), anonymous
+NeurIPS-format submission.
 
 For one image and one activated layer, the H*W activation vectors h_l(x) are centred and projected on
 their first principal component, giving a scalar map A_l(x). The component is computed exactly, from
 the width x width covariance and ``eigh`` in float64 (randomised PCA such as ``torch.pca_lowrank``
-was measured to miss it, DESIGN.md). WIRE's complex activations are treated as real vectors
+was measured to miss it; docs/design.md, "Heatmaps"). WIRE's complex activations are treated as real vectors
 [Re h, Im h] of twice the width.
 
 Sign rule (PCA fixes a component only up to sign): the map is flipped so that it correlates

@@ -1,7 +1,7 @@
 """A shared INR initialisation meta-learned on training faces (Reptile), and its resumable job.
 
-Not in the paper: INFER (§3.3, supplementary A.4) fits every face from scratch. DESIGN.md "Fitting"
-allows "a fixed seed, or a learned initialisation file"; every image still starts from the *same*
+Not in the paper: INFER (§3.3, supplementary A.4) fits every face from scratch. docs/design.md
+("Fitting") allows a fixed seed or a learned initialisation file; every image still starts from the *same*
 initialisation, so a unit of layer l keeps one meaning across images. The method is Reptile (Nichol
 et al. 2018, "On first-order meta-learning algorithms"), which Tancik et al. (CVPR 2021, "Learned
 initializations for optimizing coordinate-based neural representations") showed cuts the steps a

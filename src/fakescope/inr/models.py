@@ -1,6 +1,6 @@
 """Batched implicit neural representations: B independent MLPs evaluated as one computation.
 
-papers/INFER.txt §3.3: h_0 = x, h_l = phi(W_l h_{l-1} + b_l) for l = 1..L-1, s(x) = W_L h_{L-1} + b_L.
+INFER §3.3 (anonymous NeurIPS-format submission): h_0 = x, h_l = phi(W_l h_{l-1} + b_l) for l = 1..L-1, s(x) = W_L h_{L-1} + b_L.
 Every weight carries a leading batch dimension ([B, out, in]) and layers run as batched matmuls, so
 B images are fitted at once on a GPU; B = 1 is the per-image path used by CPU workers.
 

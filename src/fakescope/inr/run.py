@@ -1,6 +1,6 @@
 """Fitting every image of a manifest into the shared heatmap cache (`fakescope fit-inr`).
 
-DESIGN.md "Scale", docs/scale.md: a sharded run (``torchrun`` ranks, or ``--shard K/N``) takes rows
+docs/design.md, "Scale", and docs/scale.md: a sharded run (``torchrun`` ranks, or ``--shard K/N``) takes rows
 ``K, K + N, ...`` of the manifest and fills the same content-addressed cache; a rerun refits nothing.
 One process writes ``records.csv`` (one row per image) and ``summary.json``; a shard writes them to
 ``shards/K-of-N/`` with its done-marker, and :func:`merge_fit` writes the one ``records.csv`` and
@@ -153,7 +153,7 @@ def _fit_rows(
     cache = HeatmapCache(cache_dir if cache_dir is not None else cfg.cache_dir, cfg)
 
     # A generator: iter_results keeps only each image's copy shrunk to cfg.resolution, so memory does not
-    # grow with the number (or the size) of the images (issue 16 item 3).
+    # grow with the number (or the size) of the images.
     images = (
         load_image_rgb(r.path, max_pixels=max_image_pixels, background=background)  # type: ignore[arg-type]
         for r in rows

@@ -1,6 +1,6 @@
 """Which shared initialisation an INR fit starts from, and at which learning rate.
 
-Not in the paper: DESIGN.md "Fitting" allows "a fixed seed, or a learned initialisation file". fakescope
+Not in the paper: docs/design.md ("Fitting") allows a fixed seed or a learned initialisation file. fakescope
 ships one learned init per supported resolution (``SHIPPED_RESOLUTIONS``), meta-learned with
 ``fakescope learn-inr-init`` (Reptile, :mod:`fakescope.inr.learned_init`) on the training split of the
 shared DFDC faces; each file records its provenance in its safetensors metadata. ``inr.init_file``:

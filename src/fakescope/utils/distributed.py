@@ -1,4 +1,4 @@
-"""Distributed data parallel set-up under ``torchrun`` (DESIGN.md "Scale": training uses DDP).
+"""Distributed data parallel set-up under ``torchrun`` (docs/design.md, "Scale": training uses DDP).
 
 ``torchrun --nproc_per_node N -m fakescope train ...`` sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; without them everything runs in one process and these helpers are no-ops. The backend

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from typing import Any
 
 
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Raises ``OSError`` for a path that is not a regular file: opened non-blocking, so a FIFO met in
+    a folder scan is refused instead of waiting forever for a writer."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()

@@ -1,4 +1,4 @@
-"""The ``folder`` layout: any folder with ``real/`` and ``fake/`` (DESIGN.md "Datasets").
+"""The ``folder`` layout: any folder with ``real/`` and ``fake/`` (docs/design.md, "Datasets").
 
 When the folder holds a ``manifest.csv`` (as every set in ``../shared/data`` does) that manifest is
 the truth: its groups name the source video or person, which file names alone cannot tell.
@@ -15,6 +15,7 @@ from fakescope.data.config import LayoutOptions
 from fakescope.data.layouts.common import is_image, is_video, scan_videos
 from fakescope.data.manifest import ManifestRow, read_manifest
 from fakescope.errors import ManifestError
+from fakescope.utils.paths import scan_entry_reason
 
 CLASS_FOLDERS = {"real": 0, "fake": 1}
 
@@ -49,7 +50,9 @@ def build_folder(root: Path, options: LayoutOptions) -> list[ManifestRow]:
             else:
                 rows.append(ManifestRow(str(media.path), label, group, root.name, cls, "", video, None))
         for p in sorted(base.rglob("*")):
-            if not p.is_file() or not is_image(p) or p.parent in frame_dirs or is_video(p):
+            # A FIFO, a link loop or a broken link with an image suffix stays a row: reading it names
+            # it and counts it as failed (as detect's folder scan names it), instead of dropping it.
+            if scan_entry_reason(p) == "" or not is_image(p) or p.parent in frame_dirs or is_video(p):
                 continue
             rel = p.relative_to(base)
             group = rel.parts[0] if len(rel.parts) > 1 else p.stem
