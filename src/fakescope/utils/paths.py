@@ -39,18 +39,12 @@ def not_a_file_reason(path: str | os.PathLike[str]) -> str | None:
         if err.errno == errno.EACCES:
             return "permission denied"
         return err.strerror or type(err).__name__
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
+    if stat.S_ISREG(st.st_mode):
         return None
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(st.st_mode):
         return "a directory, not a file"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe), not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "a socket, not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device, not a regular file"
-    return "not a regular file"
+    kind = _kind_of(st)
+    return "not a regular file" if kind == "not a folder" else f"{kind}, not a regular file"
 
 
 def scan_entry_reason(path: str | os.PathLike[str]) -> str | None:
