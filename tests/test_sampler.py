@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,28 @@ def test_epoch_coverage_is_what_the_docstring_says(labels, batch_size, world_siz
         large_counts = np.bincount(draws[large], minlength=n)[lab == large]
         assert large_counts.max() == 1 and (large_counts == 0).any()  # subsampled, not covered
         assert np.bincount(draws[small], minlength=n)[lab == small].min() >= 1  # all of it, cycled
+
+
+def test_strata_balance_each_class_across_sources_in_every_batch():
+    # 3000 + 300 reals of two sources, fakes from three: the small sources must not be drowned.
+    labels = [0] * 3000 + [0] * 300 + [1] * 2000 + [1] * 150 + [1] * 100
+    strata = ["dfdc"] * 3000 + ["ffhq"] * 300 + ["dfdc"] * 2000 + ["ffhq"] * 150 + ["ciplab"] * 100
+    sampler = BalancedBatchSampler(labels, 24, seed=3, strata=strata)
+    counts = []
+    for batch in sampler:
+        per = Counter((labels[i], strata[i]) for i in batch)
+        counts.append(per)
+        assert per[(0, "dfdc")] == per[(0, "ffhq")] == 6
+        assert {per[(1, s)] for s in ("dfdc", "ffhq", "ciplab")} == {4}
+    # Without strata the same data gives the small sources their natural (tiny) share.
+    plain = next(iter(BalancedBatchSampler(labels, 24, seed=3)))
+    assert sum(strata[i] == "ciplab" for i in plain) < 4
+
+
+def test_stratified_epochs_resume_mid_epoch_in_the_same_order():
+    labels = [0, 1] * 50
+    strata = ["a", "a", "b", "b"] * 25
+    full = list(BalancedBatchSampler(labels, 8, seed=1, strata=strata))
+    resumed = BalancedBatchSampler(labels, 8, seed=1, strata=strata)
+    resumed.set_epoch(0, start_batch=5)
+    assert list(resumed) == full[5:]

@@ -123,3 +123,11 @@ class AugmentConfig(StrictModel):
     jpeg_quality_min: int = Field(70, ge=1, le=100)
     jpeg_quality_max: int = Field(100, ge=1, le=100)
     jpeg_p: float = Field(0.3, ge=0, le=1)
+    # Shortcut-breaking degradations (Wang et al., CVPR 2020, §4.2 "Blur+JPEG"): off by default, so
+    # AIRL's recipe and every older run augment exactly as before.
+    blur_p: float = Field(0.0, ge=0, le=1, description="probability of a Gaussian blur")
+    blur_sigma_max: float = Field(3.0, ge=0, description="blur sigma drawn uniformly from [0, max] pixels")
+    rescale_p: float = Field(0.0, ge=0, le=1, description="probability of a down-and-up rescale")
+    rescale_min: float = Field(
+        0.5, gt=0, le=1, description="rescale factor drawn uniformly from [min, 1], then back to the crop size"
+    )

@@ -17,6 +17,12 @@ Under DDP every rank builds the same global batches of ``B * world_size`` and ta
 class, so every rank's batch is balanced too and no rank sees another's samples. ``state_dict`` /
 ``load_state_dict`` record the epoch and how many batches were already consumed, so an interrupted epoch
 resumes at the next batch with exactly the same order.
+
+With ``strata`` (one name per index, e.g. the source dataset), each class is also balanced across its
+strata: the class's stream takes its strata in turn, each stratum cycled or subsampled as above, so every
+batch holds about as many reals (and fakes) of each source, whatever the sources' sizes. A large source
+then cannot drown a small one, and no source's kind of real image (a video frame, a photograph) is rare
+enough in training to come to mean "fake".
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class BalancedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        strata: Sequence[str] | None = None,
     ) -> None:
         if batch_size < 2:
             raise InputError(f"balanced batches need batch_size >= 2 (got {batch_size})")
@@ -59,6 +66,13 @@ class BalancedBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self.start_batch = 0
         self.num_samples = len(labels_arr)
+        self.strata: dict[int, list[np.ndarray]] = {}
+        if strata is not None:
+            if len(strata) != len(labels_arr):
+                raise ValueError(f"{len(strata)} strata for {len(labels_arr)} labels")
+            names = np.asarray([str(s) for s in strata])
+            for cls, pool in ((0, self.real), (1, self.fake)):
+                self.strata[cls] = [pool[names[pool] == n] for n in sorted(set(names[pool].tolist()))]
 
     def __len__(self) -> int:
         return math.ceil(self.num_samples / (self.batch_size * self.world_size))
@@ -74,15 +88,25 @@ class BalancedBatchSampler(Sampler[list[int]]):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.set_epoch(int(state["epoch"]), int(state.get("start_batch", 0)))
 
-    def _stream(self, pool: np.ndarray, cls: int, count: int) -> np.ndarray:
+    def _stream(self, pool: np.ndarray, cls: int, count: int, stratum: int | None = None) -> np.ndarray:
         """``count`` indices from ``pool``: successive independent shuffles, concatenated."""
         out = []
         wrap = 0
+        key = [self.seed & 0xFFFFFFFF, self.epoch, cls] + ([] if stratum is None else [3, stratum])
         while sum(len(o) for o in out) < count:
-            rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, cls, wrap])
+            rng = np.random.default_rng([*key, wrap])
             out.append(pool[rng.permutation(len(pool))])
             wrap += 1
         return np.concatenate(out)[:count]
+
+    def _class_stream(self, pool: np.ndarray, cls: int, count: int) -> np.ndarray:
+        """``count`` indices of one class; with strata, the strata in turn (round robin)."""
+        pools = self.strata.get(cls)
+        if not pools:
+            return self._stream(pool, cls, count)
+        per = math.ceil(count / len(pools))
+        streams = [self._stream(p, cls, per, stratum=i) for i, p in enumerate(pools)]
+        return np.stack(streams, axis=1).reshape(-1)[:count]
 
     def _halves(self) -> list[tuple[int, int]]:
         """(real, fake) count per batch; an odd B alternates which class gets the extra one."""
@@ -97,8 +121,8 @@ class BalancedBatchSampler(Sampler[list[int]]):
         ``world_size`` times the per-rank share."""
         halves = self._halves()
         w = self.world_size
-        real = self._stream(self.real, 0, sum(h[0] for h in halves) * w).tolist()
-        fake = self._stream(self.fake, 1, sum(h[1] for h in halves) * w).tolist()
+        real = self._class_stream(self.real, 0, sum(h[0] for h in halves) * w).tolist()
+        fake = self._class_stream(self.fake, 1, sum(h[1] for h in halves) * w).tolist()
         batches = []
         r = f = 0
         for hr, hf in halves:

@@ -59,6 +59,11 @@ class TrainConfig(StrictModel):
         "says would not finish inside it (null = none); the run is marked time_cut and resumes with "
         "--resume, so a cut run is labelled, never passed off as the recipe's result",
     )
+    balance_sources: bool = Field(
+        False,
+        description="balance every batch across the manifest's `dataset` column as well as across classes "
+        "(each class takes its sources in turn), so a large source cannot drown a small one",
+    )
     max_steps_per_epoch: int | None = Field(
         None, ge=1, description="cap on batches per epoch (quick runs); the schedule uses the capped length"
     )

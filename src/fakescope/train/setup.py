@@ -142,7 +142,7 @@ def set_up(cfg: ExperimentConfig, run: Path, device: torch.device, info: DistInf
         attach_crop_caches(cfg, run, info, {"train": train_ds, "val": val_ds})
     sampler = BalancedBatchSampler(
         [r.label for r in train_ds.rows], tc.batch_size, seed=cfg.seed, rank=info.rank,
-        world_size=info.world_size,
+        world_size=info.world_size, strata=[r.dataset for r in train_ds.rows] if tc.balance_sources else None,
     )  # fmt: skip
     loader = DataLoader(
         train_ds, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate_batch,
