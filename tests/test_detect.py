@@ -296,19 +296,20 @@ def test_a_run_saved_before_dct_input_scale_loads_with_the_scale_it_was_trained_
     assert fakescope.load(airl_run).cfg.model.dct_input_scale == 255.0
 
 
-def test_a_tight_face_crop_scored_without_aligned_gets_a_note(airl_run, face_set, capsys):
-    """Re-aligning a tight face crop (224 px on DFDC, 128 px stand-in) zooms out: most of the new crop comes from outside the
-    image. detect fills it by reflection (preprocess.align.border) and says to use --aligned."""
+def test_a_tight_face_crop_scored_without_aligned_is_scored_as_a_crop_and_says_so(airl_run, face_set, capsys):
+    """Re-aligning a tight face crop (224 px on DFDC, 128 px stand-in) would zoom out and fill most of the
+    new crop from outside the image. detect recognises a face that fills most of the image, scores it as
+    --aligned would, and says which path it took."""
     path = _faces(face_set)[0]
     rc, out, err = _run_cli(capsys, str(path), "--model", str(airl_run), "--json")
     assert rc == 0, err
     res = json.loads(out)["results"][0]
-    assert res["faces"][0]["outside_frame"] > 0.25
-    assert "--aligned" in res["note"] and "filled: reflect" in res["note"]
-    assert "note:" in err and "--aligned" in err
+    assert res["faces"][0]["path"] == "aligned-crop" and "outside_frame" not in res["faces"][0]
+    assert "scored as an aligned face crop" in res["note"]
+    assert "note:" in err
     rc, out, err = _run_cli(capsys, str(path), "--model", str(airl_run), "--json", "--aligned")
-    res = json.loads(out)["results"][0]
-    assert "note" not in res and "outside_frame" not in res["faces"][0]
+    forced = json.loads(out)["results"][0]
+    assert "note" not in forced and forced["faces"][0]["score"] == res["faces"][0]["score"]
 
 
 def test_detect_feeds_infer_family_its_cached_embedding(infer_run, face_set):

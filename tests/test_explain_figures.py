@@ -58,3 +58,17 @@ def test_video_report_lists_frames_without_face_and_escapes_names(tmp_path):
     assert "1 with no face (policy: score_half)" in html
     for name in ("score_over_time.png", "face00_crop.png", "face00_gradcam.png", "face00_dct.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_the_score_over_time_legend_covers_no_point():
+    from fakescope.explain.figures import score_over_time_figure
+
+    times = np.linspace(0, 10, 32)
+    scores = [0.95, 0.9, 0.97, 0.99] + [0.5] * 28  # high scores at the start: where the legend used to sit
+    fig = score_over_time_figure(times, scores, 0.5, video_score=0.6)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    box = ax.get_legend().get_window_extent()
+    points = ax.transData.transform(np.column_stack([times, scores]))
+    assert not any(box.contains(x, y) for x, y in points)
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)

@@ -348,17 +348,42 @@ def run_demo(
             log(f"      {model}: {err}")
         log(outcome.table())
         reports[model] = outcome.report_index
+    if shipped := _shipped_or_none(log):  # the real detector beside the stand-ins: no stand-in banner
+        det = load(shipped, device=device)
+        outcome = detect_paths(det, paths, out / "report" / "shipped", progress=progress, aligned=aligned)
+        for _, err in outcome.errors:
+            log(f"      shipped: {err}")
+        log("      the shipped detector (real data, docs/model-card.md) on the same files:")
+        log(outcome.table())
+        reports[SHIPPED_REPORT] = outcome.report_index
     index = _write_demo_index(out / "report", reports)
     seconds = time.perf_counter() - t0
     log(f"demo finished in {seconds:.0f} s. Report: {index}")
     return DemoResult(manifest, runs, out / "eval", index, seconds)
 
 
+#: the demo index's name for the shipped detector's reports (the others are stand-in runs)
+SHIPPED_REPORT = "shipped detector (trained on real data; not a stand-in)"
+
+
+def _shipped_or_none(log: Any) -> Path | None:
+    """The shipped detector's folder, or ``None`` (with a line) in an install that has none."""
+    from fakescope.errors import ModelLoadError
+    from fakescope.inference.shipped import shipped_model_dir
+
+    try:
+        return shipped_model_dir()
+    except ModelLoadError as err:
+        log(f"      {err}")
+        return None
+
+
 def _write_demo_index(folder: Path, reports: dict[str, Path | None]) -> Path:
     import html
 
     links = "".join(
-        f"<li><a href='{html.escape(os.path.relpath(p, folder))}'>{html.escape(m)}</a></li>"
+        f"<li><a href='{html.escape(os.path.relpath(p, folder))}'>{html.escape(m)}</a>"
+        f"{'' if m == SHIPPED_REPORT else ' (stand-in)'}</li>"
         for m, p in reports.items()
         if p is not None
     )

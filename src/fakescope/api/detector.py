@@ -28,6 +28,7 @@ import torch
 
 from fakescope.api.results import DetectOptions, FaceResult, ImageInput, Prediction, source_name
 from fakescope.errors import InputError, ModelLoadError, NoFaceError
+from fakescope.inference.calibration import RunExtras
 from fakescope.inference.faces import FaceCrop
 from fakescope.inference.inputs import batch_for_crops, detector_inputs, model_image
 from fakescope.inference.predict import predict_batch
@@ -43,7 +44,23 @@ __all__ = ["FaceForgeryDetector", "load"]
 TIGHT_CROP_SHARE = 0.25
 
 
-def _tight_crop_note(faces: Sequence[FaceResult], border: str) -> str | None:
+#: A face whose detector box covers more than this share of the image ("most of it") leaves no room for
+#: the alignment's margin: the image is already a face crop and is scored as it is, as with --aligned.
+#: For scale: a face covers a few percent of a video frame and about 40 % of fakescope's own 30 %-margin
+#: crop (re-aligning that one changes little), while re-aligning a face that fills more than half the
+#: image fills a quarter or more of the new crop from outside it.
+FACE_FILLS_IMAGE = 0.5
+
+
+def _tight_crop_note(faces: Sequence[FaceResult], border: str, crop: FaceCrop | None = None) -> str | None:
+    """The note on an image: for ``crop`` (a face filling most of the image, scored as it is), which
+    path was taken and why; else, when re-aligning took more than :data:`TIGHT_CROP_SHARE` of a crop
+    from outside the image, that it did."""
+    if crop is not None:
+        return (
+            f"the face fills most of the image: scored as an aligned face crop, as with --aligned "
+            f"(re-aligning it would take {crop.outside_frame or 0.0:.0%} of the crop from outside the image)"
+        )
     worst = max((f.outside_frame or 0.0 for f in faces), default=0.0)
     if worst <= TIGHT_CROP_SHARE:
         return None
@@ -51,6 +68,17 @@ def _tight_crop_note(faces: Sequence[FaceResult], border: str) -> str | None:
         f"{worst:.0%} of the aligned face crop lies outside the image (filled: {border}); if the input is "
         "already a face crop, score it with --aligned (aligned=True) instead"
     )
+
+
+def _box_share(box: Sequence[float] | None, shape: tuple[int, ...]) -> float:
+    """The share of the image that a face box covers (the box clipped to the image)."""
+    if box is None:
+        return 0.0
+    h, w = shape[:2]
+    x1, y1, x2, y2 = box
+    iw = max(0.0, min(x2, w) - max(x1, 0.0))
+    ih = max(0.0, min(y2, h) - max(y1, 0.0))
+    return iw * ih / float(w * h)
 
 
 def _is_video(src: ImageInput) -> bool:
@@ -97,6 +125,14 @@ class FaceForgeryDetector:
         )
         self.threshold: float = float(frame_thr) if frame_thr is not None else 0.5
         self.video_threshold: float = float(video_thr) if video_thr is not None else self.threshold
+        #: the run's ``calibration.json`` and ``familiarity.safetensors``, when it has them: a calibrated
+        #: P(fake) per face, the operating threshold chosen at a false-positive rate on validation reals,
+        #: and how far each face lies from the training data
+        self.extras = RunExtras.load(source, meta, self.engine)
+        self.calibration, self.familiarity = self.extras.calibration, self.extras.familiarity
+        if self.calibration is not None:
+            self.threshold = self.calibration.threshold
+            self.video_threshold = self.calibration.video_threshold
         self._face_detector: Any = None
         self.timings: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
@@ -120,6 +156,9 @@ class FaceForgeryDetector:
         return self._face_detector
 
     def label_of(self, score: float, video: bool = False) -> str:
+        """The verdict for a raw score: the run's validation threshold, or with a calibration its
+        operating threshold (on the raw score; the calibrators are monotone, so this is the same verdict
+        as the calibrated probability against the calibrated threshold)."""
         return "fake" if score >= (self.video_threshold if video else self.threshold) else "real"
 
     # -- stages -----------------------------------------------------------------------------------
@@ -174,6 +213,7 @@ class FaceForgeryDetector:
     def classify(self, batch: dict[str, Any]) -> np.ndarray:
         t0 = time.perf_counter()
         out = predict_batch(self.detector, batch, self.device, self.cfg.train.amp, self.cfg.train.amp_dtype)
+        self.extras.keep(out)  # the familiarity of these faces, for face_results
         self.timings["classifier"] += time.perf_counter() - t0
         return out["prob"].numpy()
 
@@ -211,7 +251,9 @@ class FaceForgeryDetector:
         maps: Sequence[np.ndarray | None],
         frames: Sequence[tuple[int, float | None]] | None = None,
     ) -> list[FaceResult]:
-        """One :class:`FaceResult` per scored face (``frames``: each face's frame index and time)."""
+        """One :class:`FaceResult` per scored face (``frames``: each face's frame index and time), with
+        its calibrated probability and familiarity when the run has them."""
+        extras = self.extras.per_face(scores)
         out = []
         for k, (f, s, r, m) in enumerate(zip(faces, scores, records, maps, strict=True)):
             frame, time_s = frames[k] if frames is not None else (None, None)
@@ -228,6 +270,8 @@ class FaceForgeryDetector:
                     outside_frame=f.outside_frame,
                     crop=self.model_input(f.crop),
                     heatmaps=m,
+                    probability=extras[k][0],
+                    familiarity=extras[k][1],
                 )  # fmt: skip
             )
         return out
@@ -237,6 +281,7 @@ class FaceForgeryDetector:
     ) -> list[FaceResult]:
         """Score faces found in the input ``name``: :meth:`score_crops`, :meth:`check_scores`, then
         :meth:`face_results`."""
+        self.extras.clear()
         scores, records, maps = self.score_crops([f.crop for f in faces])
         self.check_scores(name, scores)
         return self.face_results(faces, scores, records, maps, frames)
@@ -281,6 +326,9 @@ class FaceForgeryDetector:
             faces=faces,
             score=score,
             label=None if score is None else self.label_of(score, video),
+            probability=None
+            if video or score is None or self.calibration is None
+            else float(self.calibration.apply([score])[0]),
         )
 
     def _predict_image(self, source: ImageInput, aligned: bool) -> Prediction:
@@ -290,24 +338,35 @@ class FaceForgeryDetector:
         image = load_image_rgb(
             source, max_pixels=self.cfg.data.max_image_pixels, background=self.cfg.data.rgba_background
         )
-        if aligned:
-            if (small := face_too_small(image, name)) is not None:  # no verdict on a 1-px "face"
-                raise small
-            faces = [FaceCrop(image)]
-        else:
+        whole: FaceCrop | None = None  # the largest face, when it fills most of the image
+        if not aligned:
             faces = self.find_faces(image, self.options.max_faces)
             if not faces:
                 raise NoFaceError(
                     f"{name}: no face found (detector {self.cfg.preprocess.detector}); "
                     "pass --aligned if the image is already a face crop"
                 )
-        scores, records, maps = self.score_crops([f.crop for f in faces])
-        self.check_scores(name, scores)
-        results = self.face_results(faces, scores, records, maps)
+            # A face filling most of the image leaves no room for the alignment's margin: re-aligning
+            # would fill that margin from outside the image (a quarter to three quarters of the crop on
+            # tight crops) and score a different picture. The image is a face crop: score it as it is.
+            if _box_share(faces[0].box, image.shape) > FACE_FILLS_IMAGE:
+                whole = faces[0]
+        if aligned or whole is not None:
+            if (small := face_too_small(image, name)) is not None:  # no verdict on a 1-px "face"
+                raise small
+            # scored like --aligned; the box and landmarks still say where the face is
+            found = (
+                (None, None, None) if whole is None else (whole.box, whole.landmarks, whole.detection_score)
+            )
+            faces = [FaceCrop(image, *found)]
+        results = self.score_faces(name, faces)
+        scores = np.array([r.score for r in results])
+        if whole is not None:
+            results[0].path = "aligned-crop"
         agg = float(scores.max() if self.options.image_score == "max" else scores.mean())
         pred = self.prediction(name, "image", results, agg)
         pred.explained = list(range(len(results)))
-        pred.error = _tight_crop_note(results, self.cfg.preprocess.align.border)
+        pred.error = _tight_crop_note(results, self.cfg.preprocess.align.border, whole)
         return pred
 
     def explain(self, prediction: Prediction, cfg: Any = None) -> list[Any]:
@@ -348,7 +407,7 @@ class FaceForgeryDetector:
 
 
 def load(
-    run_dir_or_checkpoint: str | os.PathLike[str],
+    run_dir_or_checkpoint: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     options: DetectOptions | None = None,
     prefer: str = "best",
@@ -358,10 +417,21 @@ def load(
     ``engine="onnx"``, a ``.onnx`` file written by ``fakescope export`` (it carries the run's config and
     thresholds, so the run itself is not needed; docs/onnx.md).
 
+    With no run, the detector shipped inside the package (:mod:`fakescope.inference.shipped`, its card
+    in docs/model-card.md).
+
     Raises :class:`fakescope.errors.ModelLoadError` with one line for a missing run directory,
     unreadable files, weights that belong to another detector, or a file given to the wrong engine.
     """
+    from fakescope.inference.shipped import shipped_model_dir
     from fakescope.utils.runtime import resolve_device
+
+    if run_dir_or_checkpoint is None:
+        if engine != "torch":
+            raise ModelLoadError(
+                "--engine onnx needs a .onnx file (--model FILE); the shipped detector runs on torch"
+            )
+        run_dir_or_checkpoint = shipped_model_dir()
 
     dev = resolve_device(device)
     is_onnx_file = str(run_dir_or_checkpoint).lower().endswith(".onnx")

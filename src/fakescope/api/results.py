@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from fakescope.inference.familiarity import CAUTION
 from fakescope.utils.schema import StrictModel
 from fakescope.utils.text import display_name
 
@@ -53,11 +54,21 @@ class FaceResult:
     outside_frame: float | None = None
     crop: np.ndarray | None = field(default=None, repr=False)
     heatmaps: np.ndarray | None = field(default=None, repr=False)
+    #: calibrated P(fake) (``RUN/calibration.json``); ``None`` when the run has no calibration
+    probability: float | None = None
+    #: ``{"score", "threshold", "unfamiliar"}``: how far the face lies from the training data (higher =
+    #: farther; ``RUN/familiarity.safetensors``); ``None`` when the run has no familiarity model
+    familiarity: dict[str, Any] | None = None
+    #: how the scored crop was made: ``"detected"`` (found and re-aligned onto the template) or
+    #: ``"aligned-crop"`` (the input scored as it is: ``--aligned``, or a face filling most of the
+    #: image); ``None`` reads from ``box`` (no box: an aligned crop)
+    path: Literal["aligned-crop", "detected"] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "score": round(self.score, 6),
             "label": self.label,
+            "path": self.path or ("aligned-crop" if self.box is None else "detected"),
             "box": self.box,
             "landmarks": self.landmarks,
             "detection_score": self.detection_score,
@@ -69,6 +80,12 @@ class FaceResult:
             d["inr"] = self.inr
         if self.outside_frame is not None:
             d["outside_frame"] = round(self.outside_frame, 4)
+        if self.probability is not None:
+            d["probability"] = round(self.probability, 6)
+        if self.familiarity is not None:
+            d["familiarity"] = dict(self.familiarity)
+            if self.familiarity.get("unfamiliar"):
+                d["note"] = CAUTION  # the score is still given: flagged, never hidden
         return d
 
 
@@ -113,6 +130,9 @@ class Prediction:
     no_face_policy: str = ""
     explained: list[int] = field(default_factory=list)
     error: str | None = None
+    #: calibrated P(fake) of an image's score (its highest-scoring face), for a run with a calibration;
+    #: ``None`` for videos (the calibration is fitted on faces, a video score is a mean of frames)
+    probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -128,6 +148,8 @@ class Prediction:
         }
         if self.error:
             d["note"] = self.error
+        if self.probability is not None:
+            d["probability"] = round(self.probability, 6)
         if self.kind == "video":
             d.update(
                 frames_sampled=self.frames_sampled,

@@ -27,6 +27,11 @@ COMMANDS: list[tuple[str, str, str]] = [
         "evaluate",
         "score a trained run on datasets (cross-dataset, robustness) or a predictions CSV",
     ),
+    (
+        "calibrate",
+        "calibrate",
+        "fit a run's calibration and familiarity model on a validation split (for detect)",
+    ),
     ("detect", "detect", "score your own images and videos, with an optional HTML report"),
     ("bench", "bench", "measure detection speed (faces per second) per model family"),
     ("export", "export", "export a trained run's classifier to ONNX for --engine onnx (optional int8)"),
@@ -44,6 +49,7 @@ ON_INTERRUPT: dict[str, str] = {
     "evaluate": "no partial output is left; re-run it (cached heatmaps and features are reused)",
     "bench": "nothing was saved; re-run to measure again",
     "models": "nothing was saved",
+    "calibrate": "calibration.json is written last, so a run keeps its previous one; re-run it",
     "demo": "re-run to start the demo again",
 }
 

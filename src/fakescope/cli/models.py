@@ -61,4 +61,25 @@ def run(args: argparse.Namespace) -> int:
                 f"\nFLOPs for one {args.image_size}x{args.image_size} image (multiply-add = 2 FLOPs); "
                 "'trainable' leaves out frozen backbones."
             )
+            print("\n" + shipped_summary())
     return 0
+
+
+def shipped_summary() -> str:
+    """What ships inside the package: the detector ``detect``, ``serve`` and ``load()`` use by default,
+    with its card (or the one line saying this install has none)."""
+    from fakescope.errors import ModelLoadError
+    from fakescope.inference.shipped import model_card_path, shipped_meta, shipped_model_dir
+
+    try:
+        folder = shipped_model_dir()
+    except ModelLoadError as err:
+        return f"shipped detector: none ({err})"
+    meta = shipped_meta(folder) or {}
+    card = model_card_path(folder)
+    lines = [
+        f"shipped detector (the default of detect, serve and fakescope.load()): {meta.get('name', folder.name)}",
+        f"  {meta.get('summary', '')}".rstrip(),
+        f"  model card: {card if card else 'none'} (online: docs/model-card.md)",
+    ]
+    return "\n".join(line for line in lines if line.strip())

@@ -163,7 +163,8 @@ def score_over_time_figure(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("P(fake)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", ncol=4, framealpha=0.8)
+    # Above the axes, not inside them: inside, the legend covered the first frames' points.
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=4, frameon=False, borderaxespad=0)
     fig.tight_layout()
     return fig
 

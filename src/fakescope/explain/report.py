@@ -36,6 +36,7 @@ from fakescope.explain.figures import (
     save_image,
     score_over_time_figure,
 )
+from fakescope.inference.familiarity import CAUTION
 from fakescope.utils.atomic import atomic_write_text
 
 __all__ = ["FaceExplanation", "report_name", "write_index", "write_report"]
@@ -111,7 +112,7 @@ def write_report(
         parts += _face_card(p["faces"][face_idx], face_idx, ex, f"face{k:02d}", out, cfg)
     if not p["faces"]:
         parts.append("<p>No face was found, so there is nothing to explain.</p>")
-    parts += [_FOOTER, "</body></html>"]
+    parts += [_footer(any(ex.heatmaps is not None for ex in explanations)), "</body></html>"]
     path = out / "index.html"
     atomic_write_text(path, "\n".join(parts))
     return path
@@ -119,11 +120,20 @@ def write_report(
 
 # ---- sections of a report (each returns its HTML lines and writes the images it shows into ``out``) ----
 
-_FOOTER = (
-    "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
-    "&lsquo;fake&rsquo;; heatmaps are each layer's first principal component of the INR "
-    "activations; the DCT map shows the high-frequency residual (the image rebuilt from its 8&times;8-block DCT coefficients above the cutoff).</p>"
-)
+
+def _footer(inr: bool) -> str:
+    """The note under a report: what its figures show (the INR heatmaps only where the report has any)."""
+    heatmaps = "heatmaps are each layer's first principal component of the INR activations; " if inr else ""
+    return (
+        "<p class='muted'>fakescope report. Bright Grad-CAM regions push the score toward "
+        f"&lsquo;fake&rsquo;; {heatmaps}the DCT map shows the high-frequency residual (the image rebuilt "
+        "from its 8&times;8-block DCT coefficients above the cutoff).</p>"
+    )
+
+
+def _calibrated(faces: list[Mapping[str, Any]]) -> bool:
+    """Whether the run that scored these faces has a calibration (its faces carry ``probability``)."""
+    return any(f.get("probability") is not None for f in faces)
 
 
 def _header(p: Mapping[str, Any], banner: str | None) -> list[str]:
@@ -149,6 +159,8 @@ def _verdict_line(p: Mapping[str, Any]) -> list[str]:
         if p["threshold_source"] == "validation"
         else "default 0.5: the checkpoint records no validation threshold"
     )
+    if _calibrated(p["faces"]):
+        thr_note = "the run's calibrated operating point (a false-positive-rate target on validation reals)"
     what = (
         "video score = mean of frame scores" if p["kind"] == "video" else "image score = highest face score"
     )
@@ -156,6 +168,10 @@ def _verdict_line(p: Mapping[str, Any]) -> list[str]:
         f"<p>{_verdict(p['score'], p['label'])}&nbsp; threshold <b>{p['threshold']:.3f}</b> "
         f"<span class='muted'>({esc(thr_note)}; {esc(what)})</span></p>"
     ]
+    if p["kind"] == "image" and _calibrated(p["faces"]):
+        top = max(p["faces"], key=lambda f: f["score"])
+        parts.append(f"<p>calibrated P(fake) <b>{top['probability']:.3f}</b> <span class='muted'>(of the "
+                     "highest-scoring face; the run's calibration.json)</span></p>")  # fmt: skip
     if p.get("error"):
         parts.append(f"<p class='banner'>{esc(p.get('error'))}</p>")
     return parts
@@ -226,6 +242,13 @@ def _face_facts(f: Mapping[str, Any], ex: FaceExplanation) -> str:
                 f"{'' if inr.get('reached', True) else ' (target not reached)'}",
             )
         )
+    if f.get("probability") is not None:
+        rows.append(("calibrated P(fake)", f"{f['probability']:.3f}"))
+    fam = f.get("familiarity")
+    if fam:
+        state = "unfamiliar" if fam["unfamiliar"] else "familiar"
+        rows.append(("familiarity (higher = farther from training data)",
+                     f"{fam['score']:.3f} (threshold {fam['threshold']:.3f}): {state}"))  # fmt: skip
     if ex.cam_note:
         rows.append(("Grad-CAM", ex.cam_note))
     esc = html.escape
@@ -250,6 +273,8 @@ def _face_card(
         "</span></div>",
         _face_figures(ex, tag, out, cfg),
     ]
+    if (f.get("familiarity") or {}).get("unfamiliar"):
+        parts.insert(1, f"<p class='banner'>{html.escape(CAUTION)}</p>")
     if ex.heatmaps is not None:
         save_figure(heatmap_figure(ex.crop, ex.heatmaps, cfg=cfg), out / f"{tag}_inr_heatmaps.png")
         parts.append(

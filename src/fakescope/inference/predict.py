@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -66,11 +67,18 @@ def iter_predictions(
 
 @dataclass
 class Scores:
-    """Per item, in loader order: the label, P(fake) and the video id."""
+    """Per item, in loader order: the label, P(fake) and the video id; ``kept`` holds the detector
+    outputs :func:`collect_scores` was asked to keep (``logits``, ``features``), one array per batch."""
 
     labels: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
+    kept: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def output(self, name: str) -> np.ndarray | None:
+        """A kept output of every item, in loader order (``None`` when the detector gave none)."""
+        parts = self.kept.get(name)
+        return np.concatenate(parts) if parts else None
 
 
 def collect_scores(
@@ -83,15 +91,20 @@ def collect_scores(
     progress: bool = False,
     desc: str = "predict",
     on_batch: Callable[[dict[str, Any], dict[str, torch.Tensor]], None] | None = None,
+    keep: tuple[str, ...] = (),
 ) -> Scores:
     """The label, score and video of every item of ``loader`` (training's validation and
     ``evaluate`` both score through here); ``on_batch(batch, outputs)`` also sees each batch, to
-    stream rows out or keep embeddings."""
-    out = Scores()
+    stream rows out or keep embeddings. ``keep`` names detector outputs (``logits``, ``features``)
+    to keep as float32 arrays (``calibrate`` fits on them)."""
+    out = Scores(kept={name: [] for name in keep})
     for batch, outputs in iter_predictions(detector, loader, device, amp, amp_dtype, progress, desc):
         out.labels.extend(batch["label"].tolist())
         out.scores.extend(outputs["prob"].tolist())
         out.videos.extend(batch["video"])
+        for name in keep:
+            if name in outputs:
+                out.kept[name].append(outputs[name].numpy().astype(np.float32))
         if on_batch is not None:
             on_batch(batch, outputs)
     return out

@@ -1,0 +1,121 @@
+"""Familiarity (fakescope.inference.familiarity): the class-conditional Mahalanobis distance with a
+shared, shrunk covariance after PCA, and the energy score; their thresholds, file and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from fakescope.errors import InputError, ModelLoadError
+from fakescope.inference.familiarity import Familiarity, energy_score, fit_familiarity, mahalanobis_distances
+
+
+def _features(n: int, dims: int, shift: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes in ``dims`` dimensions on a low-rank structure (as penultimate features are), each
+    around its own mean; ``shift`` moves every point off that structure."""
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(99).normal(size=(20, dims))
+    class_means = np.random.default_rng(98).normal(0, 3, size=(2, dims))
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 20)) @ basis + class_means[y] + 0.3 * rng.normal(size=(n, dims))
+    if shift:
+        x = x + shift * rng.normal(size=(n, dims))
+    return x.astype(np.float32), y
+
+
+def test_mahalanobis_separates_a_shifted_distribution_after_pca():
+    x_train, y_train = _features(1500, 300)
+    fam = fit_familiarity("mahalanobis", x_train, y_train, max_dims=64)
+    assert fam.components is not None and fam.components.shape == (64, 300)  # PCA to at most max_dims
+    x_val, _ = _features(400, 300, seed=1)
+    x_far, _ = _features(400, 300, shift=1.0, seed=2)
+    near, far = fam.score(features=x_val), fam.score(features=x_far)
+    auroc = roc_auc_score(np.r_[np.zeros(len(near)), np.ones(len(far))], np.r_[near, far])
+    assert auroc > 0.95
+    fam.set_threshold(near, 0.95)
+    assert 0.95 <= np.mean(~fam.unfamiliar(near)) < 0.955
+    assert np.mean(fam.unfamiliar(far)) > 0.8
+
+
+def test_mahalanobis_is_the_distance_to_the_nearest_class_mean():
+    means = np.array([[0.0, 0.0], [10.0, 0.0]])
+    precision = np.diag([1.0, 4.0])
+    x = np.array([[1.0, 0.0], [9.0, 1.0], [5.0, 0.0]])
+    # first: 1 from class 0; second: sqrt(1 + 4) from class 1; third: 5 from either
+    np.testing.assert_allclose(mahalanobis_distances(x, means, precision), [1.0, np.sqrt(5.0), 5.0])
+
+
+def test_energy_is_minus_logsumexp_of_the_logits_and_needs_no_training():
+    from scipy.special import logsumexp
+
+    logits = np.random.default_rng(0).normal(0, 30, size=(50, 2))
+    np.testing.assert_allclose(energy_score(logits), -logsumexp(logits, axis=1), rtol=1e-12)
+    fam = fit_familiarity("energy")
+    confident, unsure = np.array([[12.0, -3.0]]), np.array([[0.1, -0.1]])
+    # a confident prediction (large logit) is familiar: lower energy
+    assert fam.score(logits=confident)[0] < fam.score(logits=unsure)[0]
+    assert fam.score_outputs({"logits": confident}) == pytest.approx(fam.score(logits=confident))
+    assert fam.score_outputs({"features": np.zeros((1, 4))}) is None  # an output it does not read
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "energy"])
+def test_saved_model_reloads_to_identical_scores_in_a_small_file(tmp_path, method):
+    x, y = _features(600, 1024)
+    logits = np.random.default_rng(1).normal(size=(600, 2))
+    fam = fit_familiarity(method, x, y)
+    fam.set_threshold(fam.score(features=x, logits=logits))
+    path = fam.save(tmp_path / "familiarity.safetensors")
+    assert path.stat().st_size <= 8 * 1024 * 1024
+    back = Familiarity.load(path)
+    assert back.method == method and back.threshold == fam.threshold and back.quantile == 0.95
+    x2, _ = _features(50, 1024, shift=0.5, seed=3)
+    np.testing.assert_allclose(back.score(features=x2, logits=logits[:50]), fam.score(features=x2, logits=logits[:50]),
+                               rtol=1e-4)  # fmt: skip  # stored as float32
+    assert back.result(back.threshold + 1.0)["unfamiliar"] and not back.result(back.threshold)["unfamiliar"]
+
+
+def test_bad_inputs_get_one_clear_line(tmp_path):
+    with pytest.raises(InputError, match="unknown method"):
+        fit_familiarity("knn")
+    fam = fit_familiarity("mahalanobis", *_features(100, 16))
+    with pytest.raises(InputError, match="another detector"):
+        fam.score(features=np.zeros((2, 8)))
+    with pytest.raises(InputError, match="threshold"):
+        fam.save(tmp_path / "f.safetensors")  # no threshold set yet
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="not a usable familiarity model"):
+        Familiarity.load(tmp_path / "bad.safetensors")
+
+
+def _report(tmp_path, faces, heatmaps=None) -> str:
+    from fakescope.api.results import Prediction
+    from fakescope.explain.report import FaceExplanation, write_report
+
+    pred = Prediction(source="face.jpg", kind="image", model="airl", model_source="run", threshold=0.5,
+                      threshold_source="validation", faces=faces, score=max(f.score for f in faces),
+                      label=faces[0].label, explained=list(range(len(faces))))  # fmt: skip
+    exs = [FaceExplanation(crop=f.crop, heatmaps=heatmaps) for f in faces]
+    return write_report(pred.report_data(), exs, tmp_path).read_text()
+
+
+def test_report_shows_probability_familiarity_and_the_caution_only_for_an_unfamiliar_face(tmp_path):
+    from fakescope.api.results import FaceResult
+    from fakescope.inference.familiarity import CAUTION
+
+    crop = np.full((32, 32, 3), 128, np.uint8)
+    fam = Familiarity("energy", threshold=-2.0)
+    near = FaceResult(0.8, "fake", crop=crop, probability=0.71, familiarity=fam.result(-3.5))
+    far = FaceResult(0.3, "real", crop=crop, probability=0.22, familiarity=fam.result(-0.5))
+    html = _report(tmp_path / "a", [near, far])
+    assert html.count(CAUTION) == 1 and "calibrated P(fake)" in html
+    assert "0.710" in html and "0.220" in html and "-0.500 (threshold -2.000): unfamiliar" in html
+    assert "calibrated operating point" in html
+    # no INR heatmaps in the report, so the footnote does not mention them; with heatmaps it does
+    assert "INR" not in html
+    plain = FaceResult(0.8, "fake", crop=crop)
+    html = _report(tmp_path / "b", [plain], heatmaps=np.zeros((2, 8, 8), np.float32))
+    assert "INR activations" in html and CAUTION not in html and "calibrated" not in html
+    assert "probability" not in plain.to_dict() and "familiarity" not in plain.to_dict()
+    assert far.to_dict()["familiarity"] == {"score": -0.5, "threshold": -2.0, "unfamiliar": True}
+    assert far.to_dict()["note"] == CAUTION and "note" not in near.to_dict()
