@@ -4,7 +4,9 @@ server in a subprocess (``python -m fakescope serve``) on a free localhost port.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +43,24 @@ def tiny_run(base: Path, manifest: Path) -> Path:
     }
     train(config_from_dict(raw), run)
     return run
+
+
+def copy_run(run: Path, dest: Path, card: str | None = None, standin: str | None = None) -> Path:
+    """A copy of ``run`` at ``dest``; with ``card``, it carries that MODEL_CARD.md; with ``standin``, its
+    config says it was trained on a stand-in set (a STANDIN.txt holding that notice beside its manifest,
+    as `fakescope demo` writes it)."""
+    shutil.copytree(run, dest)
+    if card is not None:
+        (dest / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    if standin is not None:
+        data = dest.parent / f"{dest.name}_data"
+        data.mkdir()
+        (data / "STANDIN.txt").write_text(standin + "\n\nsettings: {}\n")
+        meta_path = dest / "checkpoints" / "best.json"
+        meta = json.loads(meta_path.read_text())
+        meta["config"]["data"]["manifest"] = str(data / "manifest.csv")
+        meta_path.write_text(json.dumps(meta))
+    return dest
 
 
 def free_port() -> int:
@@ -105,23 +125,38 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
+# `fakescope serve` in an install whose shipped detector is the run folder `sys.argv[1]`.
+SHIPPED_SERVE = """
+import sys
+from pathlib import Path
+import fakescope.inference.shipped as shipped
+from fakescope.cli import main
+folder = Path(sys.argv[1])
+shipped._resource_dir = lambda: folder
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def start_server(
-    run: Path, data_dir: Path, *extra: str, token: str | None = None, timeout: float = 90.0,
-    pause: tuple[int, Path] | None = None,
+    run: Path | None, data_dir: Path, *extra: str, token: str | None = None, timeout: float = 90.0,
+    pause: tuple[int, Path] | None = None, shipped: Path | None = None,
 ) -> Server:  # fmt: skip
-    """Start ``fakescope serve`` and wait until ``/healthz`` answers. ``pause=(n, marker)``: its worker
-    writes ``marker`` and stops once a video job has scored ``n`` frames (see ``PAUSING_SERVE``)."""
+    """Start ``fakescope serve`` and wait until ``/healthz`` answers; ``run=None`` names no run.
+    ``pause=(n, marker)``: its worker writes ``marker`` and stops once a video job has scored ``n``
+    frames (see ``PAUSING_SERVE``). ``shipped``: the run folder the install ships (``SHIPPED_SERVE``)."""
     port = free_port()
     log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     env.pop("FAKESCOPE_SERVE_TOKEN", None)
-    cmd = [sys.executable, "-m", "fakescope", "serve", "--run", str(run), "--port", str(port),
+    cmd = [sys.executable, "-m", "fakescope", "serve", *(["--run", str(run)] if run else []), "--port", str(port),
            "--data-dir", str(data_dir), "--device", "cpu", "--workers", "1", "--log-level", "warning", *extra]  # fmt: skip
     if token:
         cmd += ["--token", token]
     if pause is not None:
         cmd[1:3] = ["-c", PAUSING_SERVE, str(pause[0]), str(pause[1])]
+    elif shipped is not None:
+        cmd[1:3] = ["-c", SHIPPED_SERVE, str(shipped)]
     with open(log, "ab") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     server = Server(f"http://127.0.0.1:{port}", proc, log, token)
@@ -148,8 +183,10 @@ def stop(server: Server, sig: int = signal.SIGTERM) -> None:
 
 
 @contextlib.contextmanager
-def running(run: Path, data_dir: Path, *extra: str, token: str | None = None) -> Iterator[Server]:
-    server = start_server(run, data_dir, *extra, token=token)
+def running(
+    run: Path | None, data_dir: Path, *extra: str, token: str | None = None, shipped: Path | None = None
+) -> Iterator[Server]:
+    server = start_server(run, data_dir, *extra, token=token, shipped=shipped)
     try:
         yield server
     finally:

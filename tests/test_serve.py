@@ -14,11 +14,12 @@ import pytest
 import requests
 
 from fakescope.cli import main
-from serve_support import running, start_server, stop, tiny_run
+from serve_support import copy_run, running, start_server, stop, tiny_run
 
 pytestmark = [pytest.mark.slow]
 
 TOKEN = "t0ken-for-tests"
+CARD = "# A test model card\n\nTrained for the serve tests; its scores mean nothing.\n"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,9 @@ def server(run, tmp_path_factory, face_set):
     allowed = tmp / "allowed"
     allowed.mkdir()
     (allowed / "face.jpg").write_bytes(_face(face_set).read_bytes())
-    with running(run, tmp / "data", "--max-upload-mb", "5", "--allow-dir", str(allowed), token=TOKEN) as srv:
+    carded = copy_run(run, tmp / "carded_run", card=CARD)  # a second model, named as detect names one
+    with running(run, tmp / "data", "--max-upload-mb", "5", "--allow-dir", str(allowed), "--model", str(carded),
+                 token=TOKEN) as srv:  # fmt: skip
         yield srv
 
 
@@ -95,6 +98,20 @@ def test_oversize_upload_is_413_with_or_without_a_length(server):
     assert chunked.status_code == 413
 
 
+def test_a_chunked_upload_past_the_limit_is_413_before_any_content_check(server):
+    zeros = b"\0" * 6_000_000  # not an image: the size is what refuses it, not the content (415)
+    body, ctype = requests.models.RequestEncodingMixin._encode_files({"file": ("zeros.jpg", zeros)}, {})
+    chunked = server.post("/v1/jobs", data=(body[i : i + 65536] for i in range(0, len(body), 65536)),
+                          headers={"Content-Type": ctype})  # fmt: skip
+    assert chunked.status_code == 413, chunked.text
+    assert chunked.json()["detail"] == "the upload is larger than this server's limit of 5 MB"
+    sized = server.post("/v1/jobs", files={"file": ("zeros.jpg", zeros)})
+    assert sized.status_code == 413
+    small = server.post("/v1/jobs", files={"file": ("zeros.jpg", zeros[:1000])})
+    assert small.status_code == 415  # under the limit, the content decides
+    assert server.get("/healthz").json()["status"] == "ok"
+
+
 def test_content_not_name_decides_the_type(server, face_set, tmp_path):
     text = tmp_path / "photo.jpg"
     text.write_text("this is not an image")
@@ -129,6 +146,61 @@ def test_every_endpoint_but_healthz_needs_the_token(server):
     assert server.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]
 
 
+def test_a_wrong_token_is_told_so(server):
+    page = requests.get(server.url + "/", cookies={"fakescope_token": "not-it"}, timeout=10)
+    assert page.status_code == 401 and "That token is wrong" in page.text and "<form" in page.text
+    first = requests.get(server.url + "/", timeout=10)  # no token tried yet: the form, no reproach
+    assert first.status_code == 401 and "<form" in first.text and "wrong" not in first.text
+    api = requests.get(server.url + "/v1/jobs", headers={"Authorization": "Bearer not-it"}, timeout=10)
+    assert api.json()["detail"] == "wrong token"
+    bare = requests.get(server.url + "/v1/jobs", timeout=10).json()["detail"]
+    assert "needs its token" in bare
+
+
+def test_models_and_jobs_say_whether_the_model_is_a_standin_and_has_a_card(server, face_set):
+    models = {m["name"]: m for m in server.get("/v1/models").json()["models"]}
+    assert list(models) == ["serve_airl", "carded_run"]
+    assert [m["standin"] for m in models.values()] == [face_set.standin] * 2
+    assert models["serve_airl"]["card"] is False and models["carded_run"]["card"] is True
+    card = server.get("/v1/models/carded_run/card")
+    assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
+    assert card.text == CARD
+    assert server.get("/v1/models/serve_airl/card").status_code == 404
+    assert server.get("/v1/models/nope/card").status_code == 404
+    job = server.wait_job(_submit(server, _face(face_set), model="carded_run")["id"])
+    assert job["status"] == "done" and job["standin"] is face_set.standin and job["card"] is True
+    listed = next(j for j in server.get("/v1/jobs").json()["jobs"] if j["id"] == job["id"])
+    assert listed["standin"] is face_set.standin and listed["card"] is True
+
+
+def test_openapi_declares_every_status_the_job_schema_and_the_bearer_token(server):
+    doc = server.get("/openapi.json").json()
+    declared = {
+        (path, method): {int(code) for code in op["responses"]}
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+    expect = {
+        ("/v1/jobs", "post"): {202, 400, 401, 404, 413, 415, 422, 503},
+        ("/v1/jobs", "get"): {200, 401},
+        ("/v1/jobs/{job_id}", "get"): {200, 401, 404},
+        ("/v1/jobs/{job_id}/result.json", "get"): {200, 401, 404, 409},
+        ("/v1/jobs/{job_id}/report", "get"): {200, 401, 404},
+        ("/v1/jobs/{job_id}/report/{name}", "get"): {200, 401, 404},
+        ("/v1/models", "get"): {200, 401},
+        ("/v1/models/{name}/card", "get"): {200, 401, 404},
+    }
+    for route, codes in expect.items():
+        assert codes <= declared[route], (route, declared[route])
+    fields = set(doc["components"]["schemas"]["Job"]["properties"])
+    assert {"id", "status", "progress", "error", "result", "report", "standin", "card"} <= fields
+    ok = doc["paths"]["/v1/jobs/{job_id}"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Job"}
+    (scheme,) = doc["components"]["securitySchemes"].values()
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert doc["paths"]["/v1/jobs"]["post"]["security"] and doc["paths"]["/healthz"]["get"]["security"] == []
+
+
 def test_traversal_through_ids_names_and_paths_is_404(server, face_set):
     job_id = server.wait_job(_submit(server, _face(face_set), name="../../../escape.jpg")["id"])["id"]
     for path in ("/v1/jobs/..%2F..%2Fjobs.sqlite3", "/v1/jobs/../../etc/passwd", "/v1/jobs/" + "0" * 31 + "g",
@@ -149,6 +221,16 @@ def test_file_names_are_escaped_in_the_report(server, face_set):
     assert job["filename"] == name and job["result"]["results"][0]["source"] == name
     html = server.get(f"/v1/jobs/{job['id']}/report").text
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+
+
+def test_with_no_run_the_shipped_detector_is_served_never_as_a_standin(run, tmp_path):
+    # A shipped folder whose training data sits beside a STANDIN.txt: being the shipped detector wins.
+    shipped = copy_run(run, tmp_path / "detector", card=CARD, standin="STAND-IN DATA, NOT A BENCHMARK")
+    with running(None, tmp_path / "data", shipped=shipped) as server:
+        (model,) = server.get("/v1/models").json()["models"]
+        assert model["name"] == "detector" and model["run"] == str(shipped)
+        assert model["standin"] is False and model["notice"] is None and model["card"] is True
+        assert server.get("/v1/models/detector/card").text == CARD
 
 
 def test_a_job_killed_mid_video_ends_done_or_failed_after_a_restart(run, face_set, tmp_path):

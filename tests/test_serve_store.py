@@ -70,3 +70,22 @@ def test_a_network_bind_needs_public_and_says_so_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert "--host 0.0.0.0" in err and "--public" in err
+
+
+def test_with_no_run_and_no_shipped_detector_serve_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    import fakescope.inference.shipped as shipped
+    from fakescope.cli import main
+
+    monkeypatch.setattr(shipped, "_resource_dir", lambda: tmp_path / "no_detector_here")
+    rc = main(["serve", "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "no shipped detector in this install" in err and "--run RUN" in err
+
+
+def test_serve_takes_model_as_detect_does(tmp_path, capsys):
+    from fakescope.cli import main
+
+    rc = main(["serve", "--model", str(tmp_path), "-m", str(tmp_path), "--host", "0.0.0.0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--public" in err  # parsed: refused for the host only

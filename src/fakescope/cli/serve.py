@@ -9,11 +9,13 @@ from pathlib import Path
 
 DESCRIPTION = """Serve a web page and a REST API for scoring images and videos with trained runs.
 
-Each --run is loaded once and kept warm. Uploads are queued, scored in order by worker threads, and
+Each --run (or --model, as in fakescope detect) is loaded once and kept warm; with neither, the
+detector shipped with fakescope is served. Uploads are queued, scored in order by worker threads, and
 kept with their results in --data-dir (SQLite), so jobs survive a restart. The page is at /, the API
 under /v1 (OpenAPI docs at /docs), liveness at /healthz. See docs/serve.md.
 
 examples:
+  fakescope serve                                                     # the shipped detector
   fakescope serve --run runs/airl_dfdc --run runs/infer_dfdc          # http://127.0.0.1:8000
   fakescope serve --run demo_output/runs/airl --token s3cret --port 8080
   FAKESCOPE_SERVE_TOKEN=s3cret fakescope serve --run runs/airl --host 0.0.0.0 --public
@@ -36,10 +38,13 @@ def _positive(kind: type) -> object:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--run",
+        "--model",
+        "-m",
+        dest="run",
         action="append",
-        required=True,
         metavar="RUN",
-        help="a run directory or checkpoint to load (repeat for several models)",
+        help="a run directory (uses checkpoints/best) or a checkpoint .json/.safetensors to load; repeat "
+        "for several models (default: the detector shipped with fakescope)",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
@@ -102,6 +107,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakescope.errors import ConfigError
+    from fakescope.inference.shipped import shipped_model_dir
     from fakescope.serve import ServeSettings, create_app
     from fakescope.serve.settings import LOCAL_HOSTS, TOKEN_ENV
     from fakescope.utils.paths import require_output_dir
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise ConfigError("fakescope serve needs fastapi and uvicorn: pip install -e .") from None
     settings = ServeSettings(
-        runs=list(args.run),
+        runs=list(args.run) if args.run else [str(shipped_model_dir())],
         data_dir=Path(args.data_dir),
         max_upload_bytes=int(args.max_upload_mb * 1e6),
         queue_size=args.queue,

@@ -17,6 +17,7 @@ from typing import Any
 
 from fakescope.api import DetectOptions, FaceForgeryDetector, Prediction, load
 from fakescope.errors import FakescopeError
+from fakescope.inference.shipped import is_shipped, model_card_path
 
 __all__ = ["LoadedRun", "Outcome", "load_runs", "score_job"]
 
@@ -72,6 +73,11 @@ class LoadedRun:
     training_data: list[str]
     standin_notice: str | None
     lock: _ReadWriteLock
+    card: Path | None = None  # RUN/MODEL_CARD.md, served at GET /v1/models/{name}/card
+
+    @property
+    def standin(self) -> bool:
+        return self.standin_notice is not None
 
     def to_dict(self) -> dict[str, Any]:
         det = self.detector
@@ -84,8 +90,9 @@ class LoadedRun:
             "video_threshold": det.video_threshold,
             "threshold_source": det.threshold_source,
             "training_data": self.training_data,
-            "standin": self.standin_notice is not None,
+            "standin": self.standin,
             "notice": self.standin_notice,
+            "card": self.card is not None,
         }
 
 
@@ -96,9 +103,18 @@ def _training_data(cfg: Any) -> list[str]:
     return [f"{data.layout}: {data.root}"]
 
 
-def _standin_notice(cfg: Any) -> str | None:
+def _run_dir(det: FaceForgeryDetector) -> Path:
+    """The run folder of a loaded detector (its source is the folder or a checkpoint inside it)."""
+    src = Path(det.source)
+    return src if src.is_dir() else src.parent.parent
+
+
+def _standin_notice(cfg: Any, run_dir: Path) -> str | None:
     """The stand-in notice when the run was trained on ``fakescope demo``'s stand-in set (its data
-    folder holds ``STANDIN.txt``), else ``None``."""
+    folder holds ``STANDIN.txt``), else ``None``; never for the shipped detector, whichever folder its
+    training data was read from."""
+    if is_shipped(run_dir):
+        return None
     src = cfg.data.manifest or cfg.data.root
     if not src:
         return None
@@ -127,7 +143,11 @@ def load_runs(runs: list[str], device: str, frames_per_video: int | None) -> dic
     for name, run in zip(_unique_names(runs), runs, strict=True):
         det = load(run, device=device, options=DetectOptions(frames_per_video=frames_per_video))
         _ = det.face_detector  # warm: the face detector's weights load now, not on the first upload
-        out[name] = LoadedRun(name, det, _training_data(det.cfg), _standin_notice(det.cfg), _ReadWriteLock())
+        folder = _run_dir(det)
+        out[name] = LoadedRun(
+            name, det, _training_data(det.cfg), _standin_notice(det.cfg, folder), _ReadWriteLock(),
+            model_card_path(folder),
+        )  # fmt: skip
     return out
 
 

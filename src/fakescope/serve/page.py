@@ -26,12 +26,19 @@ def load_assets() -> dict[str, tuple[bytes, str]]:
     return out
 
 
-def login_page() -> str:
-    """The 401 page: a form that keeps the token in a same-site cookie and reloads."""
+def login_page(wrong: bool = False) -> str:
+    """The 401 page: a form that keeps the token in a same-site cookie and reloads; after a ``wrong``
+    token it says so (the form is shown again, with the reason)."""
+    said = (
+        "<p id='wrong' role='alert' style='color:#b03a2e;font-weight:600'>That token is wrong; "
+        "enter the token the server was started with.</p>"
+        if wrong
+        else ""
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>fakescope: token needed</title>"
         "</head><body style='font-family:system-ui,sans-serif;margin:40px'>"
-        "<h1>fakescope serve</h1><p>This server needs its access token.</p>"
+        f"<h1>fakescope serve</h1><p>This server needs its access token.</p>{said}"
         "<form id='login'><input id='token' type='password' placeholder='token' autocomplete='off' required>"
         "<button type='submit'>Open</button></form>"
         "<script>document.getElementById('login').addEventListener('submit',function(e){e.preventDefault();"
