@@ -18,7 +18,7 @@ from fakescope.train.losses import detector_loss
 
 INFER_FAMILY = {"infer", "clip", "clip_fft", "clip_rgb_fft", "heatmaps"}
 AIRL_FAMILY = {"airl", "airl_nocon", "airl_early", "airl_rgb", "airl_freq"}
-BASELINES = {"f3net", "meso4", "mesoinception4", "spsl", "srm", "univfd", "wavelet_clip", "xception"}
+BASELINES = {"f3net", "meso4", "mesoinception4", "npr", "spsl", "srm", "univfd", "wavelet_clip", "xception"}
 
 
 def tiny_config(name: str, **extra: object) -> ExperimentConfig:

@@ -38,7 +38,7 @@ def _ensure_loaded() -> None:
     import fakescope.models.infer  # noqa: F401
 
     # The methods the papers compare against (docs/detectors.md, Baselines), after the papers' own detectors.
-    from fakescope.models import f3net, mesonet, spsl, srm, univfd, wavelet_clip, xception  # noqa: F401
+    from fakescope.models import f3net, mesonet, npr, spsl, srm, univfd, wavelet_clip, xception  # noqa: F401
 
 
 def list_detectors() -> list[str]:

@@ -1,0 +1,340 @@
+"""Leave-one-source-out transfer: train on all shared sources but one, test on the one left out.
+
+    python benchmarks/transfer.py --detectors airl srm npr --recipe base --out runs/transfer
+    python benchmarks/transfer.py --detectors airl srm npr --recipe balanced --set train.balance_sources=true
+    python benchmarks/transfer.py --detectors airl srm npr --recipe blur --set train.augment.blur_p=0.5
+    python benchmarks/transfer.py --out runs/transfer --baseline base --table-only \
+        [--update-docs docs/results.md]
+
+A detector that has seen a manipulation is tested on its own kind by every in-domain number; what a user
+meets is a manipulation it has not seen. Protocol (fixed before any result was seen):
+
+- Each shared source (``dfdc-faces``, ``ffhq-stylegan``, ``ciplab-photoshop``) is split by group with
+  the default seeded 70/15/15 split, exactly as ``scripts/train_shipped.py`` (whose ``build_manifests``
+  this calls) and ``fakescope train`` split it, so every test split is the one a single-source run is
+  tested on. Groups are prefixed by source, so no two sources share one.
+- Column ``S`` (one per source): train on the **other** sources' train splits; their pooled val splits
+  choose the epoch and the threshold; test on ``S``'s test split. No row of ``S`` is in the run's
+  manifest. Each run is also scored on the other sources' test splits (in-domain): the table shows the
+  DFDC test AUC of the two runs that trained on DFDC beside the left-out ones.
+- Column ``sbi``: the real faces of all three sources' train and val splits alone, with self-blended
+  fakes (``train.synthetic_fakes=sbi``, validation on val reals and their blends), tested on all three
+  test splits: no real fake takes part in training or selection, so every source is unseen.
+- A recipe is a name plus its ``--set`` overrides on ``CONFIG_DIR/<detector>.yaml`` (a lever such as
+  ``train.balance_sources=true`` is one recipe); a name keeps its overrides (a second call with other
+  overrides under the same name is refused). Paired bootstrap differences (over groups, on the same
+  test images) compare each recipe with ``--baseline``.
+
+Resumable: a finished (detector, recipe, column) cell is ``OUT/runs/<det>__<recipe>__<column>/
+transfer_row.json`` and a rerun skips it; an interrupted training resumes from its last checkpoint.
+Outputs: ``OUT/transfer.json`` (every finished cell and the paired differences), ``OUT/transfer.md``
+(the tables) and ``OUT/transfer.png`` (left-out AUC per source per recipe with 95 % intervals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = ("dfdc-faces", "ffhq-stylegan", "ciplab-photoshop")
+SBI = "sbi"
+COLUMNS = (*SOURCES, SBI)
+SHORT = {"dfdc-faces": "DFDC", "ffhq-stylegan": "FFHQ-StyleGAN", "ciplab-photoshop": "CIPLAB"}
+METRIC_KEYS = ("n", "auc", "auc_ci_low", "auc_ci_high", "acc_val_threshold")
+
+
+def _train_shipped():
+    """scripts/train_shipped.py as a module (scripts/ is not a package)."""
+    path = REPO / "scripts" / "train_shipped.py"
+    spec = importlib.util.spec_from_file_location("fakescope_train_shipped", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def source_of(row) -> str:
+    """The source folder of a pooled row (its group is ``<folder>:<group>``)."""
+    return row.group.split(":", 1)[0]
+
+
+def build_manifests(data: Path, out: Path) -> dict[str, dict[str, Path]]:
+    """``{"train": {column: manifest}, "test": {source: manifest}}``: one training manifest (train and
+    val splits) per column and the per-source test manifests of ``train_shipped.build_manifests``."""
+    from fakescope.data.manifest import read_manifest, write_manifest
+
+    folder = out / "manifests"
+    shipped = _train_shipped().build_manifests(data, folder)
+    pooled = [r for r in read_manifest(shipped["pooled"]) if source_of(r) in SOURCES]
+    fit = [r for r in pooled if r.split in ("train", "val")]
+    train: dict[str, Path] = {}
+    for left_out in SOURCES:
+        rows = [r for r in fit if source_of(r) != left_out]
+        train[left_out] = write_manifest(rows, folder / f"without_{left_out}.csv", relative_to="/")
+    # SBI: real faces only (the trainer would drop the fakes; listing none says what trained).
+    train[SBI] = write_manifest([r for r in fit if r.label == 0], folder / "reals_sbi.csv", relative_to="/")
+    return {"train": train, "test": {s: shipped[f"test_{s}"] for s in SOURCES}}
+
+
+def check_recipe(out: Path, recipe: str, overrides: list[str]) -> None:
+    """A recipe name stands for one set of overrides: record it, or refuse a different one."""
+    from fakescope.utils.atomic import atomic_write_text
+
+    path = out / "recipes" / f"{recipe}.json"
+    if path.is_file():
+        known = json.loads(path.read_text())["overrides"]
+        if known != overrides:
+            raise SystemExit(f"error: recipe {recipe!r} was run with --set {' '.join(known) or '(none)'}; "
+                             f"give this one another --recipe name")  # fmt: skip
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"recipe": recipe, "overrides": overrides}, indent=2))
+
+
+def run_cell(det: str, recipe: str, column: str, manifests: dict, args: argparse.Namespace) -> dict:
+    """Train (or resume) one cell and score it on every source's test split; skip a finished cell."""
+    from fakescope.config import load_config
+    from fakescope.eval.evaluate import evaluate_runs
+    from fakescope.train.trainer import train
+    from fakescope.utils.atomic import atomic_write_text
+
+    run = Path(args.out) / "runs" / f"{det}__{recipe}__{column}"
+    row_file = run / "transfer_row.json"
+    if row_file.is_file():
+        return {**json.loads(row_file.read_text()), "trained_this_call": False}
+    sbi = ["train.synthetic_fakes=sbi"] if column == SBI else []
+    cfg = load_config(Path(args.config_dir) / f"{det}.yaml",
+                      [f"data.manifest={manifests['train'][column]}", f"device={args.device}", *sbi, *args.overrides])  # fmt: skip
+    t0 = time.time()
+    resume = (run / "checkpoints" / "last.json").is_file()
+    res = train(cfg, run, resume=resume)
+    train_s = time.time() - t0
+    tests = [str(manifests["test"][s]) for s in SOURCES]
+    summary = evaluate_runs([run], tests, out_dir=run / "eval", split="test", plots=False, device=args.device,
+                            progress=False, bootstrap=args.bootstrap)  # fmt: skip
+    per = {
+        r["dataset"].removeprefix("test_"): {k: r[k] for k in METRIC_KEYS} for r in summary["cross_dataset"]
+    }
+    row = {"detector": det, "recipe": recipe, "column": column, "overrides": args.overrides + sbi,
+           "trained_on": [s for s in SOURCES if s != column] if column != SBI else [f"{s} (reals)" for s in SOURCES],
+           "test": per, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
+           "epochs_budget": cfg.train.epochs, "stopped_early": res.stopped_early, "time_cut": res.time_cut,
+           "best_val_auc": res.best_val_auc, "train_seconds_this_call": round(train_s, 1), "resumed": resume,
+           "config": str(Path(args.config_dir).resolve())}  # fmt: skip
+    atomic_write_text(row_file, json.dumps(row, indent=2))
+    return {**row, "trained_this_call": True}
+
+
+def finished_rows(out: Path) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted(out.glob("runs/*/transfer_row.json"))]
+
+
+def _key(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
+    return {(r["detector"], r["recipe"], r["column"]): r for r in rows}
+
+
+def _predictions(out: Path, det: str, recipe: str, column: str, source: str) -> Path | None:
+    run = f"{det}__{recipe}__{column}"
+    found = sorted((out / "runs" / run / "eval" / "predictions").glob(f"*__test_{source}.csv"))
+    return found[0] if found else None
+
+
+def paired_differences(out: Path, rows: list[dict], baseline: str, n: int) -> list[dict]:
+    """Each recipe minus ``baseline`` on the same test images, per detector, column and unseen source
+    (the left-out source; every source for ``sbi``), with a paired bootstrap 95 % interval over groups."""
+    from fakescope.errors import InputError
+    from fakescope.eval.metrics import paired_bootstrap_auc_difference
+    from fakescope.eval.predictions import paired_clean_scores
+
+    cells = _key(rows)
+    diffs = []
+    for det, recipe, column in sorted(cells):
+        if recipe == baseline or (det, baseline, column) not in cells:
+            continue
+        for source in SOURCES if column == SBI else (column,):
+            pa = _predictions(out, det, recipe, column, source)
+            pb = _predictions(out, det, baseline, column, source)
+            if pa is None or pb is None:
+                continue
+            rec = {
+                "detector": det,
+                "recipe": recipe,
+                "baseline": baseline,
+                "column": column,
+                "source": source,
+            }
+            try:
+                labels, sa, sb, groups = paired_clean_scores(pa, pb)
+            except InputError as err:
+                diffs.append({**rec, "error": str(err)})
+                continue
+            d = paired_bootstrap_auc_difference(labels, sa, sb, groups=groups, n=n)
+            diffs.append({**rec, **{k: float(v) for k, v in d.items()}})
+    return diffs
+
+
+def _cell(m: dict | None) -> str:
+    if not m:
+        return "—"
+    return f"{m['auc']:.3f} [{m['auc_ci_low']:.2f}, {m['auc_ci_high']:.2f}]"
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One record per (detector, recipe): left-out AUCs, their mean (over the sources finished), the
+    in-domain DFDC AUCs and the SBI column's AUCs."""
+    cells = _key(rows)
+    pairs = sorted({(d, r) for d, r, _ in cells})
+    out = []
+    for det, recipe in pairs:
+        left_out = {s: cells[(det, recipe, s)]["test"].get(s) for s in SOURCES if (det, recipe, s) in cells}
+        in_domain = {f"without {s}": cells[(det, recipe, s)]["test"].get("dfdc-faces")
+                     for s in SOURCES[1:] if (det, recipe, s) in cells}  # fmt: skip
+        sbi = cells.get((det, recipe, SBI))
+        aucs = [m["auc"] for m in left_out.values() if m]
+        out.append({"detector": det, "recipe": recipe, "left_out": left_out,
+                    "mean_left_out_auc": sum(aucs) / len(aucs) if aucs else None,
+                    "mean_over": len(aucs), "in_domain_dfdc": in_domain,
+                    "sbi": sbi["test"] if sbi else {}})  # fmt: skip
+    return out
+
+
+def markdown(summary: list[dict], diffs: list[dict], baseline: str) -> str:
+    """The transfer table (AUC [95 % CI] per left-out source, their mean, in-domain DFDC, SBI per source)
+    and the paired table against ``baseline``."""
+    head = ["detector", "recipe", *(f"left out: {SHORT[s]}" for s in SOURCES), "mean left-out",
+            "in-domain DFDC (runs w/o FFHQ / w/o CIPLAB)", *(f"SBI: {SHORT[s]}" for s in SOURCES)]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for rec in summary:
+        mean = rec["mean_left_out_auc"]
+        mean_cell = (
+            "—"
+            if mean is None
+            else f"{mean:.3f}" + ("" if rec["mean_over"] == 3 else f" (of {rec['mean_over']})")
+        )
+        dom = " / ".join(f"{m['auc']:.3f}" if m else "—" for m in (rec["in_domain_dfdc"].get(f"without {s}")
+                                                                   for s in SOURCES[1:]))  # fmt: skip
+        cells = [f"`{rec['detector']}`", rec["recipe"], *(_cell(rec["left_out"].get(s)) for s in SOURCES),
+                 mean_cell, dom, *(_cell(rec["sbi"].get(s)) for s in SOURCES)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    paired = [d for d in diffs if "error" not in d]
+    if paired:
+        lines += ["", f"Paired differences, recipe − `{baseline}` on the same test images (AUC, 95 % bootstrap "
+                  "interval over groups):", "", "| detector | recipe | column | test source | difference | verdict |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for d in paired:
+            verdict = "better" if d["ci_low"] > 0 else "worse" if d["ci_high"] < 0 else "inside"
+            column = "SBI" if d["column"] == SBI else f"left out {SHORT[d['column']]}"
+            lines.append(f"| `{d['detector']}` | {d['recipe']} | {column} | {SHORT[d['source']]} | "
+                         f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | {verdict} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def figure(summary: list[dict], path: Path) -> None:
+    """Left-out AUC with its 95 % interval per source (x) and recipe (colour), one panel per detector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dets = list(dict.fromkeys(r["detector"] for r in summary))
+    recipes = list(dict.fromkeys(r["recipe"] for r in summary))
+    fig, axes = plt.subplots(1, len(dets), figsize=(4.2 * len(dets), 3.6), sharey=True, squeeze=False)
+    for ax, det in zip(axes[0], dets, strict=True):
+        for k, recipe in enumerate(recipes):
+            rec = next((r for r in summary if r["detector"] == det and r["recipe"] == recipe), None)
+            pts = [(i, rec["left_out"][s]) for i, s in enumerate(SOURCES) if rec and rec["left_out"].get(s)]
+            if not pts:
+                continue
+            x = [i + (k - (len(recipes) - 1) / 2) * 0.12 for i, _ in pts]
+            y = [m["auc"] for _, m in pts]
+            err = [
+                [m["auc"] - m["auc_ci_low"] for _, m in pts],
+                [m["auc_ci_high"] - m["auc"] for _, m in pts],
+            ]
+            ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, color=f"C{k}", label=recipe)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_xticks(range(len(SOURCES)), [SHORT[s] for s in SOURCES])
+        ax.set_title(det)
+        ax.set_xlabel("left-out source (trained on the others)")
+    axes[0][0].set_ylabel("left-out test AUC (95% bootstrap CI)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_outputs(out: Path, baseline: str, bootstrap: int, trained: list[str]) -> dict:
+    """transfer.json, transfer.md and transfer.png from every finished cell under ``out``."""
+    from fakescope.utils.atomic import atomic_write_text
+
+    rows = finished_rows(out)
+    summary = summarise(rows)
+    diffs = paired_differences(out, rows, baseline, bootstrap)
+    result = {"protocol": "leave-one-source-out", "sources": list(SOURCES), "baseline": baseline,
+              "summary": summary, "paired": diffs, "cells": rows, "trained_this_call": trained}  # fmt: skip
+    atomic_write_text(out / "transfer.json", json.dumps(result, indent=2))
+    atomic_write_text(out / "transfer.md", markdown(summary, diffs, baseline) + "\n")
+    if summary:
+        figure(summary, out / "transfer.png")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--detectors", nargs="+", default=["airl"])
+    p.add_argument("--recipe", default="base", help="name of this set of --set overrides (a run-folder part)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--baseline", default="base", help="recipe the paired differences are taken against")
+    p.add_argument("--columns", nargs="+", choices=COLUMNS, default=list(COLUMNS),
+                   help="which cells to train this call (default: all four)")  # fmt: skip
+    p.add_argument("--out", default=str(REPO / "runs" / "transfer"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--config-dir", default=str(REPO / "configs" / "cpu"))
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of each interval")
+    p.add_argument(
+        "--table-only", action="store_true", help="write the outputs from finished cells; train nothing"
+    )
+    p.add_argument("--update-docs", type=Path, metavar="RESULTS_MD",
+                   help="write the table between the <!-- TRANSFER --> markers of this file")  # fmt: skip
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    trained: list[str] = []
+    if not args.table_only:
+        unknown = [d for d in args.detectors if not (Path(args.config_dir) / f"{d}.yaml").is_file()]
+        if unknown:
+            raise SystemExit(
+                f"error: no recipe {Path(args.config_dir) / (unknown[0] + '.yaml')} for detector {unknown[0]!r}"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*(_[A-Za-z0-9.-]+)*", args.recipe):
+            raise SystemExit(f"error: --recipe {args.recipe!r}: use letters, digits, '.', '-' and single '_'")
+        check_recipe(out, args.recipe, args.overrides)
+        manifests = build_manifests(Path(args.data), out)
+        for det in args.detectors:
+            for column in args.columns:
+                print(f"== {det} [{args.recipe}] {column}", flush=True)
+                row = run_cell(det, args.recipe, column, manifests, args)
+                if row["trained_this_call"]:
+                    trained.append(f"{det}__{args.recipe}__{column}")
+                write_outputs(out, args.baseline, args.bootstrap, trained)
+    result = write_outputs(out, args.baseline, args.bootstrap, trained)
+    print(markdown(result["summary"], result["paired"], args.baseline))
+    if args.update_docs:
+        from fakescope.utils.docblocks import write_blocks
+
+        write_blocks(args.update_docs, {"TRANSFER": (out / "transfer.md").read_text()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

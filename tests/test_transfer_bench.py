@@ -1,0 +1,180 @@
+"""benchmarks/transfer.py end to end at tiny size, on a few dozen real faces of each shared source: the
+leave-one-source-out table holds what the cells scored, a left-out source never reaches a training
+manifest, a rerun trains nothing, and the paired differences are taken on the same images."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench_support import load_benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+transfer = load_benchmark("transfer")
+
+PER_CLASS = 14  # per source: 14 real and 14 fake faces (DFDC: 14 real/fake groups)
+TINY = ["data.image_size=32", "train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=8",
+        "train.progress=false", "train.synthetic_landmarks=layout", "seed=0"]  # fmt: skip
+
+
+def _rows(manifest: Path) -> list[dict[str, str]]:
+    with open(manifest, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(shared_data: Path, tmp_path_factory) -> Path:
+    """The four shared sources ``train_shipped.build_manifests`` reads, cut to a few dozen faces each
+    (absolute paths to the real crops)."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    for source in (*transfer.SOURCES, "dfdc-faces-more"):
+        rows = _rows(shared_data / source / "manifest.csv")
+        keep = PER_CLASS if source != "dfdc-faces-more" else 2
+        chosen = [r for r in rows if r["label"] == "real"][:keep] + [r for r in rows if r["label"] == "fake"][
+            :keep
+        ]
+        if source.startswith("dfdc"):  # DFDC pairs a real face with its fake in one group: keep whole groups
+            groups = list(dict.fromkeys(r["group"] for r in rows))[:keep]
+            chosen = [r for r in rows if r["group"] in set(groups)]
+        folder = root / source
+        folder.mkdir()
+        lines = ["path,label,group"] + [
+            f"{(shared_data / source / r['path']).resolve()},{r['label']},{r['group']}" for r in chosen
+        ]
+        (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _argv(data: Path, out: Path, recipe: str, *sets: str) -> list[str]:
+    argv = ["--data", str(data), "--out", str(out), "--detectors", "npr", "--recipe", recipe,
+            "--bootstrap", "50"]  # fmt: skip
+    for s in (*TINY, *sets):
+        argv += ["--set", s]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_data: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("transfer")
+    assert transfer.main(_argv(tiny_data, out, "base")) == 0
+    assert len(json.loads((out / "transfer.json").read_text())["trained_this_call"]) == len(transfer.COLUMNS)
+    assert transfer.main(_argv(tiny_data, out, "balanced", "train.balance_sources=true")) == 0
+    return out
+
+
+def test_every_cell_is_in_the_table_with_the_scores_it_wrote(bench: Path):
+    result = json.loads((bench / "transfer.json").read_text())
+    assert {(r["detector"], r["recipe"], r["column"]) for r in result["cells"]} == {
+        ("npr", recipe, column) for recipe in ("base", "balanced") for column in transfer.COLUMNS
+    }
+    table = (bench / "transfer.md").read_text()
+    for rec in result["summary"]:
+        cells = {c["column"]: c for c in result["cells"] if c["recipe"] == rec["recipe"]}
+        aucs = []
+        for s in transfer.SOURCES:
+            m = cells[s]["test"][s]
+            # Every test face of the left-out source is scored (its test split, from its own manifest).
+            assert m["n"] == len(_rows(bench / "manifests" / f"test_{s}.csv"))
+            assert rec["left_out"][s] == m and 0.0 <= m["auc"] <= 1.0
+            aucs.append(m["auc"])
+        assert rec["mean_left_out_auc"] == pytest.approx(sum(aucs) / 3)
+        assert rec["in_domain_dfdc"]["without ffhq-stylegan"] == cells["ffhq-stylegan"]["test"]["dfdc-faces"]
+        line = next(ln for ln in table.splitlines() if ln.startswith(f"| `npr` | {rec['recipe']} |"))
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        assert parts[2:5] == [transfer._cell(rec["left_out"][s]) for s in transfer.SOURCES]
+        assert parts[5] == f"{rec['mean_left_out_auc']:.3f}"
+        assert parts[7:10] == [transfer._cell(cells[transfer.SBI]["test"][s]) for s in transfer.SOURCES]
+    assert (bench / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_left_out_source_never_reaches_a_training_manifest(bench: Path):
+    tests = {s: {r["path"] for r in _rows(bench / "manifests" / f"test_{s}.csv")} for s in transfer.SOURCES}
+    all_test = set().union(*tests.values())
+    for column in transfer.COLUMNS:
+        cfg = (bench / "runs" / f"npr__base__{column}" / "config.yaml").read_text()
+        manifest = next(
+            Path(ln.split(":", 1)[1].strip()) for ln in cfg.splitlines() if ln.strip().startswith("manifest:")
+        )
+        rows = _rows(manifest)
+        assert rows and not all_test & {r["path"] for r in rows}
+        sources = {r["group"].split(":", 1)[0] for r in rows}
+        if column == transfer.SBI:
+            assert sources == set(transfer.SOURCES) and {r["label"] for r in rows} == {"real"}
+        else:
+            assert sources == set(transfer.SOURCES) - {column}
+            assert {r["split"] for r in rows} == {"train", "val"}
+
+
+def test_a_second_call_trains_nothing_and_changes_no_cell(bench: Path, tiny_data: Path):
+    logs = {f: f.read_bytes() for f in bench.glob("runs/*/log.csv")}
+    rows = {f: f.read_bytes() for f in bench.glob("runs/*/transfer_row.json")}
+    assert len(logs) == len(rows) == 8
+    assert transfer.main(_argv(tiny_data, bench, "balanced", "train.balance_sources=true")) == 0
+    assert json.loads((bench / "transfer.json").read_text())["trained_this_call"] == []
+    assert {f: f.read_bytes() for f in bench.glob("runs/*/log.csv")} == logs
+    assert {f: f.read_bytes() for f in bench.glob("runs/*/transfer_row.json")} == rows
+    # A cell whose training finished but whose scoring did not (its row file lost) resumes: no epoch more,
+    # the same scores.
+    cell = bench / "runs" / "npr__base__sbi"
+    before = json.loads((cell / "transfer_row.json").read_text())
+    (cell / "transfer_row.json").unlink()
+    assert transfer.main(_argv(tiny_data, bench, "base")) == 0
+    after = json.loads((cell / "transfer_row.json").read_text())
+    assert (
+        after["resumed"] and after["test"] == before["test"] and after["epochs_run"] == before["epochs_run"]
+    )
+    assert len(_rows(cell / "log.csv")) == logs[cell / "log.csv"].decode().count("\n") - 1
+    # A recipe name keeps its overrides.
+    with pytest.raises(SystemExit, match="recipe 'balanced' was run with"):
+        transfer.main(_argv(tiny_data, bench, "balanced", "train.augment.blur_p=0.5"))
+
+
+def test_paired_differences_are_recipe_minus_baseline_on_the_same_images(bench: Path, tmp_path: Path):
+    result = json.loads((bench / "transfer.json").read_text())
+    cells = {(c["recipe"], c["column"]): c for c in result["cells"]}
+    paired = [d for d in result["paired"] if "error" not in d]
+    expected = {(s, s) for s in transfer.SOURCES} | {(transfer.SBI, s) for s in transfer.SOURCES}
+    assert {(d["column"], d["source"]) for d in paired} == expected
+    for d in paired:
+        assert d["recipe"] == "balanced" and d["baseline"] == "base"
+        assert d["auc_a"] == pytest.approx(
+            cells[("balanced", d["column"])]["test"][d["source"]]["auc"], abs=1e-9
+        )
+        assert d["auc_b"] == pytest.approx(cells[("base", d["column"])]["test"][d["source"]]["auc"], abs=1e-9)
+        assert d["difference"] == pytest.approx(d["auc_a"] - d["auc_b"])
+    # --update-docs writes the table between the markers of a copy of docs/results.md.
+    doc = tmp_path / "results.md"
+    shutil.copyfile(REPO / "docs" / "results.md", doc)
+    assert (
+        transfer.main(["--out", str(bench), "--table-only", "--update-docs", str(doc), "--bootstrap", "50"])
+        == 0
+    )
+    text = doc.read_text()
+    block = text[text.index("<!-- TRANSFER -->") : text.index("<!-- /TRANSFER -->")]
+    assert "| `npr` | balanced |" in block and "Paired differences" in block
+
+
+def test_the_familiarity_flag_is_measured_on_the_left_out_runs(bench: Path, tmp_path: Path):
+    """benchmarks/familiarity_loso.py calibrates each leave-one-source-out run on its own validation
+    split and scores every test face: one row per left-out source, written into a card's block."""
+    loso = load_benchmark("familiarity_loso")
+    card = tmp_path / "card.md"
+    card.write_text("# card\n<!-- CARD_FAMILIARITY -->\nold\n<!-- /CARD_FAMILIARITY -->\n")
+    argv = ["--transfer", str(bench), "--detector", "npr", "--recipe", "base", "--bootstrap", "20",
+            "--max-train", "60", "--update-docs", str(card)]  # fmt: skip
+    assert loso.main(argv) == 0
+    rows = json.loads((bench / "familiarity_loso.json").read_text())
+    assert [r["left_out"] for r in rows] == list(transfer.SOURCES)
+    tests = {s: _rows(bench / "manifests" / f"test_{s}.csv") for s in transfer.SOURCES}
+    for r in rows:
+        assert 0.0 <= r["flag_auroc"] <= 1.0 and 0.0 <= r["flagged_in_source"] <= 1.0
+        assert r["n"] == sum(len(v) for v in tests.values()) and r["n_left_out"] == len(tests[r["left_out"]])
+        run = bench / "runs" / f"npr__base__{r['left_out']}"
+        fitted = json.loads((run / "calibration.json").read_text())["fitted_on"]["manifest"]
+        assert fitted.endswith(f"without_{r['left_out']}.csv")  # calibrated on training sources only
+    text = card.read_text()
+    assert "old" not in text and "| **mean** |" in text
