@@ -129,5 +129,8 @@ class AugmentConfig(StrictModel):
     blur_sigma_max: float = Field(3.0, ge=0, description="blur sigma drawn uniformly from [0, max] pixels")
     rescale_p: float = Field(0.0, ge=0, le=1, description="probability of a down-and-up rescale")
     rescale_min: float = Field(
-        0.5, gt=0, le=1, description="rescale factor drawn uniformly from [min, 1], then back to the crop size"
+        0.5,
+        gt=0,
+        le=1,
+        description="rescale factor drawn uniformly from [min, 1], then back to the crop size",
     )
