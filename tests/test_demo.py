@@ -53,3 +53,8 @@ def test_demo_runs_end_to_end_and_prints_where_the_report_is(tmp_path, capsys):
     assert list((out / "report" / "airl").glob("*/face00_dct.png"))
     assert list((out / "report" / "airl").glob("*astronaut_zoom.mp4/score_over_time.png"))
     assert list((out / "eval" / "metrics").glob("*.md"))
+    # The shipped detector scores the same four files beside the stand-ins, without a stand-in banner.
+    shipped = sorted((out / "report" / "shipped").glob("0*_*/index.html"))
+    assert len(shipped) == 4
+    assert "STAND-IN" not in shipped[0].read_text(encoding="utf-8")
+    assert "shipped detector (trained on real data; not a stand-in)" in index.read_text(encoding="utf-8")
