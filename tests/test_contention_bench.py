@@ -8,7 +8,6 @@ code with one argument less."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -63,24 +62,3 @@ def test_detect_is_timed_idle_and_beside_both_loads_which_are_gone_afterwards(tm
     assert "| `detect` |" in proc.stdout
     text = doc_md.read_text()
     assert "| `detect` |" in text and "pending" not in text and text.endswith("after\n")
-
-
-def test_ctrl_c_while_a_workload_runs_beside_a_load_stops_the_load(tmp_path):
-    argv = [sys.executable, str(SCRIPT), "--tiny", "--workloads", "prepare", "--repeats", "1",
-            "--load-threads", "1", "--out", str(tmp_path / "c.json")]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pid = None
-    try:
-        for line in proc.stdout:
-            if "busy load started (pid " in line:
-                pid = int(line.split("(pid ")[1].split(",")[0])
-                break
-        assert pid is not None, proc.stderr.read()[-2000:]
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends, while the workload runs beside the load
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode != 0 and not (tmp_path / "c.json").exists()
-    assert not _load_alive(pid)
