@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from fakescope import __version__
+from fakescope.cli.common import add_threads_argument
 from fakescope.errors import FakescopeError
 from fakescope.utils.imports import interrupt_behind
 from fakescope.utils.text import one_line
+from fakescope.utils.threads import (
+    VERBOSE_ENV,
+    apply_threads,
+    prefer_passive_wait,
+    resolve_threads,
+    thread_line,
+)
 
 # (subcommand, module, one-line help). Order is the order shown in --help.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -71,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         mod.add_arguments(p)
+        add_threads_argument(p)
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -89,14 +99,30 @@ def escape_what_streams_cannot_encode() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def set_up_threads(args: argparse.Namespace) -> None:
+    """Apply the command's thread count (fakescope.utils.threads; docs/benchmarks.md, Threads) and,
+    with FAKESCOPE_VERBOSE=1, say it on stderr."""
+    choice = resolve_threads(args.threads)
+    threads = apply_threads(choice)
+    if os.environ.get(VERBOSE_ENV, "").strip() == "1":
+        print(f"fakescope {args.command}: {thread_line(choice, threads)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     escape_what_streams_cannot_encode()
+    try:
+        # Before anything imports torch: libgomp reads OMP_WAIT_POLICY once, when torch loads.
+        prefer_passive_wait()
+    except FakescopeError as err:
+        print(one_line(f"fakescope: error: {err}"), file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
+        set_up_threads(args)
         return int(args._run(args) or 0)
     except FakescopeError as err:
         # printable: a file name that is not UTF-8 is shown with \xNN escapes instead of crashing here

@@ -67,15 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="with --engine onnx and --models: export with dynamic int8 quantisation",
     )
-    p.add_argument("--threads", type=nonneg_int, default=0, help="torch threads (default: torch's choice)")
     add_set_argument(p, help="config override for --models, e.g. --set inr.max_steps=300 (repeatable)")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     import tempfile
-
-    import torch
 
     from fakescope.api import load
     from fakescope.eval.speed import (
@@ -93,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:  # before minutes of timing
         require_output_file(args.out, "--out")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     if args.images:
         images, source = load_bench_images(args.images, args.num_images + args.warmup), args.images

@@ -22,6 +22,18 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = False) -> 
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
 
 
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """``--threads N`` on every subcommand (build_parser adds it; fakescope.utils.threads resolves it,
+    so a bad value is one ConfigError line naming the flag)."""
+    p.add_argument(
+        "--threads",
+        default=None,
+        metavar="N",
+        help="torch intra-op threads (default: $FAKESCOPE_THREADS, else $OMP_NUM_THREADS, else the cores "
+        "available to this process; for train, train.num_threads wins when set)",
+    )
+
+
 def add_shard_argument(p: argparse.ArgumentParser, items: str) -> None:
     """``--shard K/N`` (0-based K) or ``--shard auto`` (a Slurm array task): docs/scale.md."""
     p.add_argument(
