@@ -37,10 +37,10 @@ def _linux_proc():
         pytest.skip("needs /proc to check that the competing loads are gone")
 
 
-def test_detect_is_timed_idle_and_beside_both_loads_which_are_gone_afterwards(tmp_path):
+def test_a_workload_is_timed_idle_and_beside_both_loads_which_are_gone_afterwards(tmp_path):
     out, doc_md = tmp_path / "contention.json", tmp_path / "benchmarks.md"
     doc_md.write_text("# B\n\n<!-- CONTENTION -->\npending\n<!-- /CONTENTION -->\n\nafter\n")
-    argv = [sys.executable, str(SCRIPT), "--tiny", "--workloads", "detect", "--repeats", "1",
+    argv = [sys.executable, str(SCRIPT), "--tiny", "--workloads", "fit-inr", "--repeats", "1",
             "--load-threads", "1", "--env", "FAKESCOPE_CONTENTION_PROBE=1", "--out", str(out),
             "--update-docs", str(doc_md)]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
@@ -49,7 +49,7 @@ def test_detect_is_timed_idle_and_beside_both_loads_which_are_gone_afterwards(tm
     assert doc["extra_env"] == {"FAKESCOPE_CONTENTION_PROBE": "1"} and doc["target_ratio"] == 2.5
     assert isinstance(doc["loadavg_start"], float) and isinstance(doc["loadavg_end"], float)
     (row,) = doc["results"]
-    assert row["workload"] == "detect"
+    assert row["workload"] == "fit-inr"
     assert row["idle_s"] > 0 and set(row["beside_s"]) == set(row["ratio"]) == {"busy", "torch"}
     for load in ("busy", "torch"):
         assert row["beside_s"][load] > 0 and row["ratio"][load] > 0
@@ -59,6 +59,6 @@ def test_detect_is_timed_idle_and_beside_both_loads_which_are_gone_afterwards(tm
     pids = [r["load_pid"] for r in row["runs"] if r["condition"] != "idle"]
     assert len(set(pids)) == 2 and not any(_load_alive(p) for p in pids)
     # the table is printed and written between the markers, the prose around them kept
-    assert "| `detect` |" in proc.stdout
+    assert "| `fit-inr` |" in proc.stdout
     text = doc_md.read_text()
-    assert "| `detect` |" in text and "pending" not in text and text.endswith("after\n")
+    assert "| `fit-inr` |" in text and "pending" not in text and text.endswith("after\n")
