@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transfer", required=True, help="the --out folder of benchmarks/transfer.py")
     p.add_argument("--detector", default="airl")
     p.add_argument("--recipe", default="shipped")
-    p.add_argument("--familiarity", nargs="+", default=["mahalanobis"], choices=["mahalanobis", "energy"],
+    p.add_argument("--familiarity", nargs="+", default=["mahalanobis"], choices=["mahalanobis", "mahalanobis_layers", "energy"],
                    help="familiarity model(s) to measure, each on the same runs (one row per source and model)")  # fmt: skip
     p.add_argument("--max-train", type=int, default=25_000)
     p.add_argument("--bootstrap", type=int, default=1000)

@@ -292,3 +292,38 @@ def test_files_fitted_for_other_weights_are_not_used(tmp_path, caplog):
     maha.save(tmp_path / "familiarity.safetensors")
     got_cal, got_fam = load_run_extras(tmp_path, {}, engine="onnx")
     assert got_cal is not None and got_fam is None
+
+
+@pytest.mark.slow
+def test_layer_familiarity_through_calibrate_and_detect(tiny_run, face_set, tmp_path):
+    """``--familiarity mahalanobis_layers``: fitted on every stage of AIRL's two streams, and detect
+    gives each face the score its own forward pass gives, alone or in a batch."""
+    import shutil
+
+    from fakescope.cli import main
+    from fakescope.inference.familiarity import Familiarity
+
+    run = tmp_path / "run"
+    shutil.copytree(
+        tiny_run, run, ignore=shutil.ignore_patterns("calibration.json", "familiarity.*", "reliability.*")
+    )
+    rc = main(["calibrate", "--run", str(run), "--data", str(face_set.manifest), "--familiarity",
+               "mahalanobis_layers", "--max-val", "40", "--max-train", "40", "--bootstrap", "0", "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    fam = Familiarity.load(run / "familiarity.safetensors")
+    assert fam.method == "mahalanobis_layers" and fam.needs[-1] == "features"
+    assert any(n.startswith("dct_stream.cnn.convs.") for n in fam.layers)
+    assert any(n.startswith("backbone.") for n in fam.layers)
+    from fakescope.data.images import load_image_rgb
+
+    det = fakescope.load(run)
+    faces = [face_set.real[-1], face_set.fake[-1]]
+    alone = [det.predict(f, aligned=True).faces[0].familiarity for f in faces]
+    for f in alone:
+        assert set(f) == {"score", "threshold", "unfamiliar"} and np.isfinite(f["score"])
+        assert f["threshold"] == pytest.approx(fam.threshold, abs=1e-5)
+    again = [det.predict(f, aligned=True).faces[0].familiarity["score"] for f in faces]
+    assert again == [f["score"] for f in alone]  # the hooks keep nothing from one call to the next
+    scores, _, _ = det.score_crops([load_image_rgb(f) for f in faces])  # one batch of both
+    together = [fam_["score"] for _, fam_ in det.extras.per_face(scores)]
+    np.testing.assert_allclose(together, [f["score"] for f in alone], rtol=1e-4)

@@ -27,7 +27,8 @@ def _features(n: int, dims: int, shift: float = 0.0, seed: int = 0) -> tuple[np.
 def test_mahalanobis_separates_a_shifted_distribution_after_pca():
     x_train, y_train = _features(1500, 300)
     fam = fit_familiarity("mahalanobis", x_train, y_train, max_dims=64)
-    assert fam.components is not None and fam.components.shape == (64, 300)  # PCA to at most max_dims
+    g = fam.gaussians["features"]
+    assert g.components is not None and g.components.shape == (64, 300)  # PCA to at most max_dims
     x_val, _ = _features(400, 300, seed=1)
     x_far, _ = _features(400, 300, shift=1.0, seed=2)
     near, far = fam.score(features=x_val), fam.score(features=x_far)
@@ -119,3 +120,77 @@ def test_report_shows_probability_familiarity_and_the_caution_only_for_an_unfami
     assert "probability" not in plain.to_dict() and "familiarity" not in plain.to_dict()
     assert far.to_dict()["familiarity"] == {"score": -0.5, "threshold": -2.0, "unfamiliar": True}
     assert far.to_dict()["note"] == CAUTION and "note" not in near.to_dict()
+
+
+# ---- mahalanobis_layers: Lee et al.'s feature ensemble over the network's stages -----------------------
+
+
+def _two_layer_outputs(n: int, seed: int, low_detail: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Penultimate ``features`` and one early stage. ``low_detail`` inputs look typical to the
+    penultimate features (the case the shipped detector met: video frames to a model trained on
+    photographs) and are off only in the early stage."""
+    feats, y = _features(n, 64, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    stage = rng.normal(size=(n, 24)) + y[:, None] * 0.5
+    if low_detail:
+        stage = 0.2 * stage + 2.0  # less texture energy, a shifted mean
+    return {"features": feats, "pooled:backbone.blocks.0": stage.astype(np.float32)}, y
+
+
+def test_layers_find_inputs_that_only_an_early_stage_sees_as_new(tmp_path):
+    train, y = _two_layer_outputs(1200, 0)
+    val, _ = _two_layer_outputs(300, 1)
+    near, _ = _two_layer_outputs(300, 2)
+    far, _ = _two_layer_outputs(300, 3, low_detail=True)
+    truth = np.r_[np.zeros(300), np.ones(300)]
+
+    penult = fit_familiarity("mahalanobis", train["features"], y)
+    auroc_penult = roc_auc_score(truth, np.r_[penult.score(**near), penult.score(**far)])
+    fam = fit_familiarity("mahalanobis_layers", labels=y, outputs=train)
+    assert list(fam.gaussians) == ["pooled:backbone.blocks.0", "features"]  # stages first, then features
+    assert fam.needs == ("pooled:backbone.blocks.0", "features") and fam.layers == ["backbone.blocks.0"]
+    fam.standardise(val)
+    for name, g in fam.gaussians.items():  # each layer's validation distances standardised to mean 0, sd 1
+        z = g.standardised(val[name])
+        assert abs(z.mean()) < 1e-9 and z.std() == pytest.approx(1.0)
+    auroc_layers = roc_auc_score(truth, np.r_[fam.score_outputs(near), fam.score_outputs(far)])
+    assert auroc_penult < 0.65 < 0.95 < auroc_layers, (auroc_penult, auroc_layers)
+
+    fam.set_threshold(fam.score_outputs(val))
+    back = Familiarity.load(fam.save(tmp_path / "familiarity.safetensors"))
+    assert back.method == "mahalanobis_layers" and back.needs == fam.needs and back.threshold == fam.threshold
+    np.testing.assert_allclose(back.score_outputs(far), fam.score_outputs(far), rtol=1e-4)
+    assert back.score_outputs({"features": far["features"]}) is None  # a stage's output missing: no score
+    with pytest.raises(InputError, match="needs the detector's pooled:backbone.blocks.0"):
+        back.score(features=far["features"])
+
+
+def test_pooled_outputs_hook_every_stage_of_airl_and_come_off_again():
+    import torch
+
+    from fakescope.config import load_config
+    from fakescope.inference.familiarity import PooledOutputs, familiarity_layers
+    from fakescope.inference.spec import input_spec_for
+    from fakescope.models.registry import build_detector
+
+    cfg = load_config(None, ["model.name=airl", "model.backbone=efficientnet_tiny", "model.pretrained=false",
+                             "data.image_size=64"])  # fmt: skip
+    det = build_detector(cfg.model, input_spec_for(cfg)).eval()
+    layers = familiarity_layers(det)
+    assert [n for n in layers if n.startswith("dct_stream.cnn.convs.")] == [f"dct_stream.cnn.convs.{i}" for i in range(3)]
+    assert any(n.startswith("backbone.") for n in layers)
+    images = torch.rand(3, 3, 64, 64)
+    hooks = PooledOutputs(det, layers)
+    with torch.no_grad():
+        out = det({"image": images})
+        one = det({"image": images[:1]})
+    for name in layers:
+        pooled = out[f"pooled:{name}"]
+        assert pooled.ndim == 2 and pooled.shape[0] == 3
+        # each face's pooled output is its own: the same face alone gives the same vector
+        torch.testing.assert_close(one[f"pooled:{name}"][0], pooled[0], rtol=1e-4, atol=1e-5)
+    hooks.remove()
+    with torch.no_grad():
+        assert not any(k.startswith("pooled:") for k in det({"image": images}))
+    with pytest.raises(ModelLoadError, match="no layer"):
+        PooledOutputs(det, ["backbone.nothing.here"])

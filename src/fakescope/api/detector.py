@@ -130,6 +130,10 @@ class FaceForgeryDetector:
         #: and how far each face lies from the training data
         self.extras = RunExtras.load(source, meta, self.engine)
         self.calibration, self.familiarity = self.extras.calibration, self.extras.familiarity
+        if self.familiarity is not None and self.engine == "torch":
+            # a familiarity model that reads the network's stages gets their pooled outputs in every
+            # forward pass's output dict (forward hooks; a few hundred floats a face)
+            self.familiarity.attach(self.detector)
         if self.calibration is not None:
             self.threshold = self.calibration.threshold
             self.video_threshold = self.calibration.video_threshold

@@ -6,11 +6,12 @@ import argparse
 import json
 
 from fakescope.cli.common import nonneg_int, positive_int
+from fakescope.inference.familiarity import METHODS
 
 DESCRIPTION = """Calibrate a trained run and give it a familiarity model.
 
   fakescope calibrate --run runs/airl --data dfdc-faces [--split val] [--fpr 0.05] \\
-      [--familiarity mahalanobis|energy]
+      [--familiarity mahalanobis|mahalanobis_layers|energy]
 
 scores the --data rows of --split (default val; the run's own training data is split by group exactly
 as train split it) with the run's best checkpoint and writes into the run directory:
@@ -19,8 +20,10 @@ as train split it) with the run's best checkpoint and writes into the run direct
                            NLL on the split, both figures recorded), ECE before/after (15 bins, bootstrap
                            95% interval) and the operating threshold at --fpr on the split's real faces
   familiarity.safetensors  how far a face lies from the training data (mahalanobis: on the penultimate
-                           features of at most --max-train training faces; energy: -logsumexp of the
-                           logits), thresholded so that 95% of the split's faces count as familiar
+                           features of at most --max-train training faces; mahalanobis_layers: the same
+                           at every stage of the network, standardised on the split and averaged;
+                           energy: -logsumexp of the logits), thresholded so that 95% of the split's
+                           faces count as familiar
   reliability.png          the reliability diagram, raw and calibrated
 
 fakescope detect then shows each face's calibrated probability and familiarity, and labels with the
@@ -39,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rows the Mahalanobis model is fitted on (default train)")  # fmt: skip
     p.add_argument("--fpr", type=_rate, default=0.05, metavar="RATE",
                    help="false-positive rate on the split's real faces for the operating threshold (default 0.05)")  # fmt: skip
-    p.add_argument("--familiarity", choices=["mahalanobis", "energy"], default="mahalanobis",
+    p.add_argument("--familiarity", choices=list(METHODS), default="mahalanobis",
                    help="familiarity score (default mahalanobis)")  # fmt: skip
     p.add_argument("--method", choices=["auto", "temperature", "isotonic"], default="auto",
                    help="calibrator (default auto: the lower cross-fitted NLL)")  # fmt: skip

@@ -6,7 +6,8 @@ with its best checkpoint, fit a calibration (:mod:`fakescope.eval.calibration`) 
   isotonic regression, §4.1, chosen by cross-fitted NLL), the operating threshold at ``fpr`` on the
   validation reals, ECE before and after with bootstrap intervals, and what it was fitted on;
 - ``RUN/familiarity.safetensors``: Mahalanobis (Lee et al., NeurIPS 2018, §2) fitted on the training
-  faces' penultimate features, or the energy score (Liu et al., NeurIPS 2020, §3), with its threshold at
+  faces' penultimate features, the same at every stage of the network combined (``mahalanobis_layers``,
+  their §2.2 feature ensemble, standardised on the validation faces), or the energy score (Liu et al., NeurIPS 2020, §3), with its threshold at
   the 95th percentile of the validation faces;
 - ``RUN/reliability.png``: the reliability diagram, raw and calibrated.
 
@@ -34,7 +35,14 @@ from fakescope.errors import InputError
 from fakescope.eval.calibration import fit_calibration, reliability_diagram
 from fakescope.inference.calibration import CALIBRATION_FILE
 from fakescope.inference.checkpoint import load_detector, load_run_config
-from fakescope.inference.familiarity import FAMILIARITY_FILE, METHODS, fit_familiarity
+from fakescope.inference.familiarity import (
+    FAMILIARITY_FILE,
+    METHODS,
+    POOLED,
+    PooledOutputs,
+    familiarity_layers,
+    fit_familiarity,
+)
 from fakescope.inference.inputs import detector_inputs, precompute_inputs
 from fakescope.inference.predict import Scores, collect_scores
 from fakescope.rows.datasets import resolve_dataset
@@ -108,29 +116,35 @@ def calibrate_run(
     if not run.is_dir():
         raise InputError(f"--run {run}: not a run directory (calibrate writes its files into it)")
     if familiarity not in METHODS:
-        raise InputError(f"--familiarity {familiarity!r}: choose {' or '.join(METHODS)}")
+        raise InputError(f"--familiarity {familiarity!r}: choose {', '.join(METHODS)}")
     if not 0.0 <= fpr < 1.0:
         raise InputError(f"--fpr must be in [0, 1), got {fpr}")
     checkpoint, cfg, meta = load_run_config(run)
-    train_part = train_split if familiarity == "mahalanobis" else None
+    train_part = train_split if familiarity != "energy" else None
     name, part, rows = _choose_rows(cfg, str(manifest), split, train_part, data_root=data_root,
                                     max_train=max_train, max_val=max_val, progress=progress)  # fmt: skip
     dev = resolve_device(device)
     detector, _, _ = load_detector(checkpoint, dev)
-    val = _score(detector, cfg, rows.splits["val"], dev, ("logits", "features"), f"{name} {part}", progress)
+    keep: tuple[str, ...] = ("logits", "features")
+    if familiarity == "mahalanobis_layers":
+        layers = familiarity_layers(detector)
+        PooledOutputs(detector, layers)  # this detector is used for nothing else: the hooks stay on
+        keep += tuple(POOLED + n for n in layers)
+    val = _score(detector, cfg, rows.splits["val"], dev, keep, f"{name} {part}", progress)
     labels, scores = np.asarray(val.labels), np.asarray(val.scores, dtype=np.float64)
     cal = fit_calibration(scores, labels, val.videos, fpr=fpr, method=method, bootstrap=bootstrap,
                           seed=cfg.seed)  # fmt: skip
     if train_part is not None:
-        train = _score(
-            detector, cfg, rows.splits["train"], dev, ("features",), f"{name} {train_split}", progress
-        )
-        fam = fit_familiarity(
-            familiarity, train.output("features"), np.asarray(train.labels), max_dims=max_dims
-        )
+        train = _score(detector, cfg, rows.splits["train"], dev, keep[1:], f"{name} {train_split}", progress)
+        fam = fit_familiarity(familiarity, train.output("features"), np.asarray(train.labels), max_dims=max_dims,
+                              outputs={k: train.output(k) for k in keep[1:]})  # fmt: skip
     else:
         fam = fit_familiarity(familiarity)
-    val_fam = fam.score(features=val.output("features"), logits=val.output("logits"))
+    val_outputs = {k: val.output(k) for k in keep}
+    fam.standardise(val_outputs)
+    val_fam = fam.score_outputs(val_outputs)
+    if val_fam is None:
+        raise InputError(f"familiarity ({familiarity}): the detector gave none of {', '.join(fam.needs)}")
     fam.set_threshold(val_fam, quantile)
     fitted_on = {"manifest": str(manifest), "dataset": name, "split": part, "checkpoint": str(checkpoint),
                  "step": meta.get("step"), "weights_sha256": meta.get("weights_sha256")}  # fmt: skip

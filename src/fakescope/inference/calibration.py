@@ -189,7 +189,7 @@ def load_run_extras(
         log.warning("%s: its calibration/familiarity were fitted for other weights than this checkpoint's; "
                     "not used (re-run fakescope calibrate)", run)  # fmt: skip
         return None, None
-    if fam is not None and engine == "onnx" and fam.needs == "features":
+    if fam is not None and engine == "onnx" and fam.needs != ("logits",):
         log.warning("%s: the %s familiarity model needs features, which an ONNX export does not give; "
                     "no familiarity", run, fam.method)  # fmt: skip
         fam = None
