@@ -125,7 +125,9 @@ def test_report_shows_probability_familiarity_and_the_caution_only_for_an_unfami
 # ---- mahalanobis_layers: Lee et al.'s feature ensemble over the network's stages -----------------------
 
 
-def _two_layer_outputs(n: int, seed: int, low_detail: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _two_layer_outputs(
+    n: int, seed: int, low_detail: bool = False
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Penultimate ``features`` and one early stage. ``low_detail`` inputs look typical to the
     penultimate features (the case the shipped detector met: video frames to a model trained on
     photographs) and are off only in the early stage."""
@@ -177,7 +179,9 @@ def test_pooled_outputs_hook_every_stage_of_airl_and_come_off_again():
                              "data.image_size=64"])  # fmt: skip
     det = build_detector(cfg.model, input_spec_for(cfg)).eval()
     layers = familiarity_layers(det)
-    assert [n for n in layers if n.startswith("dct_stream.cnn.convs.")] == [f"dct_stream.cnn.convs.{i}" for i in range(3)]
+    assert [n for n in layers if n.startswith("dct_stream.cnn.convs.")] == [
+        f"dct_stream.cnn.convs.{i}" for i in range(3)
+    ]
     assert any(n.startswith("backbone.") for n in layers)
     images = torch.rand(3, 3, 64, 64)
     hooks = PooledOutputs(det, layers)
