@@ -396,4 +396,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the loads were stopped in `finally`; no traceback
+        print(
+            "contention: interrupted; the competing loads are stopped and nothing was written",
+            file=sys.stderr,
+        )
+        sys.exit(130)

@@ -101,9 +101,11 @@ class TrainConfig(StrictModel):
     num_threads: int = Field(
         0,
         ge=0,
-        description="torch intra-op threads of the training process (0: torch's choice, one per core). On "
-        "a CPU shared with other jobs 1 can be much faster: OpenMP threads spin at every barrier while a "
-        "sibling thread is descheduled (docs/training.md, Training speed on a CPU)",
+        description="torch intra-op threads of the training process; it wins over the command's thread "
+        "policy (0: that policy: `--threads`, else FAKESCOPE_THREADS, else the cores this process may use; "
+        "docs/benchmarks.md, Threads). On a CPU shared with other jobs 1 can be much faster: OpenMP "
+        "threads spin at every barrier while a sibling thread is descheduled (docs/training.md, Training "
+        "speed on a CPU)",
     )
     channels_last: bool = Field(
         False,
