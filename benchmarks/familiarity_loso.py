@@ -32,6 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("dfdc-faces", "ffhq-stylegan", "ciplab-photoshop")
+METHODS = ("mahalanobis_layers", "mahalanobis", "energy")
 SHORT = {"dfdc-faces": "DFDC", "ffhq-stylegan": "FFHQ-StyleGAN", "ciplab-photoshop": "CIPLAB"}
 
 
@@ -117,17 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transfer", required=True, help="the --out folder of benchmarks/transfer.py")
     p.add_argument("--detector", default="airl")
     p.add_argument("--recipe", default="shipped")
-    p.add_argument("--familiarity", nargs="+", default=["mahalanobis"], choices=["mahalanobis", "mahalanobis_layers", "energy"],
+    p.add_argument("--familiarity", nargs="+", default=["mahalanobis"], choices=list(METHODS),
                    help="familiarity model(s) to measure, each on the same runs (one row per source and model)")  # fmt: skip
     p.add_argument("--max-train", type=int, default=25_000)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--update-docs", metavar="CARD", help="write the table into CARD's CARD_FAMILIARITY block")
+    p.add_argument("--table-only", action="store_true",
+                   help="measure nothing: rebuild the table from OUT/familiarity_loso.json")  # fmt: skip
     args = p.parse_args(argv)
     out = Path(args.transfer)
     tests = {s: out / "manifests" / f"test_{s}.csv" for s in SOURCES}
-    rows = []
-    for method in args.familiarity:
+    # Rows measured earlier on the same runs stay in the table until a new measurement of the same
+    # (method, left-out source) replaces them: each model can be measured on its own, an interrupted call
+    # loses nothing, and the table still compares them all.
+    saved = out / "familiarity_loso.json"
+    found = {
+        (r["method"], r["left_out"]): r for r in (json.loads(saved.read_text()) if saved.is_file() else [])
+    }
+    for method in [] if args.table_only else args.familiarity:
         for left_out in SOURCES:
             run = out / "runs" / f"{args.detector}__{args.recipe}__{left_out}"
             if not (run / "transfer_row.json").is_file():
@@ -137,10 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             if calibrated_method(run) != method:  # (re)fit: the run keeps the last method measured
                 calibrate_run(run, out / "manifests" / f"without_{left_out}.csv", split="val", device=args.device,
                               familiarity=method, max_train=args.max_train, progress=False)  # fmt: skip
-            rows.append({"method": method, **left_out_row(score_tests(run, tests), left_out, args.bootstrap)})
-            print(json.dumps(rows[-1]), flush=True)
+            row = {"method": method, **left_out_row(score_tests(run, tests), left_out, args.bootstrap)}
+            found[(method, left_out)] = row
+            print(json.dumps(row), flush=True)
+            atomic_write_json(saved, list(found.values()))  # each row as it comes
+    order = {m: i for i, m in enumerate(METHODS)}
+    rows = sorted(found.values(), key=lambda r: (order.get(r["method"], 99), SOURCES.index(r["left_out"])))
     table = markdown(rows)
-    atomic_write_json(out / "familiarity_loso.json", rows)
+    atomic_write_json(saved, rows)
     atomic_write_text(out / "familiarity_loso.md", table + "\n")
     if args.update_docs and rows:
         write_blocks(Path(args.update_docs), {"CARD_FAMILIARITY": table})

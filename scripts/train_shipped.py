@@ -15,7 +15,7 @@ Stages, each resumable (a finished stage is skipped, an interrupted training res
    figure that makes the weights bit-identical from one run to the next on the same CPU).
 3. ``calibrate``: ``fakescope.eval.calibrate.calibrate_run`` on the pooled val split: temperature or
    isotonic calibration, the operating threshold at 5 % false positives on validation reals, and the
-   familiarity model (95 % of validation faces familiar).
+   familiarity model (``mahalanobis_layers`` unless ``--familiarity``; 95 % of validation faces familiar).
 4. ``export``: the best checkpoint in float16 with its SHA-256, the calibration and familiarity files,
    ``shipped.json`` (operating point and provenance: commit, the source manifests' SHA-256, this
    command, wall times) and the model card, into ``src/fakescope/resources/detector``.
@@ -45,6 +45,9 @@ SOURCES = {
     "ciplab-photoshop": ("ciplab-photoshop", False),
 }
 STAGES = ("manifests", "train", "calibrate", "export")
+#: the familiarity model, chosen by benchmarks/familiarity_loso.py (docs/model-card.md): the stage-wise
+#: Mahalanobis ensemble separates every left-out source; the penultimate features alone invert on DFDC
+FAMILIARITY = "mahalanobis_layers"
 
 
 def build_manifests(data: Path, out: Path) -> dict[str, Path]:
@@ -112,11 +115,13 @@ def train_stage(out: Path, manifest: Path, device: str, overrides: list[str]) ->
     return info
 
 
-def calibrate_stage(out: Path, manifest: Path, device: str) -> dict:
+def calibrate_stage(out: Path, manifest: Path, device: str, familiarity: str = FAMILIARITY) -> dict:
     from fakescope.eval.calibrate import calibrate_run
 
     # Familiarity is fitted on every training face (not a subsample that DFDC's 16,200 would dominate).
-    summary = calibrate_run(out / "run", manifest, split="val", device=device, max_train=25_000)
+    summary = calibrate_run(
+        out / "run", manifest, split="val", device=device, max_train=25_000, familiarity=familiarity
+    )
     atomic_write_text(out / "calibration_summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -248,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         "--resource", default=str(RESOURCE), help="where the export stage writes the shipped folder"
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--familiarity", default=FAMILIARITY, choices=["mahalanobis", "mahalanobis_layers", "energy"],
+                   help=f"the familiarity model the calibrate stage fits (default {FAMILIARITY})")  # fmt: skip
     args = p.parse_args(argv)
     import torch
 
@@ -264,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if stop >= 2:
         print(
-            json.dumps(calibrate_stage(out, manifests["pooled"], args.device), indent=2, default=str),
+            json.dumps(
+                calibrate_stage(out, manifests["pooled"], args.device, args.familiarity),
+                indent=2,
+                default=str,
+            ),
             flush=True,
         )
     if stop >= 3:

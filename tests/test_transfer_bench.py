@@ -178,3 +178,20 @@ def test_the_familiarity_flag_is_measured_on_the_left_out_runs(bench: Path, tmp_
         assert fitted.endswith(f"without_{r['left_out']}.csv")  # calibrated on training sources only
     text = card.read_text()
     assert "old" not in text and "| **mean** |" in text
+    # Another familiarity model on the same runs: its rows join the table, the earlier ones stay as they were.
+    argv_layers = [*argv[:-2], "--familiarity", "mahalanobis_layers"]
+    assert loso.main(argv_layers) == 0
+    both = json.loads((bench / "familiarity_loso.json").read_text())
+    assert [(r["method"], r["left_out"]) for r in both] == [
+        (m, s) for m in ("mahalanobis_layers", "mahalanobis") for s in transfer.SOURCES
+    ]
+    assert [r for r in both if r["method"] == "mahalanobis"] == rows
+    fam = json.loads((bench / "runs" / "npr__base__dfdc-faces" / "calibration.json").read_text())[
+        "familiarity"
+    ]
+    assert fam["method"] == "mahalanobis_layers"  # NPR's ResNet stages, read by hooks
+    table = (bench / "familiarity_loso.md").read_text()
+    (bench / "familiarity_loso.md").unlink()
+    assert loso.main([*argv[:4], "--table-only"]) == 0  # measures nothing: the same table again
+    assert (bench / "familiarity_loso.md").read_text() == table
+    assert json.loads((bench / "familiarity_loso.json").read_text()) == both

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,15 +329,18 @@ def _metadata(raw: bytes) -> dict[str, str]:
 
 def familiarity_layers(detector: Any) -> list[str]:
     """The module names of a detector's stages, in forward order: the children of every submodule
-    named ``blocks``, ``stages`` or ``convs`` (timm's EfficientNets and ResNet-like nets, fakescope's
-    shallow CNNs such as AIRL's DCT stream). A stage that a forward pass does not run (a frozen
+    named ``blocks``, ``stages`` or ``convs`` (timm's EfficientNets and Xceptions, fakescope's shallow
+    CNNs such as AIRL's DCT stream) and every ResNet stage (``layer1``, ``layer2``, ...: NPR). A stage that a forward pass does not run (a frozen
     backbone whose embeddings are cached) gives no output and is left out when fitting."""
     import torch.nn as nn
 
     names = []
     for name, module in detector.named_modules():
-        if name.rsplit(".", 1)[-1] in _STAGE_LISTS and isinstance(module, nn.Sequential | nn.ModuleList):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in _STAGE_LISTS and isinstance(module, nn.Sequential | nn.ModuleList):
             names += [f"{name}.{child}" for child, _ in module.named_children()]
+        elif re.fullmatch(r"layer\d+", leaf) and isinstance(module, nn.Sequential):
+            names.append(name)  # a ResNet stage (torchvision and timm name them layer1, layer2, ...)
     return names
 
 
