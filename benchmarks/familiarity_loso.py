@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transfer", required=True, help="the --out folder of benchmarks/transfer.py")
     p.add_argument("--detector", default="airl")
     p.add_argument("--recipe", default="shipped")
-    p.add_argument("--familiarity", nargs="+", default=["mahalanobis"], choices=list(METHODS),
+    p.add_argument("--familiarity", nargs="+", default=["mahalanobis_layers"], choices=list(METHODS),
                    help="familiarity model(s) to measure, each on the same runs (one row per source and model)")  # fmt: skip
     p.add_argument("--max-train", type=int, default=25_000)
     p.add_argument("--bootstrap", type=int, default=1000)

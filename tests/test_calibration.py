@@ -173,7 +173,7 @@ def test_calibrate_run_then_detect_shows_probability_and_familiarity(tiny_run, f
         assert (tiny_run / name).stat().st_size > 0, name
     assert summary["split"] == "val" and summary["n_val"] == 48 and summary["val_fpr"] <= 0.05
     assert summary["method"] in ("temperature", "isotonic")
-    assert summary["familiarity"]["method"] == "mahalanobis"
+    assert summary["familiarity"]["method"] == "mahalanobis_layers"  # the default
     assert summary["familiarity"]["familiar_fraction_val"] >= 0.95
     for key in ("ece_before", "ece_after"):  # on 48 faces the upward-biased bootstrap may sit above the point
         assert 0.0 <= summary[key]["low"] <= summary[key]["high"] <= 1.0 and 0.0 <= summary[key]["ece"] <= 1.0

@@ -165,7 +165,7 @@ def test_the_familiarity_flag_is_measured_on_the_left_out_runs(bench: Path, tmp_
     card = tmp_path / "card.md"
     card.write_text("# card\n<!-- CARD_FAMILIARITY -->\nold\n<!-- /CARD_FAMILIARITY -->\n")
     argv = ["--transfer", str(bench), "--detector", "npr", "--recipe", "base", "--bootstrap", "20",
-            "--max-train", "60", "--update-docs", str(card)]  # fmt: skip
+            "--max-train", "60", "--familiarity", "mahalanobis", "--update-docs", str(card)]  # fmt: skip
     assert loso.main(argv) == 0
     rows = json.loads((bench / "familiarity_loso.json").read_text())
     assert [r["left_out"] for r in rows] == list(transfer.SOURCES)

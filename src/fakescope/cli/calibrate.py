@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rows the Mahalanobis model is fitted on (default train)")  # fmt: skip
     p.add_argument("--fpr", type=_rate, default=0.05, metavar="RATE",
                    help="false-positive rate on the split's real faces for the operating threshold (default 0.05)")  # fmt: skip
-    p.add_argument("--familiarity", choices=list(METHODS), default="mahalanobis",
-                   help="familiarity score (default mahalanobis)")  # fmt: skip
+    p.add_argument("--familiarity", choices=list(METHODS), default="mahalanobis_layers",
+                   help="familiarity score (default mahalanobis_layers: chosen on leave-one-source-out runs, docs/model-card.md)")  # fmt: skip
     p.add_argument("--method", choices=["auto", "temperature", "isotonic"], default="auto",
                    help="calibrator (default auto: the lower cross-fitted NLL)")  # fmt: skip
     p.add_argument("--max-train", type=positive_int, default=4000, metavar="N",

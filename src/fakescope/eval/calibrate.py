@@ -97,7 +97,7 @@ def calibrate_run(
     train_split: str = "train",
     *,
     fpr: float = 0.05,
-    familiarity: str = "mahalanobis",
+    familiarity: str = "mahalanobis_layers",
     method: str = "auto",
     quantile: float = 0.95,
     max_train: int = 4000,
