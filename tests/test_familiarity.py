@@ -198,3 +198,34 @@ def test_pooled_outputs_hook_every_stage_of_airl_and_come_off_again():
         assert not any(k.startswith("pooled:") for k in det({"image": images}))
     with pytest.raises(ModelLoadError, match="no layer"):
         PooledOutputs(det, ["backbone.nothing.here"])
+
+
+def test_each_thread_keeps_its_own_faces_familiarity():
+    """`serve` scores several jobs through one detector at once: a face's familiarity and a forward
+    pass's stage outputs belong to the thread that computed them, whatever another thread did between."""
+    import threading
+
+    import torch
+
+    from fakescope.inference.calibration import RunExtras
+    from fakescope.inference.familiarity import PooledOutputs
+
+    fam = Familiarity("energy", threshold=0.0)
+    extras = RunExtras(None, fam)
+
+    def in_thread(fn):
+        t = threading.Thread(target=fn)
+        t.start()
+        t.join()
+
+    extras.keep({"logits": np.array([[5.0, 0.0]])})  # this thread's face: confident, familiar
+    in_thread(lambda: extras.keep({"logits": np.array([[0.0, 0.0], [0.1, 0.0]])}))  # another job's faces
+    ((_, mine),) = extras.per_face(np.array([0.5]))
+    assert mine["score"] == pytest.approx(float(energy_score(np.array([[5.0, 0.0]]))[0]), abs=1e-6)
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
+    hooks = PooledOutputs(net, ["0"])
+    hooks._keeper("x")(None, None, torch.ones(1, 2, 3, 3))  # this thread's pass, half way
+    in_thread(lambda: hooks._keeper("x")(None, None, torch.zeros(5, 2, 3, 3)))  # another thread's
+    merged = hooks._merge(None, None, {})
+    assert merged["pooled:x"].shape == (1, 2) and torch.all(merged["pooled:x"] == 1)

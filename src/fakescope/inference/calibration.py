@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,7 +208,15 @@ class RunExtras:
         self, calibration: Calibration | None, familiarity: Familiarity | None, keep_max: int = 100_000
     ):
         self.calibration, self.familiarity, self.keep_max = calibration, familiarity, keep_max
-        self._kept: list[np.ndarray] = []
+        # per thread: `serve` scores several jobs through one detector at once, and each job's faces
+        # must get their own familiarity, not another job's
+        self._local = threading.local()
+
+    @property
+    def _kept(self) -> list[np.ndarray]:
+        if not hasattr(self._local, "kept"):
+            self._local.kept = []
+        return self._local.kept
 
     @classmethod
     def load(cls, source: str | os.PathLike[str], meta: dict[str, Any], engine: str = "torch") -> RunExtras:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,7 +348,8 @@ def familiarity_layers(detector: Any) -> list[str]:
 class PooledOutputs:
     """Forward hooks that put each named stage's output, averaged over its spatial positions (a
     ``[B, C]`` array), into the detector's output dict as ``pooled:NAME``. Outputs that are not
-    ``[B, C, H, W]`` or ``[B, C]`` tensors are skipped. :meth:`remove` takes the hooks off."""
+    ``[B, C, H, W]`` or ``[B, C]`` tensors are skipped. Each thread's forward passes keep their own
+    outputs. :meth:`remove` takes the hooks off."""
 
     def __init__(self, detector: Any, names: list[str]) -> None:
         modules = dict(detector.named_modules())
@@ -356,7 +358,9 @@ class PooledOutputs:
             raise ModelLoadError(
                 f"familiarity: the detector has no layer(s) {missing}; it was fitted for another"
             )
-        self._pooled: dict[str, Any] = {}
+        # per thread: `serve` runs several jobs through one detector at once, and a forward pass's stage
+        # outputs must reach that pass's own output dict
+        self._local = threading.local()
         self._handles = [modules[n].register_forward_hook(self._keeper(n)) for n in names]
         self._handles.append(detector.register_forward_hook(self._merge))
 
@@ -364,14 +368,19 @@ class PooledOutputs:
         def keep(module: Any, inputs: Any, output: Any) -> None:
             if hasattr(output, "ndim") and output.ndim in (2, 4):
                 out = output.detach().float()
-                self._pooled[POOLED + name] = out.mean(dim=(2, 3)) if out.ndim == 4 else out
+                self._pending()[POOLED + name] = out.mean(dim=(2, 3)) if out.ndim == 4 else out
 
         return keep
 
+    def _pending(self) -> dict[str, Any]:
+        if not hasattr(self._local, "pooled"):
+            self._local.pooled = {}
+        return self._local.pooled
+
     def _merge(self, module: Any, inputs: Any, output: Any) -> Any:
         if isinstance(output, dict):
-            output.update(self._pooled)
-        self._pooled = {}
+            output.update(self._pending())
+        self._local.pooled = {}
         return output
 
     def remove(self) -> None:
