@@ -14,19 +14,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PY" -m venv "$VENV"
 fi
-# --no-compile: byte-compiling every module of torch and its peers at install time costs a CI run
-# tens of seconds; Python compiles what is imported, once, on first import instead.
 pip() { "$VENV/bin/python" -m pip "$@"; }
-pipi() { pip install --no-compile "$@"; }
 pip install -q --upgrade pip
 echo "[setup] installing PyTorch (requirements/torch.txt; several minutes on first run)"
-pipi -q -r requirements/torch.txt
+pip install -q -r requirements/torch.txt
 echo "[setup] installing fakescope and its dependencies"
-pipi -q -e ".[dev]"
+pip install -q -e ".[dev]"
 # Optional: MTCNN (preprocess.detector=mtcnn). facenet-pytorch pins old torch/numpy/Pillow in its
 # metadata; what it imports is already installed above, so it goes in without its pins.
 echo "[setup] installing the optional MTCNN weights (facenet-pytorch, --no-deps)"
-pipi -q --no-deps -r requirements/weights.txt
+pip install -q --no-deps -r requirements/weights.txt
 rm -f "$VENV"/.fakescope-setup-*
 touch "$stamp"
 echo "[setup] done: $VENV"
