@@ -1,11 +1,14 @@
 """A contact sheet of self-blended (SBI) and Face X-ray training fakes made from real faces, to see
 what ``train.synthetic_fakes`` trains on: each row is a real crop (red dots: the landmarks the mask
 is built from), its SBI fake, the SBI mask, its X-ray fake and the X-ray mask (fakescope.data.synthetic;
-Shiohara & Yamasaki, CVPR 2022; Li et al., CVPR 2020). ``--landmarks detect`` re-detects them on each
-crop as ``train.synthetic_landmarks: detect`` does; ``layout`` uses the tight layout's fixed points.
+Shiohara & Yamasaki, CVPR 2022; Li et al., CVPR 2020). ``--landmarks detect`` re-detects 5 points on
+each crop as ``train.synthetic_landmarks: detect`` does; ``dlib68`` finds 68 as ``dlib68`` does;
+``layout`` uses the tight layout's fixed points. ``--augment`` is ``train.sbi_augment``.
 
     python scripts/sbi_samples.py --manifest ../shared/data/dfdc-faces/manifest.csv \
         --out docs/images/sbi_samples.png [--n 6 --size 128 --seed 0 --landmarks detect]
+    python scripts/sbi_samples.py --manifest ../shared/data/dfdc-faces/manifest.csv \
+        --out docs/images/sbi_samples_faithful.png --landmarks dlib68 --augment sbi_code
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=6)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--landmarks", choices=["detect", "layout"], default="detect")
+    p.add_argument("--landmarks", choices=["detect", "dlib68", "layout"], default="detect")
+    p.add_argument("--augment", choices=["strong", "sbi_code"], default="strong", help="train.sbi_augment")
     args = p.parse_args(argv)
     with open(args.manifest, newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["label"] == "real"]
@@ -58,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             paths, build_face_detector(PreprocessConfig()), lambda q: load(paths.index(q))
         )
         marks = {q: pts for q, (pts, _) in found.items()}
-    sbi = SyntheticFakes("sbi", paths, groups, landmarks=marks, seed=args.seed)
+    elif args.landmarks == "dlib68":
+        from fakescope.preprocess.landmarks68 import detect_crop_landmarks68
+
+        found = detect_crop_landmarks68(paths, lambda q: load(paths.index(q)))
+        marks = {q: pts for q, (pts, _) in found.items()}
+    sbi = SyntheticFakes("sbi", paths, groups, landmarks=marks, seed=args.seed, sbi_augment=args.augment)
     xray = SyntheticFakes("xray", paths, groups, landmarks=marks, seed=args.seed)
     cols = ["real", "SBI fake", "SBI mask", "X-ray fake", "X-ray mask"]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(2 * len(cols), 2 * len(rows)))
@@ -71,10 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             ax.set_yticks([])
         pts = sbi.landmarks_for(i, args.size)
         axes[i][0].plot(pts[:, 0], pts[:, 1], "r.", ms=3)
+        # tight crops cut the chin or brow: points outside the crop stay in the mask, not in the plot
+        axes[i][0].set_xlim(-0.5, args.size - 0.5)
+        axes[i][0].set_ylim(args.size - 0.5, -0.5)
     for ax, c in zip(axes[0], cols, strict=True):
         ax.set_title(c)
     fig.suptitle(f"Training fakes from real faces ({args.manifest.parent.name}, landmarks: {args.landmarks}, "
-                 f"seed {args.seed}, epoch 0)")  # fmt: skip
+                 f"SBI source: {args.augment}, seed {args.seed}, epoch 0)")  # fmt: skip
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp.png")

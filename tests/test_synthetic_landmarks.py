@@ -5,6 +5,7 @@ real DFDC crops; saved in the run and read back; a missing file is one clear err
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,42 @@ def test_layout_and_a_missing_file(face_set, tmp_path):
     _, cfg = _sbi_config(face_set, tmp_path, [f"train.synthetic_landmarks={tmp_path / 'none.csv'}"])
     with pytest.raises(InputError, match=r"train.synthetic_landmarks: .*none.csv: file not found"):
         train(cfg, tmp_path / "run2")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
+    reason="dlib / face-recognition-models not installed (pip install 'fakescope[sbi]')",
+)
+def test_training_with_dlib68_saves_68_points_once_and_a_file_of_them_is_reused(
+    face_set, tmp_path, monkeypatch
+):
+    from fakescope.preprocess import landmarks68
+    from fakescope.train.trainer import train
+
+    reals, cfg = _sbi_config(
+        face_set, tmp_path, ["train.synthetic_landmarks=dlib68", "train.sbi_augment=sbi_code"]
+    )
+    train(cfg, tmp_path / "run")
+    saved = landmarks68.read_landmarks68_csv(tmp_path / "run" / "synthetic_landmarks68.csv")
+    assert len(saved) >= 0.6 * len(reals)  # the rate on real crops is test_sbi_faithful's (>= 70 of 80)
+    assert set(saved) <= {str(Path(r.path).resolve()) for r in reals}
+    assert all(pts.shape == (68, 2) for pts in saved.values())
+    assert not (tmp_path / "run" / "synthetic_landmarks.csv").exists()
+
+    def no_detection(*a, **k):
+        raise AssertionError("landmarks were detected again")
+
+    monkeypatch.setattr(landmarks68, "detect_crop_landmarks68", no_detection)
+    _, cfg2 = _sbi_config(
+        face_set,
+        tmp_path,
+        ["train.synthetic_landmarks=dlib68", "train.sbi_augment=sbi_code", "train.epochs=2"],
+    )
+    train(cfg2, tmp_path / "run", resume=True)
+    # Another run given the saved file as train.synthetic_landmarks reads its 68 points.
+    from fakescope.rows.landmarks import synthetic_landmarks
+
+    file = tmp_path / "run" / "synthetic_landmarks68.csv"
+    _, cfg3 = _sbi_config(face_set, tmp_path, [f"train.synthetic_landmarks={file}"])
+    marks = synthetic_landmarks(cfg3, tmp_path / "run3", reals, progress=False)
+    assert marks.dense and len(marks.by_path) == len(saved)

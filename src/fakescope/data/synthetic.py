@@ -5,10 +5,19 @@ Both blend a *source* face into a *target* real face through a soft face mask ``
 ``fake = M * source + (1 - M) * target``.
 
 - **SBI** (``kind="sbi"``): the source is the target itself, altered by SBI's source-target generator
-  (§3.1): a colour jitter (RGB shift ±20, hue ±0.3 rad, saturation and value ±30 %, brightness and
-  contrast ±10 %, each at p 0.3 as in the paper's code) and a sharpness change (downscale by 0.7-1,
-  upscale back), then a small translation (±3 % of the side) and a scale (0.95-1.05) about the face
-  centre. The mask generator (§3.2) takes the landmark convex hull, deforms it (independent x / y
+  (§3.1), at one of two strengths (``sbi_augment``, ``train.sbi_augment``):
+
+  - ``strong`` (fakescope's first reading, the default so earlier runs stay reproducible): RGB shift
+    ±20, hue ±0.3 rad, saturation and value ±30 %, brightness and contrast ±10 %, each at p 0.3, a
+    sharpness change (down-scale by 0.7-1 and back) at p 0.5, a translation of ±3 % of the side and a
+    scale of 0.95-1.05 about the face centre. Reading the code's HSV limits as radians and fractions
+    makes casts strong enough to be a shortcut a detector can learn instead of the blend.
+  - ``sbi_code`` (the authors' released code, read on the scales its augmentation library uses): RGB
+    shift ±20 at p 0.3; hue, saturation and value shifted by at most ±0.3 of their 0-179 / 0-255 uint8
+    scales (so nearly nothing); brightness and contrast ±10 % (``x·(1+c) + 255·b``); then always one
+    of a down-scale by 2 or 4 (nearest, then linear back up) or a sharpening (3×3 kernel, alpha
+    0.2-0.5, lightness 0.5-1); then a translation of ±3 % across and ±1.5 % down, and a scale of
+    0.95-1/0.95. The mask generator (§3.2) takes the landmark convex hull, deforms it (independent x / y
   scaling 0.9-1.1 and a random erosion or dilation), blurs it with a random Gaussian (σ 2-6 % of the
   side) and scales it by a blend ratio drawn from {0.25, 0.5, 0.75, 1, 1, 1}.
 - **X-ray** (``kind="xray"``): the source is *another* real face, the one whose landmarks lie nearest
@@ -21,8 +30,10 @@ Choice (SBI's code alters source or target at random): only the source is ever a
 equals the real face exactly wherever ``M = 0``: all evidence sits inside the (blurred) mask, which
 the tests check pixel by pixel.
 
-**Landmarks.** The mask hull is built from the crop's 5 landmarks (eyes, nose tip, mouth corners),
-extended to the forehead, cheeks and chin. ``fakescope prepare`` stores them per crop
+**Landmarks.** The mask hull is the convex hull of the crop's 68 landmarks when it has them
+(``train.synthetic_landmarks: dlib68``, :mod:`fakescope.preprocess.landmarks68`; SBI §3.2 uses dense
+landmarks), so it follows each face's jaw and brows. Otherwise it is built from the crop's 5 landmarks
+(eyes, nose tip, mouth corners), extended to the forehead, cheeks and chin. ``fakescope prepare`` stores them per crop
 (``landmarks.csv``, ``x*_aligned`` columns); for other crops the trainer re-detects them
 (``train.synthetic_landmarks``, :mod:`fakescope.preprocess.landmarks`); crops without them (no face
 found, or ``train.synthetic_landmarks: layout``) use the fixed 5 points of their crop layout
@@ -50,6 +61,7 @@ import numpy as np
 
 __all__ = [
     "SyntheticKind",
+    "SbiAugment",
     "CANONICAL_LANDMARKS",
     "TIGHT_LANDMARKS",
     "FALLBACK_LANDMARKS",
@@ -57,6 +69,7 @@ __all__ = [
     "SyntheticFakes",
     "BlendResult",
     "synthetic_rng",
+    "five_points",
     "hull_points",
     "face_mask",
     "deform_mask",
@@ -70,6 +83,7 @@ __all__ = [
 ]
 
 SyntheticKind = Literal["sbi", "xray"]
+SbiAugment = Literal["strong", "sbi_code"]
 
 #: The 5 aligned landmarks as fractions of the crop side (``template_landmarks(1, margin=0.3)``): left
 #: eye, right eye, nose tip, left and right mouth corner, (x, y).
@@ -119,14 +133,26 @@ def _landmarks_px(size: int, landmarks: np.ndarray | None) -> np.ndarray:
     if landmarks is None:
         return CANONICAL_LANDMARKS * size
     pts = np.asarray(landmarks, dtype=np.float64)
-    if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
-        raise ValueError(f"landmarks must be a finite [5, 2] array, got shape {pts.shape}")
+    if pts.shape not in ((5, 2), (68, 2)) or not np.all(np.isfinite(pts)):
+        raise ValueError(f"landmarks must be a finite [5, 2] or [68, 2] array, got shape {pts.shape}")
     return pts
 
 
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """5 landmarks (eyes, nose tip, mouth corners) of a [5, 2] or 68-point [68, 2] array: for 68, the
+    eye centres (points 36-41, 42-47), the nose tip (30) and the mouth corners (48, 54)."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if len(pts) != 68:
+        return pts
+    return np.stack([pts[36:42].mean(axis=0), pts[42:48].mean(axis=0), pts[30], pts[48], pts[54]])
+
+
 def hull_points(landmarks: np.ndarray) -> np.ndarray:
-    """The 5 landmarks extended to a face outline: forehead above the eyes, cheeks beside eyes and mouth,
-    chin below the mouth (distances in units of the eye-to-mouth height and the eye distance)."""
+    """The points whose convex hull is the face mask: 68 landmarks as they are (SBI §3.2); 5 landmarks
+    extended to a face outline: forehead above the eyes, cheeks beside eyes and mouth, chin below the
+    mouth (distances in units of the eye-to-mouth height and the eye distance)."""
+    if len(landmarks) == 68:
+        return np.asarray(landmarks, dtype=np.float64)
     le, re, nose, lm, rm = landmarks
     eyes, mouth = (le + re) / 2, (lm + rm) / 2
     down = mouth - eyes  # eye line -> mouth line
@@ -191,18 +217,60 @@ def _colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 255)
 
 
-def sbi_source(img: np.ndarray, rng: np.random.Generator, landmarks: np.ndarray | None = None) -> np.ndarray:
-    """SBI's source-target generator (§3.1) applied to the source only: colour jitter, a sharpness
-    change (down- then up-scaling), a small translation and scale about the face centre. Float32."""
-    h, w = img.shape[:2]
-    x = _colour_jitter(img, rng)
+def _sbi_code_colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The released code's colour step on its library's scales: RGB shift ±20 (p 0.3), HSV shifts of at
+    most ±0.3 on the uint8 scales, brightness and contrast ±10 %."""
+    x = img.astype(np.float32)
+    if rng.random() < 0.3:
+        x = x + rng.uniform(-20, 20, size=3).astype(np.float32)
+    hsv = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-0.3, 0.3)) % 180
+    hsv[..., 1:] += rng.uniform(-0.3, 0.3, size=2).astype(np.float32)
+    x = cv2.cvtColor(np.clip(np.rint(hsv), 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    contrast, brightness = rng.uniform(-0.1, 0.1, size=2)
+    return np.clip(x * (1.0 + contrast) + 255.0 * brightness, 0, 255)
+
+
+def _sbi_code_sharpness(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of: down-scale by 2 or 4 (nearest) and back (linear), or a 3×3 sharpening."""
+    h, w = x.shape[:2]
     if rng.random() < 0.5:
-        f = rng.uniform(0.7, 1.0)
-        small = cv2.resize(x, (max(4, int(w * f)), max(4, int(h * f))), interpolation=cv2.INTER_AREA)
-        x = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        r = int(rng.choice((2, 4)))
+        small = cv2.resize(x, (max(1, w // r), max(1, h // r)), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    alpha, lightness = rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0)
+    sharpen = np.array([[-1, -1, -1], [-1, 8 + lightness, -1], [-1, -1, -1]], dtype=np.float32)
+    identity = np.zeros((3, 3), dtype=np.float32)
+    identity[1, 1] = 1.0
+    kernel = (1 - alpha) * identity + alpha * sharpen
+    return np.clip(cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REFLECT_101), 0, 255)
+
+
+def sbi_source(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    landmarks: np.ndarray | None = None,
+    augment: SbiAugment = "strong",
+) -> np.ndarray:
+    """SBI's source-target generator (§3.1) applied to the source only: colour jitter, a sharpness
+    change, a small translation and scale about the face centre, at the ``augment`` strength (module
+    docstring). Float32."""
+    h, w = img.shape[:2]
+    if augment == "sbi_code":
+        x = _sbi_code_sharpness(_sbi_code_colour(img, rng), rng)
+        s = rng.uniform(0.95, 1 / 0.95)
+        tx, ty = rng.uniform(-0.03, 0.03) * w, rng.uniform(-0.015, 0.015) * h
+    elif augment == "strong":
+        x = _colour_jitter(img, rng)
+        if rng.random() < 0.5:
+            f = rng.uniform(0.7, 1.0)
+            small = cv2.resize(x, (max(4, int(w * f)), max(4, int(h * f))), interpolation=cv2.INTER_AREA)
+            x = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        s = rng.uniform(0.95, 1.05)
+        tx, ty = rng.uniform(-0.03, 0.03, size=2) * np.array([w, h])
+    else:
+        raise ValueError(f"unknown SBI augmentation {augment!r} (strong or sbi_code)")
     centre = _landmarks_px(h, landmarks).mean(axis=0)
-    s = rng.uniform(0.95, 1.05)
-    tx, ty = rng.uniform(-0.03, 0.03, size=2) * np.array([w, h])
     affine = np.array([[s, 0, centre[0] * (1 - s) + tx], [0, s, centre[1] * (1 - s) + ty]], dtype=np.float64)
     return cv2.warpAffine(x, affine, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
@@ -235,8 +303,12 @@ def nearest_donor(
     if n == 0:
         raise ValueError("X-ray blending needs at least one donor face")
     picks = rng.choice(n, size=min(candidates, n), replace=False)
-    ref = _landmarks_px(size, landmarks) / size
-    dists = [float(np.linalg.norm(_landmarks_px(size, donor_landmarks[i]) / size - ref)) for i in picks]
+    # On 5 points, so that a face with 68 landmarks and one with the layout's 5 compare.
+    ref = five_points(_landmarks_px(size, landmarks)) / size
+    dists = [
+        float(np.linalg.norm(five_points(_landmarks_px(size, donor_landmarks[i])) / size - ref))
+        for i in picks
+    ]
     # Ties (e.g. all canonical) resolve to the first drawn, i.e. a random donor.
     return int(picks[int(np.argmin(dists))])
 
@@ -254,12 +326,17 @@ def _check_image(img: np.ndarray) -> None:
         raise ValueError(f"expected a square uint8 HxWx3 face crop, got {img.dtype} {img.shape}")
 
 
-def make_sbi(real: np.ndarray, rng: np.random.Generator, landmarks: np.ndarray | None = None) -> BlendResult:
-    """A self-blended fake of the square uint8 crop ``real`` (SBI)."""
+def make_sbi(
+    real: np.ndarray,
+    rng: np.random.Generator,
+    landmarks: np.ndarray | None = None,
+    augment: SbiAugment = "strong",
+) -> BlendResult:
+    """A self-blended fake of the square uint8 crop ``real`` (SBI), its source altered at ``augment``."""
     _check_image(real)
     size = real.shape[0]
     mask = deform_mask(face_mask(size, landmarks), rng)
-    source = sbi_source(real, rng, landmarks)
+    source = sbi_source(real, rng, landmarks, augment)
     return BlendResult(blend(source, real, mask), mask)
 
 
@@ -311,8 +388,9 @@ def read_aligned_landmarks(path: str | os.PathLike[str]) -> dict[str, np.ndarray
 class SyntheticFakes:
     """Makes the blended fake of real crop ``i`` for :class:`~fakescope.data.dataset.FaceDataset`.
 
-    ``kind`` is ``sbi`` or ``xray``; ``landmarks`` maps a crop's path to its stored 5 landmarks (crop
-    pixels); crops without them use ``FALLBACK_LANDMARKS[face_layout]``. For X-ray, ``load(j)`` returns
+    ``kind`` is ``sbi`` or ``xray``; ``landmarks`` maps a crop's path to its stored 5 or 68 landmarks
+    (crop pixels); crops without them use ``FALLBACK_LANDMARKS[face_layout]``; ``sbi_augment`` is the
+    strength of SBI's source alteration (module docstring). For X-ray, ``load(j)`` returns
     real crop ``j`` (uint8) and ``groups`` keeps a face's donors out of its own group (another person)."""
 
     def __init__(
@@ -324,9 +402,13 @@ class SyntheticFakes:
         landmarks: dict[str, np.ndarray] | None = None,
         face_layout: Literal["aligned", "tight"] = "tight",
         seed: int = 0,
+        sbi_augment: SbiAugment = "strong",
     ) -> None:
         if kind not in ("sbi", "xray"):
             raise ValueError(f"unknown synthetic fake kind {kind!r} (sbi or xray)")
+        if sbi_augment not in ("strong", "sbi_code"):
+            raise ValueError(f"unknown SBI augmentation {sbi_augment!r} (strong or sbi_code)")
+        self.sbi_augment = sbi_augment
         self.kind = kind
         self.paths = list(paths)
         self.groups = list(groups)
@@ -344,7 +426,7 @@ class SyntheticFakes:
         size = real.shape[0]
         marks = self.landmarks_for(i, size)
         if self.kind == "sbi":
-            return make_sbi(real, rng, marks)
+            return make_sbi(real, rng, marks, self.sbi_augment)
         others = [j for j in range(len(self.paths)) if self.groups[j] != self.groups[i]]
         if not others:
             raise ValueError("X-ray blending needs real faces from at least two groups")

@@ -47,7 +47,7 @@ def plan_synthetic_fakes(cfg: ExperimentConfig, run: Path, rows: RowSet, progres
             raise InputError(f"train.synthetic_fakes needs real faces in every split (got {len(real)})")
         return SyntheticFakes(
             tc.synthetic_fakes, [r.path for r in real], [r.group for r in real], landmarks=marks.by_path,
-            face_layout=tc.synthetic_face_layout, seed=seed,
+            face_layout=tc.synthetic_face_layout, seed=seed, sbi_augment=tc.sbi_augment,
         )  # fmt: skip
 
     train = fakes(train_rows, cfg.seed)

@@ -142,9 +142,18 @@ class TrainConfig(StrictModel):
         description="where the blend masks' 5 landmarks per real crop come from: auto = prepare's "
         "landmarks.csv next to data.manifest when it exists, else detect; detect = re-detected on each "
         "real crop (preprocess.detector on the crop padded by 25 %, the face nearest the centre; saved as "
-        "the run's synthetic_landmarks.csv and reused on resume); layout = the fixed points of "
-        "train.synthetic_face_layout for every crop; any other value = a landmarks CSV in prepare's layout. "
-        "Crops without landmarks (no face found) use the layout's points",
+        "the run's synthetic_landmarks.csv and reused on resume); dlib68 = 68 points per real crop from "
+        "dlib's shape predictor (SBI's dense-landmark mask hull; pip install 'fakescope[sbi]'; saved as the "
+        "run's synthetic_landmarks68.csv and reused on resume); layout = the fixed points of "
+        "train.synthetic_face_layout for every crop; any other value = a landmarks CSV in prepare's layout "
+        "or a 68-point file written by dlib68. Crops without landmarks (no face found) use the layout's points",
+    )
+    sbi_augment: Literal["strong", "sbi_code"] = Field(
+        "strong",
+        description="strength of SBI's source alteration (fakescope.data.synthetic): strong = hue ±0.3 rad, "
+        "saturation and value ±30 %, the reading earlier runs used (its colour casts can be a shortcut); "
+        "sbi_code = the authors' released code on its augmentation library's scales (RGB shift ±20, "
+        "near-zero HSV, brightness/contrast ±10 %, then a down-scale by 2 or 4 or a sharpening)",
     )
     synthetic_face_layout: Literal["tight", "aligned"] = Field(
         "tight",
