@@ -154,17 +154,16 @@ def test_training_with_dlib68_saves_68_points_once_and_a_file_of_them_is_reused(
     def no_detection(*a, **k):
         raise AssertionError("landmarks were detected again")
 
-    monkeypatch.setattr(landmarks68, "detect_crop_landmarks68", no_detection)
-    _, cfg2 = _sbi_config(
-        face_set,
-        tmp_path,
-        ["train.synthetic_landmarks=dlib68", "train.sbi_augment=sbi_code", "train.epochs=2"],
-    )
-    train(cfg2, tmp_path / "run", resume=True)
-    # Another run given the saved file as train.synthetic_landmarks reads its 68 points.
+    # A resumed run (the same folder) and another run given the saved file read the 68 points back
+    # (what train calls to plan its fakes, without training twice).
     from fakescope.rows.landmarks import synthetic_landmarks
 
+    monkeypatch.setattr(landmarks68, "detect_crop_landmarks68", no_detection)
+    resumed = synthetic_landmarks(cfg, tmp_path / "run", reals, progress=False)
+    assert resumed.dense and resumed.detected is None
+    assert {str(Path(p).resolve()) for p in resumed.by_path} == set(saved)
     file = tmp_path / "run" / "synthetic_landmarks68.csv"
     _, cfg3 = _sbi_config(face_set, tmp_path, [f"train.synthetic_landmarks={file}"])
     marks = synthetic_landmarks(cfg3, tmp_path / "run3", reals, progress=False)
     assert marks.dense and len(marks.by_path) == len(saved)
+    assert all(np.allclose(marks.by_path[p], resumed.by_path[p]) for p in marks.by_path)
