@@ -144,7 +144,7 @@ def calibrate_run(
     fam.standardise(val_outputs)
     val_fam = fam.score_outputs(val_outputs)
     if val_fam is None:
-        raise InputError(f"familiarity ({familiarity}): the detector gave none of {', '.join(fam.needs)}")
+        raise InputError(f"familiarity ({familiarity}): the detector did not give {' or '.join(fam.needs)}")
     fam.set_threshold(val_fam, quantile)
     fitted_on = {"manifest": str(manifest), "dataset": name, "split": part, "checkpoint": str(checkpoint),
                  "step": meta.get("step"), "weights_sha256": meta.get("weights_sha256")}  # fmt: skip

@@ -139,7 +139,7 @@ class TrainConfig(StrictModel):
     )
     synthetic_landmarks: str = Field(
         "auto",
-        description="where the blend masks' 5 landmarks per real crop come from: auto = prepare's "
+        description="where the blend masks' landmarks per real crop come from: auto = prepare's 5-point "
         "landmarks.csv next to data.manifest when it exists, else detect; detect = re-detected on each "
         "real crop (preprocess.detector on the crop padded by 25 %, the face nearest the centre; saved as "
         "the run's synthetic_landmarks.csv and reused on resume); dlib68 = 68 points per real crop from "
