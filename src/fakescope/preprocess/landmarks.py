@@ -27,7 +27,13 @@ import numpy as np
 from fakescope.preprocess.detectors import FaceDetector
 from fakescope.utils.atomic import atomic_open
 
-__all__ = ["LANDMARK_NAMES", "crop_landmarks", "detect_crop_landmarks", "write_landmarks_csv"]
+__all__ = [
+    "LANDMARK_NAMES",
+    "crop_landmarks",
+    "detect_crop_landmarks",
+    "find_on_crops",
+    "write_landmarks_csv",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +66,29 @@ def detect_crop_landmarks(
 ) -> dict[str, tuple[np.ndarray, float]]:
     """Landmarks of every crop in ``paths`` (loaded by ``load``) where a face is found. An unreadable
     crop is logged in one line and left out, like a crop without a face."""
+    return find_on_crops(paths, load, lambda image: crop_landmarks(image, detector, pad), progress=progress)
+
+
+def find_on_crops(
+    paths: Sequence[str],
+    load: Callable[[str], np.ndarray],
+    find: Callable[[np.ndarray], tuple[np.ndarray, float] | None],
+    *,
+    desc: str = "landmarks",
+    progress: bool = False,
+) -> dict[str, tuple[np.ndarray, float]]:
+    """``find`` (an image -> (points, score) or None) on every crop in ``paths``: the crops where it
+    found a face. An unreadable crop is logged in one line and left out, and the batch goes on."""
     from tqdm import tqdm
 
     found: dict[str, tuple[np.ndarray, float]] = {}
-    for path in tqdm(paths, desc="landmarks", unit="crop", disable=not progress):
+    for path in tqdm(paths, desc=desc, unit="crop", disable=not progress):
         try:
             image = load(path)
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
             log.warning("landmarks: %s: cannot read it (%s); the layout's points are used", path, err)
             continue
-        res = crop_landmarks(image, detector, pad)
+        res = find(image)
         if res is not None:
             found[path] = res
     return found

@@ -121,20 +121,9 @@ def detect_crop_landmarks68(
 ) -> dict[str, tuple[np.ndarray, float]]:
     """68 landmarks of every crop in ``paths`` (loaded by ``load``) where a face is found. An unreadable
     crop is logged in one line and left out, like a crop without a face."""
-    from tqdm import tqdm
+    from fakescope.preprocess.landmarks import find_on_crops
 
-    finder = finder or Landmarks68()
-    found: dict[str, tuple[np.ndarray, float]] = {}
-    for path in tqdm(paths, desc="68 landmarks", unit="crop", disable=not progress):
-        try:
-            image = load(path)
-        except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-            log.warning("landmarks: %s: cannot read it (%s); 5 points are used", path, err)
-            continue
-        res = finder(image)
-        if res is not None:
-            found[path] = res
-    return found
+    return find_on_crops(paths, load, finder or Landmarks68(), desc="68 landmarks", progress=progress)
 
 
 def _columns() -> list[str]:
