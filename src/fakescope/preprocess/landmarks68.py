@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,7 +43,6 @@ __all__ = [
     "read_landmarks68_csv",
 ]
 
-log = logging.getLogger(__name__)
 
 N_POINTS = 68
 #: The jaw line's indices in the 68-point layout (right ear, chin at 8, left ear, in image left-to-right).
