@@ -34,7 +34,9 @@ Outputs: ``OUT/transfer.json`` (every finished cell and the paired differences),
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
+import io
 import json
 import re
 import sys
@@ -46,6 +48,7 @@ SOURCES = ("dfdc-faces", "ffhq-stylegan", "ciplab-photoshop")
 SBI = "sbi"
 COLUMNS = (*SOURCES, SBI)
 SHORT = {"dfdc-faces": "DFDC", "ffhq-stylegan": "FFHQ-StyleGAN", "ciplab-photoshop": "CIPLAB"}
+VAL_PREDICTIONS = "val_predictions.csv"
 METRIC_KEYS = ("n", "auc", "auc_ci_low", "auc_ci_high", "acc_val_threshold")
 
 
@@ -108,8 +111,13 @@ def run_cell(det: str, recipe: str, column: str, manifests: dict, args: argparse
     if row_file.is_file():
         return {**json.loads(row_file.read_text()), "trained_this_call": False}
     sbi = ["train.synthetic_fakes=sbi"] if column == SBI else []
+    # Speed only, the same for every detector: crops decoded once into the shared cache (the same
+    # pixels bit for bit, data.crop_cache), read by one persistent worker. A recipe may override them.
+    speed = ["data.crop_cache=true", f"data.crop_cache_dir={REPO / 'cache' / 'crops'}", "data.num_workers=1",
+             "data.persistent_workers=true"]  # fmt: skip
     cfg = load_config(Path(args.config_dir) / f"{det}.yaml",
-                      [f"data.manifest={manifests['train'][column]}", f"device={args.device}", *sbi, *args.overrides])  # fmt: skip
+                      [f"data.manifest={manifests['train'][column]}", f"device={args.device}", *speed, *sbi,
+                       *args.overrides])  # fmt: skip
     t0 = time.time()
     resume = (run / "checkpoints" / "last.json").is_file()
     res = train(cfg, run, resume=resume)
@@ -120,6 +128,8 @@ def run_cell(det: str, recipe: str, column: str, manifests: dict, args: argparse
     per = {
         r["dataset"].removeprefix("test_"): {k: r[k] for k in METRIC_KEYS} for r in summary["cross_dataset"]
     }
+    if column != SBI:
+        val_predictions(run, manifests["train"][column], args.device)
     row = {"detector": det, "recipe": recipe, "column": column, "overrides": args.overrides + sbi,
            "trained_on": [s for s in SOURCES if s != column] if column != SBI else [f"{s} (reals)" for s in SOURCES],
            "test": per, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
@@ -128,6 +138,26 @@ def run_cell(det: str, recipe: str, column: str, manifests: dict, args: argparse
            "config": str(Path(args.config_dir).resolve())}  # fmt: skip
     atomic_write_text(row_file, json.dumps(row, indent=2))
     return {**row, "trained_this_call": True}
+
+
+def val_predictions(run: Path, train_manifest: Path, device: str) -> Path:
+    """The run's scores on its own pooled val split, ``run/val_predictions.csv`` (path, label, score,
+    group), written once: what an ensemble of left-out cells calibrates and chooses its members on
+    (never the left-out source's faces)."""
+    from fakescope.eval.calibrate import score_split
+    from fakescope.utils.atomic import atomic_write_text
+
+    path = run / VAL_PREDICTIONS
+    if path.is_file():
+        return path
+    rows, scores = score_split(run, train_manifest, "val", device=device)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "label", "score", "group"])
+    for r, label, score in zip(rows, scores.labels, scores.scores, strict=True):
+        w.writerow([r.path, int(label), f"{float(score):.6g}", r.group])
+    atomic_write_text(path, buf.getvalue())
+    return path
 
 
 def finished_rows(out: Path) -> list[dict]:

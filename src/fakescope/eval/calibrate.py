@@ -52,7 +52,7 @@ from fakescope.rows.unreadable import drop_unreadable
 from fakescope.utils.atomic import atomic_write_json
 from fakescope.utils.runtime import resolve_device
 
-__all__ = ["RELIABILITY_FILE", "calibrate_run"]
+__all__ = ["RELIABILITY_FILE", "calibrate_run", "score_split"]
 
 RELIABILITY_FILE = "reliability.png"
 
@@ -88,6 +88,21 @@ def _choose_rows(
                            announce=f"calibrate on {ds.name}")  # fmt: skip
     check_two_classes(rows.splits["val"], ds.name, part)
     return ds.name, part, rows
+
+
+def score_split(
+    run_dir: str | os.PathLike[str], manifest: str | os.PathLike[str], split: str = "val", *,
+    device: str = "auto", data_root: str | os.PathLike[str] | None = None, progress: bool = False,
+) -> tuple[list[ManifestRow], Scores]:  # fmt: skip
+    """A run's best checkpoint on one split of ``manifest``, its own val split included (``evaluate``
+    refuses the images a run selected on; calibrating and choosing ensemble members are what they are
+    for): the rows scored, in order, and their :class:`~fakescope.inference.predict.Scores`."""
+    checkpoint, cfg, _ = load_run_config(Path(run_dir))
+    name, part, rows = _choose_rows(cfg, str(manifest), split, None, data_root=data_root, max_train=0,
+                                    max_val=None, progress=progress)  # fmt: skip
+    dev = resolve_device(device)
+    detector, _, _ = load_detector(checkpoint, dev)
+    return rows.splits["val"], _score(detector, cfg, rows.splits["val"], dev, (), f"{name} {part}", progress)
 
 
 def calibrate_run(
