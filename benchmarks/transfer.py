@@ -4,7 +4,7 @@
     python benchmarks/transfer.py --detectors airl srm npr --recipe balanced --set train.balance_sources=true
     python benchmarks/transfer.py --detectors airl srm npr --recipe blur --set train.augment.blur_p=0.5
     python benchmarks/transfer.py --out runs/transfer --baseline base --table-only \
-        [--update-docs docs/results.md]
+        [--ensemble airl srm npr] [--update-docs docs/results.md]
 
 A detector that has seen a manipulation is tested on its own kind by every in-domain number; what a user
 meets is a manipulation it has not seen. Protocol (fixed before any result was seen):
@@ -25,6 +25,13 @@ meets is a manipulation it has not seen. Protocol (fixed before any result was s
   overrides under the same name is refused). Paired bootstrap differences (over groups, on the same
   test images) compare each recipe with ``--baseline``.
 
+- Ensembles (``--ensemble DET DET ...``, lever 5): every left-out cell also saves its scores on its own
+  pooled val split (``val_predictions.csv``). Per left-out column, each member's temperature is fitted
+  and the members are chosen on those val scores alone (:mod:`fakescope.eval.ensemble`: a larger subset
+  only when its paired val interval is above zero), and the mean of calibrated log-odds is scored on
+  every test split as cell ``ensemble-<dets>__<recipe>__<column>``, compared with its first member on
+  the same test images.
+
 Resumable: a finished (detector, recipe, column) cell is ``OUT/runs/<det>__<recipe>__<column>/
 transfer_row.json`` and a rerun skips it; an interrupted training resumes from its last checkpoint.
 Outputs: ``OUT/transfer.json`` (every finished cell and the paired differences), ``OUT/transfer.md``
@@ -42,6 +49,8 @@ import re
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("dfdc-faces", "ffhq-stylegan", "ciplab-photoshop")
@@ -155,7 +164,7 @@ def val_predictions(run: Path, train_manifest: Path, device: str) -> Path:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "label", "score", "group"])
     for r, label, score in zip(rows, scores.labels, scores.scores, strict=True):
-        w.writerow([r.path, int(label), f"{float(score):.6g}", r.group])
+        w.writerow([r.path, int(label), repr(float(score)), r.group])
     atomic_write_text(path, buf.getvalue())
     return path
 
@@ -205,6 +214,110 @@ def paired_differences(out: Path, rows: list[dict], baseline: str, n: int) -> li
                 continue
             d = paired_bootstrap_auc_difference(labels, sa, sb, groups=groups, n=n)
             diffs.append({**rec, **{k: float(v) for k, v in d.items()}})
+    return diffs
+
+
+def _scores_by_image(path: Path) -> dict[str, tuple[int, float, str, str]]:
+    """``{"real/abc.jpg": (label, P(fake), group)}`` of a test predictions file (clean rows) or a
+    ``val_predictions.csv``; keyed on the last two path parts, as ``paired_clean_scores`` pairs runs."""
+    from fakescope.eval.predictions import CLEAN, iter_predictions
+
+    if path.name == VAL_PREDICTIONS:
+        with path.open(newline="") as f:
+            return {"/".join(Path(r["path"]).parts[-2:]): (int(r["label"]), float(r["score"]), r["group"], r["path"])
+                    for r in csv.DictReader(f)}  # fmt: skip
+    return {"/".join(Path(p.path).parts[-2:]): (p.label, p.score, p.group, p.path)
+            for p in iter_predictions(path) if p.perturbation in CLEAN}  # fmt: skip
+
+
+def _joined(files: dict[str, Path]) -> tuple[np.ndarray, dict[str, np.ndarray], list[str], list[str]]:
+    """Labels, each member's scores, groups and paths (the first member's) of the images every member
+    scored, in one order."""
+    from fakescope.errors import InputError
+
+    tables = {m: _scores_by_image(f) for m, f in files.items()}
+    keys = sorted(set.intersection(*(set(t) for t in tables.values())))
+    first = next(iter(tables.values()))
+    if not keys or any(len(t) != len(keys) for t in tables.values()):
+        raise InputError(
+            f"ensemble members scored different images ({', '.join(f'{m}: {len(t)}' for m, t in tables.items())})"
+        )
+    if any(t[k][0] != first[k][0] for t in tables.values() for k in keys):
+        raise InputError("ensemble members disagree on labels: not the same data")
+    labels = np.array([first[k][0] for k in keys], dtype=np.int64)
+    return (
+        labels,
+        {m: np.array([t[k][1] for k in keys]) for m, t in tables.items()},
+        [first[k][2] for k in keys],
+        [first[k][3] for k in keys],
+    )
+
+
+def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[str]:
+    """Lever 5: for each left-out column whose cells ``members`` (under ``recipe``) have all finished, an
+    ensemble cell ``ensemble-<members>__<recipe>__<column>``: each member's temperature fitted and the
+    subset chosen on the cell's own pooled val split (:mod:`fakescope.eval.ensemble`), then the mean of
+    calibrated log-odds scored on every test split, written as a run's predictions and
+    ``transfer_row.json`` so the tables read it like any cell. The threshold is the val EER's. Returns
+    the columns written."""
+    from fakescope.eval.ensemble import choose_members
+    from fakescope.eval.metrics import accuracy, auc, bootstrap_auc_ci, choose_threshold
+    from fakescope.eval.predictions import PredictionWriter
+    from fakescope.utils.atomic import atomic_write_text
+
+    det = "ensemble-" + "-".join(members)
+    written = []
+    for column in SOURCES:
+        runs = {m: out / "runs" / f"{m}__{recipe}__{column}" for m in members}
+        if not all(
+            (r / "transfer_row.json").is_file() and (r / VAL_PREDICTIONS).is_file() for r in runs.values()
+        ):
+            continue
+        labels, val, groups, _ = _joined({m: r / VAL_PREDICTIONS for m, r in runs.items()})
+        choice = choose_members(val, labels, groups, bootstrap=n)
+        threshold = choose_threshold(labels, choice.predict(val))
+        run = out / "runs" / f"{det}__{recipe}__{column}"
+        per = {}
+        for source in SOURCES:
+            files = {m: _predictions(out, m, recipe, column, source) for m in members}
+            if any(f is None for f in files.values()):
+                continue
+            y, test, g, paths = _joined(files)  # type: ignore[arg-type]
+            p = choice.predict(test)
+            lo, hi = bootstrap_auc_ci(y, p, groups=g, n=n)
+            per[source] = {"n": int(y.size), "auc": auc(y, p), "auc_ci_low": lo, "auc_ci_high": hi,
+                           "acc_val_threshold": accuracy(y, p, threshold)}  # fmt: skip
+            with PredictionWriter(run / "eval" / "predictions" / f"{det}__test_{source}.csv") as w:
+                for path, label, score, group in zip(paths, y, p, g, strict=True):
+                    w.write(path, int(label), float(score), group=group, dataset=source, perturbation="clean")
+        row = {"detector": det, "recipe": recipe, "column": column, "kind": "ensemble", "members": members,
+               "trained_on": [s for s in SOURCES if s != column], "test": per, "ensemble": choice.as_dict(),
+               "val_threshold": threshold}  # fmt: skip
+        atomic_write_text(run / "transfer_row.json", json.dumps(row, indent=2))
+        written.append(column)
+    return written
+
+
+def ensemble_differences(out: Path, rows: list[dict], n: int) -> list[dict]:
+    """Each ensemble cell minus its first member (the detector it would replace) on the same test
+    images of the left-out source and of DFDC in domain, paired over groups."""
+    from fakescope.eval.metrics import paired_bootstrap_auc_difference
+
+    diffs = []
+    for r in rows:
+        if r.get("kind") != "ensemble":
+            continue
+        first = r["members"][0]
+        for source in {r["column"], "dfdc-faces"}:
+            pa = _predictions(out, r["detector"], r["recipe"], r["column"], source)
+            pb = _predictions(out, first, r["recipe"], r["column"], source)
+            if pa is None or pb is None:
+                continue
+            y, sc, g, _ = _joined({"a": pa, "b": pb})
+            d = paired_bootstrap_auc_difference(y, sc["a"], sc["b"], groups=g, n=n)
+            diffs.append({"detector": r["detector"], "baseline": first, "recipe": r["recipe"],
+                          "column": r["column"], "source": source, "chosen": "+".join(r["ensemble"]["members"]),
+                          **{k: float(v) for k, v in d.items()}})  # fmt: skip
     return diffs
 
 
@@ -264,38 +377,80 @@ def markdown(summary: list[dict], diffs: list[dict], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def ensemble_markdown(rows: list[dict], diffs: list[dict]) -> str:
+    """The ensembles' table: per left-out source, the members chosen on val, the val evidence for them,
+    and the chosen ensemble minus its first member on the same test images."""
+    ens = [r for r in rows if r.get("kind") == "ensemble"]
+    if not ens:
+        return ""
+    lines = ["", "Ensembles (mean of calibrated log-odds; members and temperatures chosen on each run's pooled val "
+             "split), minus their first member on the same test images:", "",
+             "| ensemble | recipe | left out | chosen on val | val AUC: chosen / best single (paired) | "
+             "left-out AUC − first member | DFDC in domain − first member |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in ens:
+        e = r["ensemble"]
+        v = e["vs_best_single"]
+        val = (f"{e['val_auc']['+'.join(e['members'])]:.3f} / {e['val_auc'][e['best_single']]:.3f} "
+               f"({e['best_single']}; {v['difference']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}])")  # fmt: skip
+        cells = []
+        for source in (r["column"], "dfdc-faces"):
+            d = next((d for d in diffs if d["detector"] == r["detector"] and d["recipe"] == r["recipe"]
+                      and d["column"] == r["column"] and d["source"] == source), None)  # fmt: skip
+            cells.append("—" if d is None or (source == "dfdc-faces" == r["column"]) else
+                         f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")  # fmt: skip
+        lines.append(f"| `{r['detector']}` | {r['recipe']} | {SHORT[r['column']]} | {'+'.join(e['members'])} | "
+                     f"{val} | {cells[0]} | {cells[1]} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def figure(summary: list[dict], path: Path) -> None:
-    """Left-out AUC with its 95 % interval per source (x) and recipe (colour), one panel per detector."""
+    """Two panels, AUC with its 95 % interval per test source (x) and per detector and recipe (colour):
+    the left-out columns (trained on the other two sources) and the SBI column (trained on reals only)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dets = list(dict.fromkeys(r["detector"] for r in summary))
-    recipes = list(dict.fromkeys(r["recipe"] for r in summary))
-    fig, axes = plt.subplots(1, len(dets), figsize=(4.2 * len(dets), 3.6), sharey=True, squeeze=False)
-    for ax, det in zip(axes[0], dets, strict=True):
-        for k, recipe in enumerate(recipes):
-            rec = next((r for r in summary if r["detector"] == det and r["recipe"] == recipe), None)
-            pts = [(i, rec["left_out"][s]) for i, s in enumerate(SOURCES) if rec and rec["left_out"].get(s)]
+    panels = [("left_out", "left out (trained on the other two sources)"),
+              ("sbi", "SBI column (trained on reals and their self-blends)")]  # fmt: skip
+    panels = [(k, t) for k, t in panels if any(r[k] for r in summary)]
+    series = [r for r in summary if any(r[k] for k, _ in panels)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.0), sharey=True, squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        for k, rec in enumerate(series):
+            pts = [(i, rec[key][s]) for i, s in enumerate(SOURCES) if rec[key].get(s)]
             if not pts:
                 continue
-            x = [i + (k - (len(recipes) - 1) / 2) * 0.12 for i, _ in pts]
+            x = [i + (k - (len(series) - 1) / 2) * 0.8 / max(len(series), 1) for i, _ in pts]
             y = [m["auc"] for _, m in pts]
             err = [
                 [m["auc"] - m["auc_ci_low"] for _, m in pts],
                 [m["auc_ci_high"] - m["auc"] for _, m in pts],
             ]
-            ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, color=f"C{k}", label=recipe)
+            ax.errorbar(
+                x,
+                y,
+                yerr=err,
+                fmt="o",
+                capsize=3,
+                color=f"C{k}",
+                label=f"{rec['detector']} · {rec['recipe']}",
+            )
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_xticks(range(len(SOURCES)), [SHORT[s] for s in SOURCES])
-        ax.set_title(det)
-        ax.set_xlabel("left-out source (trained on the others)")
-    axes[0][0].set_ylabel("left-out test AUC (95% bootstrap CI)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("test source (never trained on)")
+    axes[0][0].set_ylabel("test AUC (95% bootstrap CI)")
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
+    rows = -(-len(labels) // 3) if labels else 0
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -310,10 +465,14 @@ def write_outputs(out: Path, baseline: str, bootstrap: int, trained: list[str]) 
     rows = finished_rows(out)
     summary = summarise(rows)
     diffs = paired_differences(out, rows, baseline, bootstrap)
+    ens = ensemble_differences(out, rows, bootstrap)
     result = {"protocol": "leave-one-source-out", "sources": list(SOURCES), "baseline": baseline,
-              "summary": summary, "paired": diffs, "cells": rows, "trained_this_call": trained}  # fmt: skip
+              "summary": summary, "paired": diffs, "ensembles": ens, "cells": rows,
+              "trained_this_call": trained}  # fmt: skip
     atomic_write_text(out / "transfer.json", json.dumps(result, indent=2))
-    atomic_write_text(out / "transfer.md", markdown(summary, diffs, baseline) + "\n")
+    atomic_write_text(
+        out / "transfer.md", markdown(summary, diffs, baseline) + ensemble_markdown(rows, ens) + "\n"
+    )
     if summary:
         figure(summary, out / "transfer.png")
     return result
@@ -332,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--config-dir", default=str(REPO / "configs" / "cpu"))
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of each interval")
+    p.add_argument("--ensemble", nargs="+", metavar="DETECTOR",
+                   help="lever 5: also an ensemble of these detectors' finished left-out cells (under "
+                        "--ensemble-recipe), members chosen on val")  # fmt: skip
+    p.add_argument("--ensemble-recipe", help="the members' recipe (default: --baseline)")
     p.add_argument(
         "--table-only", action="store_true", help="write the outputs from finished cells; train nothing"
     )
@@ -357,6 +520,14 @@ def main(argv: list[str] | None = None) -> int:
                 if row["trained_this_call"]:
                     trained.append(f"{det}__{args.recipe}__{column}")
                 write_outputs(out, args.baseline, args.bootstrap, trained)
+    if args.ensemble:
+        if len(args.ensemble) < 2:
+            raise SystemExit("error: --ensemble needs at least two detectors")
+        recipe = args.ensemble_recipe or args.baseline
+        done = ensemble_cells(out, args.ensemble, recipe, args.bootstrap)
+        print(
+            f"ensemble {'+'.join(args.ensemble)} [{recipe}]: left-out cells {', '.join(done) or 'none (members unfinished)'}"
+        )
     result = write_outputs(out, args.baseline, args.bootstrap, trained)
     print(markdown(result["summary"], result["paired"], args.baseline))
     if args.update_docs:

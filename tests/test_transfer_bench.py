@@ -195,3 +195,49 @@ def test_the_familiarity_flag_is_measured_on_the_left_out_runs(bench: Path, tmp_
     assert loso.main([*argv[:4], "--table-only"]) == 0  # measures nothing: the same table again
     assert (bench / "familiarity_loso.md").read_text() == table
     assert json.loads((bench / "familiarity_loso.json").read_text()) == both
+
+
+def test_an_ensemble_is_chosen_on_val_and_scored_on_the_left_out_faces(
+    bench: Path, tiny_data: Path, tmp_path: Path
+):
+    """Lever 5: a second detector on the same left-out cells, then ``--ensemble``: each cell's val scores
+    are the ones the trainer selected on, the temperatures are fitted on them alone, and the ensemble's
+    test scores are the mean of the chosen members' calibrated log-odds on the same test faces."""
+    import numpy as np
+
+    from fakescope.eval.ensemble import combine, fit_temperatures
+    from fakescope.eval.metrics import auc
+
+    out = tmp_path / "transfer"
+    shutil.copytree(bench, out)
+    argv = _argv(tiny_data, out, "base")
+    argv[argv.index("npr")] = "meso4"
+    assert transfer.main([*argv, "--columns", *transfer.SOURCES, "--ensemble", "npr", "meso4"]) == 0
+    result = json.loads((out / "transfer.json").read_text())
+    ens = {c["column"]: c for c in result["cells"] if c.get("kind") == "ensemble"}
+    assert set(ens) == set(transfer.SOURCES)
+    for column, row in ens.items():
+        val = {}
+        for det in ("npr", "meso4"):
+            cell = out / "runs" / f"{det}__base__{column}"
+            y_val, s_val, _, _ = transfer._joined({det: cell / transfer.VAL_PREDICTIONS})
+            # The val split scored is the one the trainer chose its epoch on.
+            best = json.loads((cell / "transfer_row.json").read_text())["best_val_auc"]
+            assert auc(y_val, s_val[det]) == pytest.approx(best, abs=1e-4)
+            val[det] = cell / transfer.VAL_PREDICTIONS
+        y_val, s_val, _, _ = transfer._joined(val)
+        assert row["ensemble"]["temperatures"] == pytest.approx(fit_temperatures(s_val, y_val))
+        chosen = row["ensemble"]["members"]
+        assert set(chosen) <= {"npr", "meso4"} and len(row["ensemble"]["val_auc"]) == 3
+        files = {d: transfer._predictions(out, d, "base", column, column) for d in ("npr", "meso4")}
+        y, s, _, _ = transfer._joined(files)
+        expected = auc(y, combine({m: s[m] for m in chosen}, row["ensemble"]["temperatures"]))
+        assert row["test"][column]["auc"] == pytest.approx(expected, abs=1e-5)
+        assert row["test"][column]["n"] == len(_rows(out / "manifests" / f"test_{column}.csv"))
+        assert np.isfinite(row["val_threshold"])
+    diffs = [d for d in result["ensembles"] if d["column"] == d["source"]]
+    assert {d["column"] for d in diffs} == set(transfer.SOURCES) and all(
+        d["baseline"] == "npr" for d in diffs
+    )
+    table = (out / "transfer.md").read_text()
+    assert "| `ensemble-npr-meso4` | base |" in table and "Ensembles (mean of calibrated log-odds" in table
