@@ -417,11 +417,10 @@ def figure(summary: list[dict], path: Path) -> None:
     series = [r for r in summary if any(r[k] for k, _ in panels)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.0), sharey=True, squeeze=False)
     for ax, (key, title) in zip(axes[0], panels, strict=True):
-        for k, rec in enumerate(series):
+        here = [(k, rec) for k, rec in enumerate(series) if rec[key]]  # colours stay the same in both panels
+        for j, (k, rec) in enumerate(here):
             pts = [(i, rec[key][s]) for i, s in enumerate(SOURCES) if rec[key].get(s)]
-            if not pts:
-                continue
-            x = [i + (k - (len(series) - 1) / 2) * 0.8 / max(len(series), 1) for i, _ in pts]
+            x = [i + (j - (len(here) - 1) / 2) * 0.8 / len(here) for i, _ in pts]
             y = [m["auc"] for _, m in pts]
             err = [
                 [m["auc"] - m["auc_ci_low"] for _, m in pts],
