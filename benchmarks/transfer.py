@@ -260,7 +260,7 @@ def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[s
     calibrated log-odds scored on every test split, written as a run's predictions and
     ``transfer_row.json`` so the tables read it like any cell. The threshold is the val EER's. Returns
     the columns written."""
-    from fakescope.eval.ensemble import choose_members
+    from fakescope.eval.ensemble import choose_members, combine
     from fakescope.eval.metrics import accuracy, auc, bootstrap_auc_ci, choose_threshold
     from fakescope.eval.predictions import PredictionWriter
     from fakescope.utils.atomic import atomic_write_text
@@ -277,13 +277,14 @@ def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[s
         choice = choose_members(val, labels, groups, bootstrap=n)
         threshold = choose_threshold(labels, choice.predict(val))
         run = out / "runs" / f"{det}__{recipe}__{column}"
-        per = {}
+        per, every = {}, {}
         for source in SOURCES:
             files = {m: _predictions(out, m, recipe, column, source) for m in members}
             if any(f is None for f in files.values()):
                 continue
             y, test, g, paths = _joined(files)  # type: ignore[arg-type]
             p = choice.predict(test)
+            every[source] = auc(y, combine(test, choice.temperatures))
             lo, hi = bootstrap_auc_ci(y, p, groups=g, n=n)
             per[source] = {"n": int(y.size), "auc": auc(y, p), "auc_ci_low": lo, "auc_ci_high": hi,
                            "acc_val_threshold": accuracy(y, p, threshold)}  # fmt: skip
@@ -292,6 +293,7 @@ def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[s
                     w.write(path, int(label), float(score), group=group, dataset=source, perturbation="clean")
         row = {"detector": det, "recipe": recipe, "column": column, "kind": "ensemble", "members": members,
                "trained_on": [s for s in SOURCES if s != column], "test": per, "ensemble": choice.as_dict(),
+               "every_member": {"val_auc": choice.val_auc["+".join(members)], "test_auc": every},
                "val_threshold": threshold}  # fmt: skip
         atomic_write_text(run / "transfer_row.json", json.dumps(row, indent=2))
         written.append(column)
@@ -386,20 +388,24 @@ def ensemble_markdown(rows: list[dict], diffs: list[dict]) -> str:
     lines = ["", "Ensembles (mean of calibrated log-odds; members and temperatures chosen on each run's pooled val "
              "split), minus their first member on the same test images:", "",
              "| ensemble | recipe | left out | chosen on val | val AUC: chosen / best single (paired) | "
-             "left-out AUC − first member | DFDC in domain − first member |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "left-out AUC − first member | DFDC in domain − first member | every member, not chosen: val / left-out AUC |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in ens:
         e = r["ensemble"]
         v = e["vs_best_single"]
         val = (f"{e['val_auc']['+'.join(e['members'])]:.3f} / {e['val_auc'][e['best_single']]:.3f} "
                f"({e['best_single']}; {v['difference']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}])")  # fmt: skip
+        em = r.get("every_member", {})
+        left = em.get("test_auc", {}).get(r["column"])
+        every = "—" if left is None else f"{em['val_auc']:.3f} / {left:.3f}"
         cells = []
-        for source in (r["column"], "dfdc-faces"):
+        for i, source in enumerate((r["column"], "dfdc-faces")):
             d = next((d for d in diffs if d["detector"] == r["detector"] and d["recipe"] == r["recipe"]
                       and d["column"] == r["column"] and d["source"] == source), None)  # fmt: skip
-            cells.append("—" if d is None or (source == "dfdc-faces" == r["column"]) else
+            cells.append("—" if d is None or (i == 1 and r["column"] == "dfdc-faces") else
                          f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")  # fmt: skip
         lines.append(f"| `{r['detector']}` | {r['recipe']} | {SHORT[r['column']]} | {'+'.join(e['members'])} | "
-                     f"{val} | {cells[0]} | {cells[1]} |")  # fmt: skip
+                     f"{val} | {cells[0]} | {cells[1]} | {every} |")  # fmt: skip
     return "\n".join(lines)
 
 
