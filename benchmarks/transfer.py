@@ -217,22 +217,24 @@ def paired_differences(out: Path, rows: list[dict], baseline: str, n: int) -> li
     return diffs
 
 
-def _scores_by_image(path: Path) -> dict[str, tuple[int, float, str, str]]:
+def _scores_by_image(path: Path) -> dict[str, tuple[int, float, str, str, str]]:
     """``{"real/abc.jpg": (label, P(fake), group)}`` of a test predictions file (clean rows) or a
     ``val_predictions.csv``; keyed on the last two path parts, as ``paired_clean_scores`` pairs runs."""
     from fakescope.eval.predictions import CLEAN, iter_predictions
 
     if path.name == VAL_PREDICTIONS:
         with path.open(newline="") as f:
-            return {"/".join(Path(r["path"]).parts[-2:]): (int(r["label"]), float(r["score"]), r["group"], r["path"])
+            return {"/".join(Path(r["path"]).parts[-2:]): (int(r["label"]), float(r["score"]), r["group"], r["path"], r["path"])
                     for r in csv.DictReader(f)}  # fmt: skip
-    return {"/".join(Path(p.path).parts[-2:]): (p.label, p.score, p.group, p.path)
+    return {"/".join(Path(p.path).parts[-2:]): (p.label, p.score, p.group, p.path, p.video_key)
             for p in iter_predictions(path) if p.perturbation in CLEAN}  # fmt: skip
 
 
-def _joined(files: dict[str, Path]) -> tuple[np.ndarray, dict[str, np.ndarray], list[str], list[str]]:
-    """Labels, each member's scores, groups and paths (the first member's) of the images every member
-    scored, in one order."""
+def _joined(
+    files: dict[str, Path],
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[str], list[str], list[str]]:
+    """Labels, each member's scores, and the groups, paths and video keys (the first member's) of the
+    images every member scored, in one order."""
     from fakescope.errors import InputError
 
     tables = {m: _scores_by_image(f) for m, f in files.items()}
@@ -245,12 +247,9 @@ def _joined(files: dict[str, Path]) -> tuple[np.ndarray, dict[str, np.ndarray], 
     if any(t[k][0] != first[k][0] for t in tables.values() for k in keys):
         raise InputError("ensemble members disagree on labels: not the same data")
     labels = np.array([first[k][0] for k in keys], dtype=np.int64)
-    return (
-        labels,
-        {m: np.array([t[k][1] for k in keys]) for m, t in tables.items()},
-        [first[k][2] for k in keys],
-        [first[k][3] for k in keys],
-    )
+    scores = {m: np.array([t[k][1] for k in keys]) for m, t in tables.items()}
+    groups, paths, videos = ([first[k][i] for k in keys] for i in (2, 3, 4))
+    return labels, scores, groups, paths, videos
 
 
 def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[str]:
@@ -273,7 +272,7 @@ def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[s
             (r / "transfer_row.json").is_file() and (r / VAL_PREDICTIONS).is_file() for r in runs.values()
         ):
             continue
-        labels, val, groups, _ = _joined({m: r / VAL_PREDICTIONS for m, r in runs.items()})
+        labels, val, groups, *_ = _joined({m: r / VAL_PREDICTIONS for m, r in runs.items()})
         choice = choose_members(val, labels, groups, bootstrap=n)
         threshold = choose_threshold(labels, choice.predict(val))
         run = out / "runs" / f"{det}__{recipe}__{column}"
@@ -282,15 +281,23 @@ def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[s
             files = {m: _predictions(out, m, recipe, column, source) for m in members}
             if any(f is None for f in files.values()):
                 continue
-            y, test, g, paths = _joined(files)  # type: ignore[arg-type]
+            y, test, g, paths, videos = _joined(files)  # type: ignore[arg-type]
             p = choice.predict(test)
             every[source] = auc(y, combine(test, choice.temperatures))
-            lo, hi = bootstrap_auc_ci(y, p, groups=g, n=n)
+            lo, hi = bootstrap_auc_ci(y, p, groups=videos, n=n)  # over videos, as evaluate's frame-level CI
             per[source] = {"n": int(y.size), "auc": auc(y, p), "auc_ci_low": lo, "auc_ci_high": hi,
                            "acc_val_threshold": accuracy(y, p, threshold)}  # fmt: skip
             with PredictionWriter(run / "eval" / "predictions" / f"{det}__test_{source}.csv") as w:
-                for path, label, score, group in zip(paths, y, p, g, strict=True):
-                    w.write(path, int(label), float(score), group=group, dataset=source, perturbation="clean")
+                for path, label, score, group, video in zip(paths, y, p, g, videos, strict=True):
+                    w.write(
+                        path,
+                        int(label),
+                        float(score),
+                        group=group,
+                        video=video,
+                        dataset=source,
+                        perturbation="clean",
+                    )
         row = {"detector": det, "recipe": recipe, "column": column, "kind": "ensemble", "members": members,
                "trained_on": [s for s in SOURCES if s != column], "test": per, "ensemble": choice.as_dict(),
                "every_member": {"val_auc": choice.val_auc["+".join(members)], "test_auc": every},
@@ -315,7 +322,7 @@ def ensemble_differences(out: Path, rows: list[dict], n: int) -> list[dict]:
             pb = _predictions(out, first, r["recipe"], r["column"], source)
             if pa is None or pb is None:
                 continue
-            y, sc, g, _ = _joined({"a": pa, "b": pb})
+            y, sc, g, *_ = _joined({"a": pa, "b": pb})
             d = paired_bootstrap_auc_difference(y, sc["a"], sc["b"], groups=g, n=n)
             diffs.append({"detector": r["detector"], "baseline": first, "recipe": r["recipe"],
                           "column": r["column"], "source": source, "chosen": "+".join(r["ensemble"]["members"]),
@@ -406,7 +413,7 @@ def ensemble_markdown(rows: list[dict], diffs: list[dict]) -> str:
                          f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")  # fmt: skip
         lines.append(f"| `{r['detector']}` | {r['recipe']} | {SHORT[r['column']]} | {'+'.join(e['members'])} | "
                      f"{val} | {cells[0]} | {cells[1]} | {every} |")  # fmt: skip
-    return "\n".join(lines)
+    return "\n" + "\n".join(lines)
 
 
 def figure(summary: list[dict], path: Path) -> None:
