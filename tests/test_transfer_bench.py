@@ -220,17 +220,17 @@ def test_an_ensemble_is_chosen_on_val_and_scored_on_the_left_out_faces(
         val = {}
         for det in ("npr", "meso4"):
             cell = out / "runs" / f"{det}__base__{column}"
-            y_val, s_val, _, _ = transfer._joined({det: cell / transfer.VAL_PREDICTIONS})
+            y_val, s_val, *_ = transfer._joined({det: cell / transfer.VAL_PREDICTIONS})
             # The val split scored is the one the trainer chose its epoch on.
             best = json.loads((cell / "transfer_row.json").read_text())["best_val_auc"]
             assert auc(y_val, s_val[det]) == pytest.approx(best, abs=1e-4)
             val[det] = cell / transfer.VAL_PREDICTIONS
-        y_val, s_val, _, _ = transfer._joined(val)
+        y_val, s_val, *_ = transfer._joined(val)
         assert row["ensemble"]["temperatures"] == pytest.approx(fit_temperatures(s_val, y_val))
         chosen = row["ensemble"]["members"]
         assert set(chosen) <= {"npr", "meso4"} and len(row["ensemble"]["val_auc"]) == 3
         files = {d: transfer._predictions(out, d, "base", column, column) for d in ("npr", "meso4")}
-        y, s, _, _ = transfer._joined(files)
+        y, s, *_ = transfer._joined(files)
         expected = auc(y, combine({m: s[m] for m in chosen}, row["ensemble"]["temperatures"]))
         assert row["test"][column]["auc"] == pytest.approx(expected, abs=1e-5)
         assert row["test"][column]["n"] == len(_rows(out / "manifests" / f"test_{column}.csv"))
