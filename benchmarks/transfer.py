@@ -317,7 +317,7 @@ def ensemble_differences(out: Path, rows: list[dict], n: int) -> list[dict]:
         if r.get("kind") != "ensemble":
             continue
         first = r["members"][0]
-        for source in {r["column"], "dfdc-faces"}:
+        for source in dict.fromkeys((r["column"], "dfdc-faces")):  # in a fixed order
             pa = _predictions(out, r["detector"], r["recipe"], r["column"], source)
             pb = _predictions(out, first, r["recipe"], r["column"], source)
             if pa is None or pb is None:
