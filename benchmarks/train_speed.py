@@ -65,6 +65,14 @@ VARIANTS = {
 }
 
 
+def _recorded_runs(path: Path) -> list[str]:
+    """The runs a ``--val-ci`` record compared (older records name them relative to the repository)."""
+    import json
+
+    record = json.loads(path.read_text())
+    return record.get("runs") or [str((REPO / r["run"]).resolve()) for r in record["results"] if "run" in r]
+
+
 def val_ci(runs: list[str], bootstrap: int = 1000) -> list[dict]:
     """Validation AUC [95 % CI] of each run's best checkpoint, plus the paired difference of two."""
     import csv
@@ -185,10 +193,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     command = "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.val_ci:
+        # Run folders and --out are read from the working directory (val_ci works from the repository).
+        runs = [str(Path(r).resolve()) for r in args.val_ci]
+        missing = [r for r in runs if not (Path(r) / "seen_rows.csv").is_file()]
+        if missing:
+            raise SystemExit(f"error: --val-ci {missing[0]}: not a finished training run (no seen_rows.csv)")
+        out = (
+            Path(args.out).resolve()
+            if args.out
+            else REPO / "benchmarks" / "results" / "train_speed_val_ci.json"
+        )
+        if not args.out and out.is_file() and _recorded_runs(out) != runs:
+            raise SystemExit(f"error: {out} records other runs; name a new file with --out")
         torch.set_num_threads(args.threads)
-        res = val_ci(args.val_ci)
-        out = args.out or str(REPO / "benchmarks" / "results" / "train_speed_val_ci.json")
-        atomic_write_json(out, {"command": command, "results": res})
+        res = val_ci(runs)
+        atomic_write_json(out, {"command": command, "runs": runs, "results": res})
         return 0
     if args.variants:
         res = time_loop(args.recipe, args.variants, args.steps, args.warmup, args.set, args.cache_dir)

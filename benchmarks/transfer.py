@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
-import io
 import json
 import re
 import sys
@@ -150,22 +149,22 @@ def run_cell(det: str, recipe: str, column: str, manifests: dict, args: argparse
 
 
 def val_predictions(run: Path, train_manifest: Path, device: str) -> Path:
-    """The run's scores on its own pooled val split, ``run/val_predictions.csv`` (path, label, score,
-    group), written once: what an ensemble of left-out cells calibrates and chooses its members on
-    (never the left-out source's faces)."""
+    """The run's scores on its own pooled val split, ``run/val_predictions.csv`` (the predictions format
+    of :mod:`fakescope.eval.predictions`, each row with its video), written once: what an ensemble of
+    left-out cells calibrates and chooses its members on (never the left-out source's faces). A file in
+    the older four-column format (path, label, score, group: no video) is scored again."""
     from fakescope.eval.calibrate import score_split
-    from fakescope.utils.atomic import atomic_write_text
+    from fakescope.eval.predictions import PREDICTION_COLUMNS, PredictionWriter
 
     path = run / VAL_PREDICTIONS
     if path.is_file():
-        return path
+        with path.open(newline="") as f:
+            if tuple(next(csv.reader(f), ())) == PREDICTION_COLUMNS:
+                return path
+        print(f"{path}: older format without videos; scoring the val split again", flush=True)
     rows, scores = score_split(run, train_manifest, "val", device=device)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "label", "score", "group"])
-    for r, label, score in zip(rows, scores.labels, scores.scores, strict=True):
-        w.writerow([r.path, int(label), repr(float(score)), r.group])
-    atomic_write_text(path, buf.getvalue())
+    with PredictionWriter(path) as w:
+        w.write_many(rows, scores.scores)
     return path
 
 
@@ -217,42 +216,30 @@ def paired_differences(out: Path, rows: list[dict], baseline: str, n: int) -> li
     return diffs
 
 
-def _scores_by_image(path: Path) -> dict[str, tuple[int, float, str, str, str]]:
-    """``{"real/abc.jpg": (label, P(fake), group)}`` of a test predictions file (clean rows) or a
-    ``val_predictions.csv``; keyed on the last two path parts, as ``paired_clean_scores`` pairs runs."""
-    from fakescope.eval.predictions import CLEAN, iter_predictions
-
-    if path.name == VAL_PREDICTIONS:
-        with path.open(newline="") as f:
-            return {"/".join(Path(r["path"]).parts[-2:]): (int(r["label"]), float(r["score"]), r["group"], r["path"], r["path"])
-                    for r in csv.DictReader(f)}  # fmt: skip
-    return {"/".join(Path(p.path).parts[-2:]): (p.label, p.score, p.group, p.path, p.video_key)
-            for p in iter_predictions(path) if p.perturbation in CLEAN}  # fmt: skip
-
-
 def _joined(
     files: dict[str, Path],
 ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str], list[str], list[str]]:
     """Labels, each member's scores, and the groups, paths and video keys (the first member's) of the
     images every member scored, in one order."""
     from fakescope.errors import InputError
+    from fakescope.eval.predictions import clean_by_image
 
-    tables = {m: _scores_by_image(f) for m, f in files.items()}
+    tables = {m: clean_by_image(f) for m, f in files.items()}
     keys = sorted(set.intersection(*(set(t) for t in tables.values())))
     first = next(iter(tables.values()))
     if not keys or any(len(t) != len(keys) for t in tables.values()):
         raise InputError(
             f"ensemble members scored different images ({', '.join(f'{m}: {len(t)}' for m, t in tables.items())})"
         )
-    if any(t[k][0] != first[k][0] for t in tables.values() for k in keys):
+    if any(t[k].label != first[k].label for t in tables.values() for k in keys):
         raise InputError("ensemble members disagree on labels: not the same data")
-    labels = np.array([first[k][0] for k in keys], dtype=np.int64)
-    scores = {m: np.array([t[k][1] for k in keys]) for m, t in tables.items()}
-    groups, paths, videos = ([first[k][i] for k in keys] for i in (2, 3, 4))
-    return labels, scores, groups, paths, videos
+    labels = np.array([first[k].label for k in keys], dtype=np.int64)
+    scores = {m: np.array([t[k].score for k in keys]) for m, t in tables.items()}
+    rows = [first[k] for k in keys]
+    return labels, scores, [p.group for p in rows], [p.path for p in rows], [p.video_key for p in rows]
 
 
-def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[str]:
+def ensemble_cells(out: Path, members: list[str], recipe: str, n: int, device: str = "cpu") -> list[str]:
     """Lever 5: for each left-out column whose cells ``members`` (under ``recipe``) have all finished, an
     ensemble cell ``ensemble-<members>__<recipe>__<column>``: each member's temperature fitted and the
     subset chosen on the cell's own pooled val split (:mod:`fakescope.eval.ensemble`), then the mean of
@@ -268,11 +255,11 @@ def ensemble_cells(out: Path, members: list[str], recipe: str, n: int) -> list[s
     written = []
     for column in SOURCES:
         runs = {m: out / "runs" / f"{m}__{recipe}__{column}" for m in members}
-        if not all(
-            (r / "transfer_row.json").is_file() and (r / VAL_PREDICTIONS).is_file() for r in runs.values()
-        ):
+        if not all((r / "transfer_row.json").is_file() for r in runs.values()):
             continue
-        labels, val, groups, *_ = _joined({m: r / VAL_PREDICTIONS for m, r in runs.items()})
+        manifest = out / "manifests" / f"without_{column}.csv"
+        val_files = {m: val_predictions(r, manifest, device) for m, r in runs.items()}
+        labels, val, groups, *_ = _joined(val_files)
         choice = choose_members(val, labels, groups, bootstrap=n)
         threshold = choose_threshold(labels, choice.predict(val))
         run = out / "runs" / f"{det}__{recipe}__{column}"
@@ -536,7 +523,12 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.ensemble) < 2:
             raise SystemExit("error: --ensemble needs at least two detectors")
         recipe = args.ensemble_recipe or args.baseline
-        done = ensemble_cells(out, args.ensemble, recipe, args.bootstrap)
+        from fakescope.errors import InputError
+
+        try:
+            done = ensemble_cells(out, args.ensemble, recipe, args.bootstrap, args.device)
+        except InputError as err:
+            raise SystemExit(f"error: ensemble {'+'.join(args.ensemble)} [{recipe}]: {err}") from None
         print(
             f"ensemble {'+'.join(args.ensemble)} [{recipe}]: left-out cells {', '.join(done) or 'none (members unfinished)'}"
         )

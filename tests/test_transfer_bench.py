@@ -241,3 +241,25 @@ def test_an_ensemble_is_chosen_on_val_and_scored_on_the_left_out_faces(
     )
     table = (out / "transfer.md").read_text()
     assert "| `ensemble-npr-meso4` | base |" in table and "Ensembles (mean of calibrated log-odds" in table
+    # Val scores are in the predictions format, video and all; a file in the older four-column format
+    # (no video) is scored again when an ensemble reads it, to the same scores.
+    from fakescope.eval.predictions import PREDICTION_COLUMNS, iter_predictions
+
+    column = transfer.SOURCES[0]
+    val_file = out / "runs" / f"npr__base__{column}" / transfer.VAL_PREDICTIONS
+    assert tuple(_rows(val_file)[0]) == PREDICTION_COLUMNS
+    before = {p.path: p.score for p in iter_predictions(val_file)}
+    assert all(p.video for p in iter_predictions(val_file))
+    old = ["path,label,score,group"] + [
+        f"{p.path},{p.label},{p.score!r},{p.group}" for p in iter_predictions(val_file)
+    ]
+    val_file.write_text("\n".join(old) + "\n")
+    ensemble_argv = [*argv, "--table-only", "--ensemble", "npr", "meso4"]
+    assert transfer.main(ensemble_argv) == 0
+    assert tuple(_rows(val_file)[0]) == PREDICTION_COLUMNS
+    assert {p.path: p.score for p in iter_predictions(val_file)} == pytest.approx(before, abs=1e-6)
+    # Members that scored different images stop the ensemble with one line, not a traceback.
+    lines = val_file.read_text().splitlines()
+    val_file.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(SystemExit, match=r"^error: ensemble npr\+meso4 \[base\]: .*scored different images"):
+        transfer.main(ensemble_argv)

@@ -381,21 +381,26 @@ def metrics_from_predictions(
     return out
 
 
+def image_key(path: str) -> str:
+    """The name runs are paired on: an image's last two path parts (``real/abc.jpg``), so that runs
+    scored from different copies of a data set still pair."""
+    return "/".join(Path(path).parts[-2:])
+
+
+def clean_by_image(path: str | os.PathLike[str]) -> dict[str, Prediction]:
+    """A predictions file's clean rows keyed on :func:`image_key`."""
+    return {image_key(p.path): p for p in iter_predictions(path) if p.perturbation in CLEAN}
+
+
 def paired_clean_scores(
     path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Two runs' clean predictions of the same images, for a paired comparison
     (:func:`fakescope.eval.metrics.paired_bootstrap_auc_difference`): ``(labels, scores_a, scores_b,
-    groups)`` in one order. Rows are matched on the image's last two path parts (``real/abc.jpg``), so
-    runs scored from different copies of a data set still pair. Raises ``InputError`` when an image is
+    groups)`` in one order. Rows are matched on :func:`image_key`. Raises ``InputError`` when an image is
     scored by one run only or the two files disagree on a label."""
 
-    def by_image(path: str | os.PathLike[str]) -> dict[str, Prediction]:
-        return {
-            "/".join(Path(p.path).parts[-2:]): p for p in iter_predictions(path) if p.perturbation in CLEAN
-        }
-
-    a, b = by_image(path_a), by_image(path_b)
+    a, b = clean_by_image(path_a), clean_by_image(path_b)
     only = sorted(set(a) ^ set(b))
     if only:
         raise InputError(
