@@ -5,11 +5,13 @@
 - ``face_set`` is the face set of every test of mechanics (resume, selection, parity, hostile inputs,
   ONNX, CLI plumbing): the real DFDC crops when ../shared/data is there, otherwise the embedded
   stand-in set of ``fakescope.demo`` built once per session, so a bare clone runs these tests too.
+- ``tiny_data``: the four shared sources the shipped detector trains on, cut to a few dozen faces each.
 - ``standin_set`` is that stand-in set always, for mechanics it serves as well and faster (sharding).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,34 @@ def shared_data() -> Path:
             f"real data not found at {SHARED_DATA} (set FAKESCOPE_SHARED_DATA or clone beside ../shared)"
         )
     return SHARED_DATA
+
+
+TINY_PER_CLASS = 14  # per source: 14 real and 14 fake faces (DFDC: 14 real/fake groups)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(shared_data: Path, tmp_path_factory) -> Path:
+    """The four shared sources ``train_shipped.build_manifests`` reads, cut to a few dozen faces each
+    (absolute paths to the real crops): the data of the tiny runs of benchmarks/transfer.py and
+    benchmarks/candidates.py."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    for source in ("dfdc-faces", "ffhq-stylegan", "ciplab-photoshop", "dfdc-faces-more"):
+        with open(shared_data / source / "manifest.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        keep = TINY_PER_CLASS if source != "dfdc-faces-more" else 2
+        chosen = [r for r in rows if r["label"] == "real"][:keep] + [r for r in rows if r["label"] == "fake"][
+            :keep
+        ]
+        if source.startswith("dfdc"):  # DFDC pairs a real face with its fake in one group: keep whole groups
+            groups = list(dict.fromkeys(r["group"] for r in rows))[:keep]
+            chosen = [r for r in rows if r["group"] in set(groups)]
+        folder = root / source
+        folder.mkdir()
+        lines = ["path,label,group"] + [
+            f"{(shared_data / source / r['path']).resolve()},{r['label']},{r['group']}" for r in chosen
+        ]
+        (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from bench_support import load_benchmark
 REPO = Path(__file__).resolve().parents[1]
 transfer = load_benchmark("transfer")
 
-PER_CLASS = 14  # per source: 14 real and 14 fake faces (DFDC: 14 real/fake groups)
 TINY = ["data.image_size=32", "train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=8",
         "train.progress=false", "train.synthetic_landmarks=layout", "seed=0"]  # fmt: skip
 
@@ -24,29 +23,6 @@ TINY = ["data.image_size=32", "train.epochs=1", "train.max_steps_per_epoch=2", "
 def _rows(manifest: Path) -> list[dict[str, str]]:
     with open(manifest, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-@pytest.fixture(scope="module")
-def tiny_data(shared_data: Path, tmp_path_factory) -> Path:
-    """The four shared sources ``train_shipped.build_manifests`` reads, cut to a few dozen faces each
-    (absolute paths to the real crops)."""
-    root = tmp_path_factory.mktemp("tiny_data")
-    for source in (*transfer.SOURCES, "dfdc-faces-more"):
-        rows = _rows(shared_data / source / "manifest.csv")
-        keep = PER_CLASS if source != "dfdc-faces-more" else 2
-        chosen = [r for r in rows if r["label"] == "real"][:keep] + [r for r in rows if r["label"] == "fake"][
-            :keep
-        ]
-        if source.startswith("dfdc"):  # DFDC pairs a real face with its fake in one group: keep whole groups
-            groups = list(dict.fromkeys(r["group"] for r in rows))[:keep]
-            chosen = [r for r in rows if r["group"] in set(groups)]
-        folder = root / source
-        folder.mkdir()
-        lines = ["path,label,group"] + [
-            f"{(shared_data / source / r['path']).resolve()},{r['label']},{r['group']}" for r in chosen
-        ]
-        (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def _argv(data: Path, out: Path, recipe: str, *sets: str) -> list[str]:
