@@ -28,6 +28,7 @@ the ``<!-- CANDIDATES -->`` markers of that file). ``--table-only`` trains nothi
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import sys
@@ -41,6 +42,7 @@ VAL_PREDICTIONS = "val_predictions.csv"
 ROW = "candidate_row.json"
 
 
+@functools.cache
 def _transfer():
     """benchmarks/transfer.py as a module (its sources, manifests and speed settings)."""
     spec = importlib.util.spec_from_file_location(
@@ -62,10 +64,8 @@ def train_candidate(det: str, recipe: str, pooled: Path, args: argparse.Namespac
     run = Path(args.out) / "runs" / f"{det}__{recipe}"
     if (run / ROW).is_file():
         return {**json.loads((run / ROW).read_text()), "trained_this_call": False}
-    speed = ["data.crop_cache=true", f"data.crop_cache_dir={REPO / 'cache' / 'crops'}", "data.num_workers=1",
-             "data.persistent_workers=true"]  # fmt: skip
     cfg = load_config(Path(args.config_dir) / f"{det}.yaml",
-                      [f"data.manifest={pooled}", f"device={args.device}", *speed, "train.balance_sources=true",
+                      [f"data.manifest={pooled}", f"device={args.device}", *_transfer().SPEED, "train.balance_sources=true",
                        *args.overrides])  # fmt: skip
     t0 = time.time()
     resume = (run / "checkpoints" / "last.json").is_file()
@@ -81,13 +81,6 @@ def train_candidate(det: str, recipe: str, pooled: Path, args: argparse.Namespac
            "config": str((Path(args.config_dir) / f"{det}.yaml").resolve())}  # fmt: skip
     atomic_write_text(run / ROW, json.dumps(row, indent=2))
     return {**row, "trained_this_call": True}
-
-
-def _val(run: Path) -> tuple[dict[str, object], list]:
-    from fakescope.eval.predictions import clean_by_image
-
-    table = clean_by_image(run / VAL_PREDICTIONS)
-    return table, sorted(table)
 
 
 def _auc_ci(y: np.ndarray, s: np.ndarray, videos: list[str], n: int) -> dict[str, float]:
@@ -107,16 +100,9 @@ def choose(out: Path, recipe: str, floor: float, n: int) -> dict:
     rows = [json.loads(f.read_text()) for f in sorted(out.glob(f"runs/*__{recipe}/{ROW}"))]
     if not rows:
         raise InputError(f"{out}: no finished candidate of recipe {recipe!r}")
-    tables = {r["detector"]: _val(out / "runs" / f"{r['detector']}__{recipe}") for r in rows}
-    keys = sorted(set.intersection(*(set(k) for _, k in tables.values())))
-    if any(len(k) != len(keys) for _, k in tables.values()):
-        raise InputError("the candidates scored different val faces: were they trained on the same manifest?")
-    first = next(iter(tables.values()))[0]
-    y = np.array([first[k].label for k in keys], dtype=np.int64)
-    videos = [first[k].video_key for k in keys]
-    groups = [first[k].group for k in keys]
+    runs = {r["detector"]: out / "runs" / f"{r['detector']}__{recipe}" / VAL_PREDICTIONS for r in rows}
+    y, scores, groups, _, videos = _transfer()._joined(runs)  # the same val faces, in one order
     sources = np.array([g.split(":", 1)[0] for g in groups])
-    scores = {d: np.array([t[k].score for k in keys]) for d, (t, _) in tables.items()}
 
     def per_source(s: np.ndarray) -> dict[str, dict[str, float]]:
         out_ = {"pooled": _auc_ci(y, s, videos, n)}

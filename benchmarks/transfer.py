@@ -57,6 +57,10 @@ SBI = "sbi"
 COLUMNS = (*SOURCES, SBI)
 SHORT = {"dfdc-faces": "DFDC", "ffhq-stylegan": "FFHQ-StyleGAN", "ciplab-photoshop": "CIPLAB"}
 VAL_PREDICTIONS = "val_predictions.csv"
+#: Speed only, the same for every detector: crops decoded once into the shared cache (the same pixels
+#: bit for bit, data.crop_cache), read by one persistent worker. A recipe may override them.
+SPEED = ("data.crop_cache=true", f"data.crop_cache_dir={REPO / 'cache' / 'crops'}", "data.num_workers=1",
+         "data.persistent_workers=true")  # fmt: skip
 METRIC_KEYS = ("n", "auc", "auc_ci_low", "auc_ci_high", "acc_val_threshold")
 
 
@@ -119,12 +123,8 @@ def run_cell(det: str, recipe: str, column: str, manifests: dict, args: argparse
     if row_file.is_file():
         return {**json.loads(row_file.read_text()), "trained_this_call": False}
     sbi = ["train.synthetic_fakes=sbi"] if column == SBI else []
-    # Speed only, the same for every detector: crops decoded once into the shared cache (the same
-    # pixels bit for bit, data.crop_cache), read by one persistent worker. A recipe may override them.
-    speed = ["data.crop_cache=true", f"data.crop_cache_dir={REPO / 'cache' / 'crops'}", "data.num_workers=1",
-             "data.persistent_workers=true"]  # fmt: skip
     cfg = load_config(Path(args.config_dir) / f"{det}.yaml",
-                      [f"data.manifest={manifests['train'][column]}", f"device={args.device}", *speed, *sbi,
+                      [f"data.manifest={manifests['train'][column]}", f"device={args.device}", *SPEED, *sbi,
                        *args.overrides])  # fmt: skip
     t0 = time.time()
     resume = (run / "checkpoints" / "last.json").is_file()
@@ -229,10 +229,10 @@ def _joined(
     first = next(iter(tables.values()))
     if not keys or any(len(t) != len(keys) for t in tables.values()):
         raise InputError(
-            f"ensemble members scored different images ({', '.join(f'{m}: {len(t)}' for m, t in tables.items())})"
+            f"the runs scored different images ({', '.join(f'{m}: {len(t)}' for m, t in tables.items())})"
         )
     if any(t[k].label != first[k].label for t in tables.values() for k in keys):
-        raise InputError("ensemble members disagree on labels: not the same data")
+        raise InputError("the runs disagree on labels: not the same data")
     labels = np.array([first[k].label for k in keys], dtype=np.int64)
     scores = {m: np.array([t[k].score for k in keys]) for m, t in tables.items()}
     rows = [first[k] for k in keys]
