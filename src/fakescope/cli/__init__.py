@@ -41,6 +41,11 @@ COMMANDS: list[tuple[str, str, str]] = [
         "calibrate",
         "fit a run's calibration and familiarity model on a validation split (for detect)",
     ),
+    (
+        "ensemble",
+        "ensemble",
+        "combine trained runs into one run (mean of calibrated log-odds, fitted on val)",
+    ),
     ("detect", "detect", "score your own images and videos, with an optional HTML report"),
     ("bench", "bench", "measure detection speed (faces per second) per model family"),
     ("export", "export", "export a trained run's classifier to ONNX for --engine onnx (optional int8)"),

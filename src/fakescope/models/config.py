@@ -127,3 +127,13 @@ class ModelConfig(StrictModel):
         description="airl_early: weights of the added DCT input channel of the first conv; mean = the mean "
         "of the pretrained RGB filters, zeros = the network starts exactly as the pretrained one",
     )
+
+    # Ensembles (fakescope.models.ensemble): the mean of the members' temperature-scaled log-odds
+    members: list[ModelConfig] = Field(
+        default_factory=list,
+        description="ensemble: each member detector's model section, in order (built by `fakescope ensemble`)",
+    )
+    member_temperatures: list[float] = Field(
+        default_factory=list,
+        description="ensemble: each member's temperature, fitted on validation; its log-odds are divided by it",
+    )

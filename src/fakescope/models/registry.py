@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,17 +17,23 @@ if TYPE_CHECKING:
 __all__ = ["register_detector", "build_detector", "list_detectors", "detector_class"]
 
 _REGISTRY: dict[str, type[Detector]] = {}
+#: Registered names that :func:`list_detectors` leaves out: combinations of other detectors (the
+#: ensemble), which cannot be built from a model section alone and are not a family to compare.
+_UNLISTED: set[str] = set()
 T = TypeVar("T", bound="type[Detector]")
 
 
-def register_detector(name: str) -> Callable[[T], T]:
-    """Class decorator: register a :class:`~fakescope.models.detector.Detector` subclass under ``name``."""
+def register_detector(name: str, listed: bool = True) -> Callable[[T], T]:
+    """Class decorator: register a :class:`~fakescope.models.detector.Detector` subclass under ``name``
+    (``listed=False``: buildable by name, but not in :func:`list_detectors`)."""
 
     def wrap(cls: T) -> T:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"detector {name!r} is already registered by {_REGISTRY[name].__qualname__}")
         cls.name = name
         _REGISTRY[name] = cls
+        if not listed:
+            _UNLISTED.add(name)
         return cls
 
     return wrap
@@ -40,11 +47,14 @@ def _ensure_loaded() -> None:
     # The methods the papers compare against (docs/detectors.md, Baselines), after the papers' own detectors.
     from fakescope.models import f3net, mesonet, npr, spsl, srm, univfd, wavelet_clip, xception  # noqa: F401
 
+    # Combinations of trained detectors (unlisted), last: they build the others.
+    importlib.import_module("fakescope.models.ensemble")
+
 
 def list_detectors() -> list[str]:
     """Names of every registered detector, INFER family first, each family in the papers' order."""
     _ensure_loaded()
-    return list(_REGISTRY)
+    return [name for name in _REGISTRY if name not in _UNLISTED]
 
 
 def detector_class(name: str) -> type[Detector]:
