@@ -148,7 +148,7 @@ def markdown(result: dict) -> str:
     cands = sorted(result["candidates"], key=lambda c: -c["val"]["pooled"]["auc"])
     sources = [k for k in cands[0]["val"] if k != "pooled"]
     head = ["candidate", *(f"val: {s}" for s in sources), "val: pooled", f"every source's interval > {result['floor']}",
-            "pooled − chosen (paired)", "epochs (best / run / budget)"]  # fmt: skip
+            "pooled − chosen (paired)", "epochs (best / run / budget)", "training minutes"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     chosen = (result["chosen"] or {}).get("detector")
     for c in cands:
@@ -156,9 +156,11 @@ def markdown(result: dict) -> str:
         diff = "chosen" if c["detector"] == chosen else (
             f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "—")  # fmt: skip
         cut = " (time cut)" if c.get("time_cut") else ""
+        # the wall time of the call that finished the run: a resumed run's earlier epochs are not in it
+        minutes = f"{c['train_seconds_this_call'] / 60:.0f}" + (" (resumed)" if c.get("resumed") else "")
         lines.append(f"| `{c['detector']}` | " + " | ".join(_fmt(c["val"][s]) for s in sources) +
                      f" | {_fmt(c['val']['pooled'])} | {'yes' if c['eligible'] else 'no'} | {diff} | "
-                     f"{c['best_epoch']} / {c['epochs_run']} / {c['epochs_budget']}{cut} |")  # fmt: skip
+                     f"{c['best_epoch']} / {c['epochs_run']} / {c['epochs_budget']}{cut} | {minutes} |")  # fmt: skip
     lines.append("")
     if chosen is None:
         lines.append(f"No candidate's val AUC interval lies above {result['floor']} on every source.")
