@@ -21,6 +21,11 @@ Protocol:
   :func:`fakescope.eval.ensemble.choose_members`) replaces it only when its paired interval lies above
   zero.
 
+- **References** (``--reference NAME=RUN``, optional): other trained runs, e.g. the shipped detector at
+  its full budget, scored on the same pooled val faces (cached in ``OUT/references/NAME``) and
+  compared, paired, with the chosen model and the ensemble. They are never chosen: they answer what
+  a longer budget buys against a second stream at about the same compute.
+
 Outputs: ``OUT/candidates.json`` and ``OUT/candidates.md`` (with ``--update-docs``, the table between
 the ``<!-- CANDIDATES -->`` markers of that file). ``--table-only`` trains nothing.
 """
@@ -83,6 +88,22 @@ def train_candidate(det: str, recipe: str, pooled: Path, args: argparse.Namespac
     return {**row, "trained_this_call": True}
 
 
+def score_reference(name: str, run: Path, pooled: Path, out: Path, device: str) -> Path:
+    """``run``'s best checkpoint on the pooled val split, written once to ``OUT/references/NAME``."""
+    from fakescope.eval.calibrate import score_split
+    from fakescope.eval.predictions import PredictionWriter
+
+    path = out / "references" / name / VAL_PREDICTIONS
+    if path.is_file():
+        return path
+    rows, scores = score_split(run, pooled, "val", device=device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with PredictionWriter(path) as w:
+        w.write_many(rows, scores.scores)
+    (path.parent / "run.txt").write_text(str(Path(run).resolve()) + "\n")
+    return path
+
+
 def _auc_ci(y: np.ndarray, s: np.ndarray, videos: list[str], n: int) -> dict[str, float]:
     from fakescope.eval.metrics import auc, bootstrap_auc_ci
 
@@ -90,9 +111,10 @@ def _auc_ci(y: np.ndarray, s: np.ndarray, videos: list[str], n: int) -> dict[str
     return {"n": int(y.size), "auc": auc(y, s), "auc_ci_low": lo, "auc_ci_high": hi}
 
 
-def choose(out: Path, recipe: str, floor: float, n: int) -> dict:
+def choose(out: Path, recipe: str, floor: float, n: int, references: dict[str, Path] | None = None) -> dict:
     """Every finished candidate of ``recipe`` under ``out``: val AUC per source and pooled, eligibility
-    (every source's interval above ``floor``), the chosen single model, paired differences against it, and the ensemble check."""
+    (every source's interval above ``floor``), the chosen single model, paired differences against it, and the ensemble check.
+    ``references`` (name -> val predictions file) are compared on the same faces, never chosen."""
     from fakescope.errors import InputError
     from fakescope.eval.ensemble import choose_members
     from fakescope.eval.metrics import paired_bootstrap_auc_difference
@@ -101,7 +123,12 @@ def choose(out: Path, recipe: str, floor: float, n: int) -> dict:
     if not rows:
         raise InputError(f"{out}: no finished candidate of recipe {recipe!r}")
     runs = {r["detector"]: out / "runs" / f"{r['detector']}__{recipe}" / VAL_PREDICTIONS for r in rows}
-    y, scores, groups, _, videos = _transfer()._joined(runs)  # the same val faces, in one order
+    references = references or {}
+    clash = sorted(set(references) & set(runs))
+    if clash:
+        raise InputError(f"--reference {clash[0]}: a candidate has that name")
+    # the same val faces, in one order
+    y, scores, groups, _, videos = _transfer()._joined({**runs, **references})
     sources = np.array([g.split(":", 1)[0] for g in groups])
 
     def per_source(s: np.ndarray) -> dict[str, dict[str, float]]:
@@ -135,6 +162,14 @@ def choose(out: Path, recipe: str, floor: float, n: int) -> dict:
         if len(ens.members) > 1:
             chosen_single["ensemble_replaces_it"] = list(ens.members)
     result["chosen"] = chosen_single
+    chosen_scores = scores[best]
+    if result["ensemble"] and len(result["ensemble"]["members"]) > 1:
+        chosen_scores = ens.predict(scores)
+    result["references"] = []
+    for name in references:
+        d = paired_bootstrap_auc_difference(y, scores[name], chosen_scores, groups=videos, n=n)
+        result["references"].append({"name": name, "val": per_source(scores[name]),
+                                     "minus_chosen": {k: float(v) for k, v in d.items()}})  # fmt: skip
     return result
 
 
@@ -165,6 +200,12 @@ def markdown(result: dict) -> str:
     if chosen is None:
         lines.append(f"No candidate's val AUC interval lies above {result['floor']} on every source.")
         return "\n".join(lines) + "\n"
+    for r in result.get("references", []):
+        d = r["minus_chosen"]
+        lines.insert(len(lines) - 1, f"| `{r['name']}` (reference, not a candidate) | "
+                     + " | ".join(_fmt(r["val"][s]) for s in sources)
+                     + f" | {_fmt(r['val']['pooled'])} | — | {d['difference']:+.3f} [{d['ci_low']:+.3f}, "
+                     f"{d['ci_high']:+.3f}] against the choice below | — | — |")  # fmt: skip
     ens = result["ensemble"]
     text = f"Chosen on validation: `{chosen}` (recipe {result['recipe']}, {result['n_val']} val faces)."
     if ens:
@@ -196,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of each interval")
     p.add_argument("--table-only", action="store_true", help="choose from finished candidates; train nothing")
+    p.add_argument("--reference", action="append", default=[], metavar="NAME=RUN",
+                   help="a trained run to compare on the same val faces (never chosen); repeatable")  # fmt: skip
     p.add_argument("--update-docs", type=Path, metavar="MD",
                    help="write the table between the <!-- CANDIDATES --> markers of this file")  # fmt: skip
     args = p.parse_args(argv)
@@ -213,8 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         for det in args.detectors:
             print(f"== {det} [{args.recipe}]", flush=True)
             train_candidate(det, args.recipe, pooled, args)
+    references = {}
     try:
-        result = choose(out, args.recipe, args.floor, args.bootstrap)
+        for ref in args.reference:
+            name, sep, run = ref.partition("=")
+            if not sep or not name or not run:
+                raise InputError(f"--reference {ref!r}: expected NAME=RUN")
+            pooled = out / "manifests" / "manifest_pooled.csv"
+            if not pooled.is_file():
+                manifests = transfer._train_shipped().build_manifests(Path(args.data), out / "manifests")
+                pooled = manifests["pooled"]
+            references[name] = score_reference(name, Path(run), pooled, out, args.device)
+        result = choose(out, args.recipe, args.floor, args.bootstrap, references)
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     atomic_write_text(out / "candidates.json", json.dumps(result, indent=2))

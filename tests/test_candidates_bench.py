@@ -114,3 +114,25 @@ def test_bad_input_is_one_line(bench: Path, tiny_data: Path, tmp_path: Path):
     # A recipe name stands for one set of settings: other settings under the same name are refused.
     with pytest.raises(SystemExit, match="^error: recipe 'tiny' was run with"):
         candidates.main([*_argv(tiny_data, bench), "--set", "train.lr=1"])
+
+
+def test_a_reference_run_is_compared_on_the_same_val_faces_and_never_chosen(bench: Path, tiny_data: Path):
+    run = bench / "runs" / "npr__tiny"
+    argv = _argv(tiny_data, bench, "--table-only", "--floor", "-1", "--reference", f"again={run}")
+    assert candidates.main(argv) == 0
+    result = json.loads((bench / "candidates.json").read_text())
+    assert (bench / "references" / "again" / candidates.VAL_PREDICTIONS).is_file()
+    (ref,) = result["references"]
+    npr = next(c for c in result["candidates"] if c["detector"] == "npr")
+    # the same run scored again on the same val faces: the same figures, per source too
+    for key in ("pooled", "dfdc-faces", "ffhq-stylegan", "ciplab-photoshop"):
+        assert ref["val"][key]["auc"] == pytest.approx(npr["val"][key]["auc"], abs=1e-4)
+    assert ref["name"] == "again" and result["chosen"]["detector"] in ("npr", "meso4")
+    ens = result["ensemble"]
+    chosen_auc = (ens["val"] if len(ens["members"]) > 1 else result["chosen"]["val"])["pooled"]["auc"]
+    assert ref["minus_chosen"]["difference"] == pytest.approx(ref["val"]["pooled"]["auc"] - chosen_auc)
+    assert "| `again` (reference, not a candidate) |" in (bench / "candidates.md").read_text()
+    with pytest.raises(SystemExit, match="^error: --reference npr: a candidate has that name"):
+        candidates.main(_argv(tiny_data, bench, "--table-only", "--reference", f"npr={run}"))
+    with pytest.raises(SystemExit, match="^error: --reference 'again': expected NAME=RUN"):
+        candidates.main(_argv(tiny_data, bench, "--table-only", "--reference", "again"))
