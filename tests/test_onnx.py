@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakescope.cli import main
+from cli_support import run_cli
 from fakescope.config import config_from_dict
 from fakescope.errors import ModelLoadError
 
@@ -98,12 +98,6 @@ def _saved_run(tmp: Path, raw: dict) -> Path:
     return run
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def test_fp32_scores_match_pytorch_on_100_real_faces(airl_run, airl_onnx, faces, fp32_scores):
     import onnx
 
@@ -130,8 +124,8 @@ def test_fp32_scores_match_pytorch_on_100_real_faces(airl_run, airl_onnx, faces,
 def test_detect_engine_onnx_gives_the_same_json_as_torch(airl_run, airl_onnx, face_set, capsys):
     paths = face_set.fake[:3] + face_set.real[:3]
     common = [*map(str, paths), "--aligned", "--json"]
-    rc_t, out_t, err_t = _cli(capsys, "detect", *common, "--model", str(airl_run))
-    rc_o, out_o, err_o = _cli(capsys, "detect", *common, "--model", str(airl_onnx), "--engine", "onnx")
+    rc_t, out_t, err_t = run_cli(capsys, "detect", *common, "--model", str(airl_run))
+    rc_o, out_o, err_o = run_cli(capsys, "detect", *common, "--model", str(airl_onnx), "--engine", "onnx")
     assert rc_t == rc_o == 0, (err_t, err_o)
     doc_t, doc_o = json.loads(out_t), json.loads(out_o)
     assert (doc_t["engine"], doc_o["engine"]) == ("torch", "onnx")
@@ -197,23 +191,25 @@ def test_infer_head_fed_a_pretrained_frozen_embedding_matches_pytorch(face_set, 
 
 def test_bad_inputs_give_one_clear_line(face_set, tmp_path, capsys, airl_onnx):
     face = str(face_set.real[0])
-    rc, _, err = _cli(capsys, "export", "--run", str(tmp_path / "nope"), "--onnx", str(tmp_path / "x.onnx"))
+    rc, _, err = run_cli(
+        capsys, "export", "--run", str(tmp_path / "nope"), "--onnx", str(tmp_path / "x.onnx")
+    )
     assert rc == 2 and err.count("\n") == 1 and "no such run directory" in err
     # A family with no export, and an INFER head whose frozen backbone could not be rebuilt.
     meso = _saved_run(tmp_path, _cfg(face_set.manifest, tmp_path, {"name": "meso4"}))
-    rc, _, err = _cli(capsys, "export", "--run", str(meso), "--onnx", str(tmp_path / "m.onnx"))
+    rc, _, err = run_cli(capsys, "export", "--run", str(meso), "--onnx", str(tmp_path / "m.onnx"))
     assert rc == 2 and err.count("\n") == 1 and "meso4" in err and "only the AIRL family" in err
     clip = _saved_run(
         tmp_path,
         _cfg(face_set.manifest, tmp_path, {"name": "clip", "backbone": "clip_tiny", "pretrained": False}),
     )
-    rc, _, err = _cli(capsys, "export", "--run", str(clip), "--onnx", str(tmp_path / "c.onnx"))
+    rc, _, err = run_cli(capsys, "export", "--run", str(clip), "--onnx", str(tmp_path / "c.onnx"))
     assert rc == 2 and err.count("\n") == 1 and "randomly initialised" in err
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "c.onnx").exists()
     # A corrupt .onnx (truncated), a file that is not ONNX, and a file given to the wrong engine.
     bad = tmp_path / "truncated.onnx"
     bad.write_bytes(airl_onnx.read_bytes()[:5000])
-    rc, _, err = _cli(capsys, "detect", face, "--aligned", "--model", str(bad), "--engine", "onnx")
+    rc, _, err = run_cli(capsys, "detect", face, "--aligned", "--model", str(bad), "--engine", "onnx")
     assert rc == 2 and err.count("\n") == 1 and "truncated.onnx" in err
     junk = tmp_path / "junk.onnx"
     junk.write_text("not a model")
@@ -221,7 +217,7 @@ def test_bad_inputs_give_one_clear_line(face_set, tmp_path, capsys, airl_onnx):
         from fakescope.api import load
 
         load(junk, engine="onnx")
-    rc, _, err = _cli(capsys, "detect", face, "--aligned", "--model", str(airl_onnx))
+    rc, _, err = run_cli(capsys, "detect", face, "--aligned", "--model", str(airl_onnx))
     assert rc == 2 and err.count("\n") == 1 and "--engine onnx" in err
 
 
@@ -229,7 +225,7 @@ def test_bench_engine_onnx_exports_the_random_detector_and_says_which_engine_ran
     out = tmp_path / "bench.json"
     argv = ["bench", "--models", "airl", "--backbone", "efficientnet_tiny", "--image-size", "64", "-n", "2"]
     argv += ["--warmup", "1", "--aligned", "--images", str(face_set.root / "real")]
-    rc, _, err = _cli(capsys, *argv, "--engine", "onnx", "--out", str(out))
+    rc, _, err = run_cli(capsys, *argv, "--engine", "onnx", "--out", str(out))
     assert rc == 0, err
     (res,) = json.loads(out.read_text())["results"]
     assert res["engine"] == "onnx" and res["model"] == "airl" and res["backbone"] == "efficientnet_tiny"
