@@ -61,7 +61,12 @@ def test_an_old_run_folder_loads_and_gives_the_logits_it_gave_before(old_run):
 
 
 #: (section, field, default): config fields added after the fixtures were written, off by default
-ADDED_SINCE = [("train", "balance_sources", False), ("train", "sbi_augment", "strong")]
+ADDED_SINCE = [
+    ("train", "balance_sources", False),
+    ("train", "sbi_augment", "strong"),
+    ("model", "members", []),
+    ("model", "member_temperatures", []),
+]
 
 
 @pytest.mark.parametrize("old_run", OLD_RUNS, indirect=True)
