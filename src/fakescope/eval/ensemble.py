@@ -171,6 +171,7 @@ def build_ensemble_run(
     from fakescope.models.config import ModelConfig
     from fakescope.models.registry import build_detector
     from fakescope.utils.atomic import atomic_write_json
+    from fakescope.utils.schema import json_safe
 
     out = Path(out)
     if len(runs) < 2:
@@ -187,6 +188,14 @@ def build_ensemble_run(
             )
         if cfg.preprocess != base.preprocess:
             raise InputError(f"{r}: aligns faces with other preprocess settings than {runs[0]}")
+    # Build the ensemble first (temperatures set below): a member it cannot hold is refused before
+    # any face is scored.
+    model = ModelConfig(name="ensemble", pretrained=False, members=[cfg.model for _, cfg, _ in loaded],
+                        member_temperatures=[1.0] * len(loaded))  # fmt: skip
+    cfg = base.model_copy(
+        update={"model": model, "name": "ensemble-" + "+".join(c.model.name for _, c, _ in loaded)}
+    )
+    detector = build_detector(model, input_spec_for(cfg))
     manifest = manifest if manifest is not None else base.data.manifest
     scored = [score_split(r, manifest, split, device=device, data_root=data_root, progress=progress)
               for r in runs]  # fmt: skip
@@ -206,12 +215,8 @@ def build_ensemble_run(
     temps = fit_temperatures(member_scores, labels)
     ens_scores = combine(member_scores, temps)
 
-    model = ModelConfig(name="ensemble", pretrained=False, members=[cfg.model for _, cfg, _ in loaded],
-                        member_temperatures=[temps[n] for n in names])  # fmt: skip
-    cfg = base.model_copy(
-        update={"model": model, "name": "ensemble-" + "+".join(c.model.name for _, c, _ in loaded)}
-    )
-    detector = build_detector(model, input_spec_for(cfg))
+    model.member_temperatures = [temps[n] for n in names]
+    detector.temperatures = list(model.member_temperatures)
     state = {f"members.{i}.{k}": v for i, (j, _, meta) in enumerate(loaded)
              for k, v in load_model_state(j, meta).items()}  # fmt: skip
     load_state_into(detector, state, str(out))
@@ -228,5 +233,5 @@ def build_ensemble_run(
     }  # fmt: skip
     save_checkpoint(out / "checkpoints", "best", model=detector, cfg=cfg, detector_name="ensemble", epoch=0,
                     step=0, val_metrics={"auc": val_auc}, val_threshold=thresholds)  # fmt: skip
-    atomic_write_json(out / ENSEMBLE_FILE, summary)
+    atomic_write_json(out / ENSEMBLE_FILE, json_safe(summary))  # --bootstrap 0: no interval (null)
     return summary
