@@ -17,7 +17,9 @@ detector, optimiser) and ``_optimiser_step``, ``--steps`` steps after ``--warmup
 variant in one process. ``old`` is the recipe with this issue's options off (``OLD_OVERRIDES``: no workers, no crop cache,
 NCHW, torch's thread choice); ``new`` turns them on (``NEW_OVERRIDES``: crop cache, one persistent
 worker, channels_last); ``new-narrow-dct`` is ``new`` with AIRL's DCT-stream CNN at half its widths
-(``NARROW_DCT_OVERRIDES``, a change to the model). ``--set`` applies to every variant (e.g. ``--set
+(``NARROW_DCT_OVERRIDES``, a change to the model); ``new-bf16`` is ``new`` with the forward under bf16
+autocast except the depthwise convolutions (``BF16_OVERRIDES``, ``train.amp``), ``new-bf16-all`` with every
+convolution in bf16. ``--set`` applies to every variant (e.g. ``--set
 train.num_threads=1`` on a busy CPU):
 
     python benchmarks/train_speed.py --variants old new --recipe airl --steps 20   # -> results/train_speed_loop.json
@@ -57,11 +59,22 @@ NEW_OVERRIDES = [
 #: multiply-adds). It changes the model, so it is a recipe choice that needs its validation-AUC evidence.
 NARROW_DCT_OVERRIDES = ["model.freq_channels=[32,64,128]"]
 
+#: bf16 autocast of the forward (``train.amp``; the loss, the weights and Adam stay fp32). Only worth it on
+#: a CPU with native bf16 (AVX512-BF16 / AMX); elsewhere oneDNN emulates it. Changes the arithmetic, so it
+#: too needs its validation-AUC evidence.
+BF16_OVERRIDES = ["train.amp=true", "train.amp_dtype=bfloat16", "train.amp_fp32_depthwise=true"]
+#: bf16 for every convolution, depthwise too (``train.amp_fp32_depthwise=false``): oneDNN's bf16 depthwise
+#: backward is the slow kernel that the default keeps in float32.
+BF16_ALL_OVERRIDES = ["train.amp=true", "train.amp_dtype=bfloat16", "train.amp_fp32_depthwise=false"]
+
 #: variant -> its overrides
 VARIANTS = {
     "old": OLD_OVERRIDES,
     "new": OLD_OVERRIDES + NEW_OVERRIDES,
     "new-narrow-dct": OLD_OVERRIDES + NEW_OVERRIDES + NARROW_DCT_OVERRIDES,
+    "new-bf16": OLD_OVERRIDES + NEW_OVERRIDES + BF16_OVERRIDES,
+    "new-bf16-all": OLD_OVERRIDES + NEW_OVERRIDES + BF16_ALL_OVERRIDES,
+    "new-bf16-narrow-dct": OLD_OVERRIDES + NEW_OVERRIDES + BF16_OVERRIDES + NARROW_DCT_OVERRIDES,
 }
 
 

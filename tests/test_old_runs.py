@@ -64,6 +64,7 @@ def test_an_old_run_folder_loads_and_gives_the_logits_it_gave_before(old_run):
 ADDED_SINCE = [
     ("train", "balance_sources", False),
     ("train", "sbi_augment", "strong"),
+    ("train", "amp_fp32_depthwise", True),
     ("model", "members", []),
     ("model", "member_temperatures", []),
 ]

@@ -253,11 +253,13 @@ def load_detector(
     Raises :class:`ModelLoadError` for a missing run, unreadable files or weights that belong to another
     detector.
     """
+    from fakescope.inference.precision import apply_amp_policy
     from fakescope.inference.spec import input_spec_for
     from fakescope.models.registry import build_detector
 
     json_path, cfg, meta = load_run_config(run_dir_or_checkpoint, prefer)
     detector = build_detector(cfg.model.model_copy(update={"pretrained": False}), input_spec_for(cfg))
     load_state_into(detector, load_model_state(json_path, meta), str(json_path))
+    apply_amp_policy(detector, cfg.train)  # the layers the run kept in float32 under autocast
     detector.to(torch.device(device)).eval()
     return detector, cfg, meta

@@ -43,6 +43,12 @@ class TrainConfig(StrictModel):
     amp_dtype: Literal["bfloat16", "float16"] = Field(
         "bfloat16", description="autocast dtype; float16 (CUDA only) also uses a gradient scaler"
     )
+    amp_fp32_depthwise: bool = Field(
+        True,
+        description="with amp: depthwise convolutions (groups > 1) run in float32 while dense ones autocast; "
+        "oneDNN's bf16 depthwise backward was 2-3x slower than float32 on an AVX512-BF16 CPU while dense "
+        "convolutions were 2-3x faster (docs/training.md); applies in training, validation and inference",
+    )
     augment: Literal["auto"] | AugmentConfig | None = Field(
         "auto",
         description="training augmentation: auto = AIRL's (flip, brightness/contrast, noise, JPEG) for "

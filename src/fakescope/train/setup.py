@@ -18,6 +18,7 @@ from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.sampler import BalancedBatchSampler
 from fakescope.errors import ConfigError
 from fakescope.inference.inputs import STORED_INPUTS, detector_inputs, precompute_inputs
+from fakescope.inference.precision import apply_amp_policy
 from fakescope.rows.crop_caches import attach_crop_caches
 from fakescope.rows.landmarks import write_synthetic_landmarks
 from fakescope.rows.rowset import RowSet
@@ -172,6 +173,7 @@ def _optimisation(
     """The model the loop steps (DDP-wrapped under torchrun, compiled with ``train.compile``), Adam on
     the detector's parameter groups, the warm-restart cosine schedule and the float16 loss scaler."""
     tc = cfg.train
+    apply_amp_policy(detector, tc)  # train.amp_fp32_depthwise: the layers kept in float32 under autocast
     if tc.channels_last:  # NHWC: oneDNN's fast convolution/BatchNorm path on CPU (docs/training.md)
         detector = detector.to(memory_format=torch.channels_last)
     model: torch.nn.Module = detector

@@ -203,7 +203,10 @@ def _optimiser_step(
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
     with autocast_context(s.device, tc.amp, tc.amp_dtype):
         out = s.model(batch)
-        losses = detector_loss(s.detector, batch, out, tc, epoch_progress=epoch + i / s.iters)
+    # The loss in float32 (a no-op without amp): SupCon divides similarities by tau = 0.07, which
+    # would magnify bf16 rounding of the embeddings into the loss.
+    out = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
+    losses = detector_loss(s.detector, batch, out, tc, epoch_progress=epoch + i / s.iters)
     loss = losses["total"]
     if not torch.isfinite(loss):
         raise FakescopeError(
