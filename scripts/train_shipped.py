@@ -92,6 +92,25 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_record() -> dict:
+    """The CPU that trained: its model name and the vector instructions ATen dispatches to (AVX2,
+    AVX512, ...). Bit-identical weights are promised only for the same thread count on a CPU with the
+    same record, since each instruction set sums in its own order."""
+    import platform
+
+    import torch
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or "unknown",
+            "capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}  # fmt: skip
+
+
 def train_stage(out: Path, manifest: Path, device: str, overrides: list[str]) -> dict:
     from fakescope.config import load_config
     from fakescope.train.trainer import train
@@ -110,7 +129,7 @@ def train_stage(out: Path, manifest: Path, device: str, overrides: list[str]) ->
     res = train(cfg, run, resume=(run / "checkpoints" / "last.json").is_file())
     info = {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epochs_budget": cfg.train.epochs,
             "stopped_early": res.stopped_early, "time_cut": res.time_cut, "best_val_auc": res.best_val_auc,
-            "train_seconds_this_call": round(time.time() - t0, 1)}  # fmt: skip
+            "train_seconds_this_call": round(time.time() - t0, 1), "cpu": cpu_record()}  # fmt: skip
     atomic_write_json(summary, info)
     return info
 
@@ -201,8 +220,9 @@ def write_card_blocks(out: Path, provenance: dict, folder: Path) -> None:
         f"of validation faces familiar), fitted on {fam['n_train']} training faces |",
     ])  # fmt: skip
     provenance_block = "\n".join([
-        f"- **Command:** `{provenance['command']}` (torch {provenance['torch']}, {provenance['threads']} thread(s); "
-        "the same thread count on the same CPU gives bit-identical weights).",
+        f"- **Command:** `{provenance['command']}` (torch {provenance['torch']}, {provenance['threads']} thread(s)"
+        + (f", trained on {t['cpu']['model']} ({t['cpu']['capability']})" if t.get("cpu") else "")
+        + "; the same thread count on the same CPU gives bit-identical weights).",
         f"- **Commit:** trained at `{provenance['commit']}`, exported at `{provenance['export_commit']}`.",
         f"- **Training:** best validation AUC {t['best_val_auc']:.3f} at epoch {t['best_epoch']} of "
         f"{t['epochs_run']} run ({t['epochs_budget']} budgeted"

@@ -165,6 +165,9 @@ def test_retraining_the_shipped_recipe_in_a_new_process_gives_bit_identical_weig
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append(out / "run" / "checkpoints")
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").rglob("*"))
+    # The promise holds per CPU, so the summary names the CPU and the instruction set that trained.
+    cpu = json.loads((tmp_path / "first" / "train_summary.json").read_text())["cpu"]
+    assert cpu["model"] and cpu["capability"] == torch.backends.cpu.get_cpu_capability()
     for name in ("best", "last"):
         a, b = (load_file(r / f"{name}.safetensors") for r in runs)
         assert a.keys() == b.keys() and len(a) > 100
