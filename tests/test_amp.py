@@ -95,3 +95,14 @@ def test_an_amp_run_trains_and_scores_a_face_the_same_after_loading(face_set, tm
     plain = build_detector(run_cfg.model.model_copy(update={"pretrained": False}), input_spec_for(run_cfg))
     plain.load_state_dict(loaded.state_dict())
     assert not np.allclose(predict_batch(plain, batch, cpu, amp=True)["logits"].numpy(), got.numpy(), atol=0)
+
+
+def test_training_with_amp_on_a_cpu_without_native_bf16_warns(face_set, tmp_path, monkeypatch):
+    import fakescope.train.setup as setup
+
+    monkeypatch.setattr(setup, "cpu_has_native_bf16", lambda: False)
+    manifest = small_manifest(face_set, tmp_path / "data", groups=8)
+    cfg = load_config(None, [*TINY, f"data.manifest={manifest}", "train.epochs=1", "train.batch_size=8",
+                             "train.max_steps_per_epoch=1", "train.amp=true"])  # fmt: skip
+    with pytest.warns(UserWarning, match="no native bf16.*leave train.amp off"):
+        train(cfg, tmp_path / "run")

@@ -17,9 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["apply_amp_policy", "keep_depthwise_fp32"]
+__all__ = ["apply_amp_policy", "cpu_has_native_bf16", "keep_depthwise_fp32"]
 
 _MARK = "_fakescope_fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX); without it bf16 is emulated
+    and autocast is slower than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _fp32_conv_forward(self: nn.Conv2d, x: Tensor) -> Tensor:

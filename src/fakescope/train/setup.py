@@ -18,7 +18,7 @@ from fakescope.data.dataset import FaceDataset, collate_batch
 from fakescope.data.sampler import BalancedBatchSampler
 from fakescope.errors import ConfigError
 from fakescope.inference.inputs import STORED_INPUTS, detector_inputs, precompute_inputs
-from fakescope.inference.precision import apply_amp_policy
+from fakescope.inference.precision import apply_amp_policy, cpu_has_native_bf16
 from fakescope.rows.crop_caches import attach_crop_caches
 from fakescope.rows.landmarks import write_synthetic_landmarks
 from fakescope.rows.rowset import RowSet
@@ -174,6 +174,12 @@ def _optimisation(
     the detector's parameter groups, the warm-restart cosine schedule and the float16 loss scaler."""
     tc = cfg.train
     apply_amp_policy(detector, tc)  # train.amp_fp32_depthwise: the layers kept in float32 under autocast
+    if tc.amp and device.type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn(
+            "train.amp: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 autocast is emulated "
+            "and slower than float32; leave train.amp off here (docs/training.md)",
+            stacklevel=2,
+        )
     if tc.channels_last:  # NHWC: oneDNN's fast convolution/BatchNorm path on CPU (docs/training.md)
         detector = detector.to(memory_format=torch.channels_last)
     model: torch.nn.Module = detector
