@@ -57,6 +57,21 @@ def test_depthwise_convolutions_run_in_float32_under_autocast_and_the_weights_do
     assert all(torch.equal(v, state[k]) for k, v in det.state_dict().items())
 
 
+def test_without_autocast_the_policy_changes_no_output():
+    """In float32 the policy is invisible: the same outputs bit for bit, including through convolutions
+    that pad in their own forward (the stride-2 depthwise ``Conv2dSame`` layers of the real Lite0)."""
+    cfg = load_config(None, ["model.name=airl", "model.backbone=lite0", "model.pretrained=false",
+                             "data.image_size=64"])  # fmt: skip
+    det = build_detector(cfg.model, input_spec_for(cfg)).eval()
+    assert any(type(m) is not nn.Conv2d and m.groups > 1 for m in det.modules() if isinstance(m, nn.Conv2d))
+    x = {"image": torch.rand(2, 3, 64, 64)}
+    with torch.no_grad():
+        want = det(x)["logits"]
+        keep_depthwise_fp32(det)
+        got = det(x)["logits"]
+    assert torch.equal(got, want)
+
+
 def test_the_policy_applies_only_to_runs_that_autocast():
     cfg = load_config(None, TINY)
     det = build_detector(cfg.model, input_spec_for(cfg)).eval()

@@ -30,8 +30,9 @@ def cpu_has_native_bf16() -> bool:
 
 def _fp32_conv_forward(self: nn.Conv2d, x: Tensor) -> Tensor:
     # Autocast off inside, so the kernel sees float32 input and weights; the next autocast op casts back.
+    # The class's own forward, not nn.Conv2d's: subclasses such as timm's Conv2dSame pad in theirs.
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return nn.Conv2d.forward(self, x.float())
+        return type(self).forward(self, x.float())
 
 
 def keep_depthwise_fp32(model: nn.Module) -> int:
