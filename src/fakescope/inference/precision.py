@@ -1,12 +1,13 @@
 """Which layers autocast leaves in float32 (``train.amp_fp32_depthwise``; docs/training.md, "bf16").
 
 Under ``torch.autocast`` every convolution runs in the autocast dtype. On a CPU with native bf16
-(AVX512-BF16) oneDNN's bf16 kernels made AIRL's dense convolutions (the DCT stream's 3×3 layers, the
-1×1 projections) 2–3× faster, but its bf16 depthwise-convolution backward 2–3× *slower* than float32,
-so bf16 everywhere bought little (0.65 → 0.60 s per forward+backward of a batch) while bf16 with the
-depthwise layers in float32 nearly halved it (0.36 s). The same layers must stay float32 wherever the
-run's detector runs (training, its validation, ``evaluate``, ``detect``), so a face gets one score:
-training set-up and :func:`~fakescope.inference.checkpoint.load_detector` both apply this policy.
+(AVX512-BF16), ``torch.profiler`` showed oneDNN's bf16 kernels making AIRL's dense convolutions (the DCT
+stream's 3×3 layers, the 1×1 projections) 2–3× faster, but its bf16 depthwise-convolution backward 2–3×
+*slower* than float32. In the training loop (``benchmarks/train_speed.py``, idle 2-core CPU) bf16
+everywhere gave 50 faces/s against 41.5 in float32, and bf16 with the depthwise layers in float32 57.5.
+The same layers must stay float32 wherever the run's detector runs (training, its validation,
+``evaluate``, ``detect``), so a face gets one score: training set-up and
+:func:`~fakescope.inference.checkpoint.load_detector` both apply this policy.
 """
 
 from __future__ import annotations
