@@ -106,7 +106,9 @@ def val_ci(runs: list[str], bootstrap: int = 1000) -> list[dict]:
         loader = torch.utils.data.DataLoader(
             FaceDataset(rows, cfg.data.image_size), batch_size=64, collate_fn=collate_batch
         )
-        s = [p for _, o in iter_predictions(det, loader, torch.device("cpu")) for p in o["prob"].tolist()]
+        # Under the run's own autocast setting, as its training-time validation scored it.
+        preds = iter_predictions(det, loader, torch.device("cpu"), cfg.train.amp, cfg.train.amp_dtype)
+        s = [p for _, o in preds for p in o["prob"].tolist()]
         y, g = [r.label for r in rows], [r.group for r in rows]
         lo, hi = bootstrap_auc_ci(y, s, g, n=bootstrap)
         row = {"run": run, "n": len(rows), "val_auc": round(auc(y, s), 4), "ci": [round(lo, 4), round(hi, 4)]}
