@@ -100,6 +100,8 @@ def cpu_record() -> dict:
 
     import torch
 
+    from fakescope.inference.precision import cpu_has_native_bf16
+
     model = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -108,7 +110,7 @@ def cpu_record() -> dict:
         pass
     return {"model": model or platform.processor() or "unknown",
             "capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}  # fmt: skip
+            "native_bf16": cpu_has_native_bf16()}  # fmt: skip
 
 
 def train_stage(out: Path, manifest: Path, device: str, overrides: list[str]) -> dict:
